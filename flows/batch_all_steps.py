@@ -1,0 +1,160 @@
+"""Batch flow: every matched recording of the mapping CSV through the pipeline.
+
+    python flows/batch_all_steps.py --csv mapping.csv --start 0 --end 3 --debug
+
+is the same as ``mea-pipeline batch ...``. Recordings whose output is complete are skipped
+(unless ``overwrite``); at most ``concurrency`` recordings run at once and at most ``raw_reads``
+steps read raw files at once; one failing recording never stops the others.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.futures import as_completed
+from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.errors import InputError
+from mea_pipeline.mapping import parse_path_map, recordings
+from mea_pipeline.runner import StepFailed, is_complete, output_summary
+from mea_pipeline.steps import REGISTRY
+from mea_pipeline.store import OutputFile
+
+from flows.process_recording import process_recording
+from tasks.steps import RAW_READS_LIMIT
+
+
+MAX_CONCURRENCY = 16
+
+
+def ensure_raw_reads_limit(limit: int) -> None:
+    """Create or resize the global limit on concurrent raw-file readers."""
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(RAW_READS_LIMIT, max(1, limit))
+
+
+def has_failed_step(path: Path) -> bool:
+    return any(state.startswith("failed") for state in OutputFile(path).step_states().values())
+
+
+@task(name="recording", task_run_name="recording-{recording.recording_id}")
+def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
+                  force: bool, position: str) -> dict:
+    """Run one recording's subflow and report it as a plain dict (never raises)."""
+    print(f"{position} {recording.recording_id}", flush=True)
+    t0 = time.perf_counter()
+    state = process_recording(recording, config, steps, force, return_state=True)
+    result = {"recording_id": recording.recording_id, "seconds": round(time.perf_counter() - t0, 2)}
+    if state.is_completed():
+        summary = state.result()
+        print(f"  {recording.recording_id}: Units: {summary['n_units']}, "
+              f"Steps: {len(summary['completed_steps'])}", flush=True)
+        return result | {"status": "success", "n_units": summary["n_units"],
+                         "n_steps": len(summary["completed_steps"])}
+    try:
+        state.result()
+        message, step = state.message or "failed", ""
+    except StepFailed as exc:
+        message, step = exc.reason, exc.step
+    except Exception as exc:  # noqa: BLE001 - a crash of the subflow itself is reported too
+        message, step = f"{type(exc).__name__}: {exc}", ""
+    print(f"  {recording.recording_id}: FAILED at {step or '?'}: {message}", flush=True)
+    return result | {"status": "failed", "failed_step": step, "message": message}
+
+
+@flow(name="batch_all_steps", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+def batch_all_steps(
+    csv: str,
+    output: str,
+    start: int = 0,
+    end: int | None = None,
+    overwrite: bool = False,
+    steps: str | None = None,
+    concurrency: int = 1,
+    raw_reads: int = 1,
+    path_map: list[str] | None = None,
+    config_file: str | None = None,
+    stimuli: str | None = None,
+    playlist: str | None = None,
+    only_failed: bool = False,
+    recording_ids: list[str] | None = None,
+):
+    """Process rows [start, end) of the matched recordings; returns the batch summary."""
+    logger = get_run_logger()
+    config = PipelineConfig.load(config_file, REGISTRY, {"stimuli": stimuli, "playlist": playlist})
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {concurrency}: use 1 to {MAX_CONCURRENCY}")
+    selection = recordings(csv, output, parse_path_map(path_map), start, end)
+    if recording_ids:
+        wanted = set(recording_ids)
+        selection = [r for r in selection if r.recording_id in wanted]
+    if only_failed:
+        selection = [r for r in selection if has_failed_step(r.output_path)]
+    ensure_raw_reads_limit(raw_reads)
+
+    total = len(selection)
+    rows, running = [], []
+    t0 = time.perf_counter()
+    for index, recording in enumerate(selection, start=1):
+        position = f"[{index}/{total}]"
+        if not overwrite and is_complete(recording, config, steps):
+            print(f"{position} {recording.recording_id}: skipped (output complete)", flush=True)
+            rows.append({"recording_id": recording.recording_id, "status": "skipped",
+                         **_counts(recording.output_path)})
+            continue
+        if len(running) >= concurrency:
+            # The parameter bounds the recordings in flight, whatever runner the flow has.
+            finished = next(as_completed(running))
+            rows.append(finished.result())
+            running.remove(finished)
+        running.append(run_recording.submit(recording, config, steps, overwrite, position))
+    rows += [future.result() for future in running]
+    rows.sort(key=lambda row: row["recording_id"])
+
+    summary = {
+        "total": total,
+        "success": sum(r["status"] == "success" for r in rows),
+        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "failed": sum(r["status"] == "failed" for r in rows),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "recordings": rows,
+    }
+    _report(summary, logger)
+    message = f"{summary['failed']}/{total} recordings failed"
+    return Failed(message=message, data=summary) if summary["failed"] else Completed(data=summary)
+
+
+def _counts(path: Path) -> dict:
+    summary = output_summary(path)
+    return {"n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
+
+
+def _report(summary: dict, logger) -> None:
+    lines = [
+        "=" * 60,
+        f"Batch finished in {summary['seconds']:.1f} s: {summary['success']} successful, "
+        f"{summary['skipped']} skipped, {summary['failed']} failed (of {summary['total']})",
+    ]
+    lines += [f"  FAILED {r['recording_id']} at {r.get('failed_step') or '?'}: {r['message']}"
+              for r in summary["recordings"] if r["status"] == "failed"]
+    print("\n".join(lines), flush=True)
+    logger.info("\n".join(lines))
+    create_table_artifact(
+        key="batch-summary",
+        table=[{k: r.get(k, "") for k in ("recording_id", "status", "n_units", "n_steps", "failed_step",
+                                            "message", "seconds")} for r in summary["recordings"]],
+        description=lines[1],
+    )
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    sys.exit(main(["batch", *sys.argv[1:]]))

@@ -1,0 +1,314 @@
+"""The ``mea-pipeline`` command line.
+
+Errors a user can cause print one line naming the file or field and how to fix it; Prefect is
+imported only by the commands that run flows (``inspect``, ``scan``, ``synth`` stay fast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mea_pipeline.config import PipelineConfig, RecordingInputs, batch_options
+from mea_pipeline.errors import PipelineError
+from mea_pipeline.mapping import recording_id
+from mea_pipeline.steps import REGISTRY
+from mea_pipeline.store import OutputFile
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
+
+DEFAULT_OUTPUT = "export_all_steps"
+
+CsvOpt = typer.Option(None, "--csv", help="Mapping CSV (cmcr_path, cmtr_path, matched)")
+OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAULT_OUTPUT})")
+StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
+ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
+StimuliOpt = typer.Option(None, "--stimuli", help="Stimulus library folder")
+PlaylistOpt = typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")
+DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
+
+
+def _prefect_environment(debug: bool) -> None:
+    """Quiet, offline-friendly Prefect defaults; must run before Prefect is imported."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if debug else "WARNING")
+
+
+def _config(config_file: Optional[Path], stimuli: Optional[Path], playlist: Optional[str]) -> PipelineConfig:
+    return PipelineConfig.load(config_file, REGISTRY, {"stimuli": stimuli, "playlist": playlist})
+
+
+def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, concurrency=1,
+              raw_reads=1, path_map=None, config_file=None, stimuli=None, playlist=None,
+              only_failed=False, debug=False) -> dict:
+    """Run the batch flow and return its summary (also used by ``demo``)."""
+    _prefect_environment(debug)
+    from flows.batch_all_steps import batch_all_steps
+
+    state = batch_all_steps(
+        csv=str(csv), output=str(output), start=start, end=end, overwrite=overwrite, steps=steps,
+        concurrency=concurrency, raw_reads=raw_reads, path_map=path_map,
+        config_file=str(config_file) if config_file else None,
+        stimuli=str(stimuli) if stimuli else None, playlist=playlist, only_failed=only_failed,
+        return_state=True,
+    )
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, BaseException):
+        raise summary
+    return summary
+
+
+@app.command()
+def batch(
+    csv: Optional[Path] = CsvOpt,
+    output: Optional[Path] = OutputOpt,
+    start: int = typer.Option(0, "--start", help="First matched row (0-based)"),
+    end: Optional[int] = typer.Option(None, "--end", help="Stop before this matched row (default: all)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute recordings whose output is complete"),
+    debug: bool = DebugOpt,
+    steps: Optional[str] = StepsOpt,
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Recordings at once (default 1)"),
+    raw_reads: Optional[int] = typer.Option(None, "--raw-reads", help="Raw-file readers at once (default 1)"),
+    path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
+    config_file: Optional[Path] = ConfigOpt,
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    only_failed: bool = typer.Option(False, "--only-failed", help="Only recordings with a failed step"),
+):
+    """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
+    opts = batch_options(config_file)
+    csv = csv or opts.get("csv")
+    if not csv:
+        raise PipelineError("no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)")
+    summary = run_batch(
+        csv=csv, output=output or opts.get("output", DEFAULT_OUTPUT), start=start,
+        end=end if end is not None else opts.get("end"), overwrite=overwrite,
+        steps=steps or opts.get("steps"), concurrency=concurrency or opts.get("concurrency", 1),
+        raw_reads=raw_reads or opts.get("raw_reads", 1), path_map=path_map or opts.get("path_map"),
+        config_file=config_file, stimuli=stimuli, playlist=playlist, only_failed=only_failed, debug=debug,
+    )
+    raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps: Optional[str],
+                       debug: bool) -> None:
+    _prefect_environment(debug)
+    from flows.batch_all_steps import ensure_raw_reads_limit
+    from flows.process_recording import process_recording
+
+    ensure_raw_reads_limit(1)
+    state = process_recording(recording, config, steps, return_state=True)
+    if not state.is_completed():
+        state.result()  # raises the step's error, printed as one line by main()
+    summary = state.result()
+    print(f"{recording.recording_id}: Units: {summary['n_units']}, Steps: {len(summary['completed_steps'])} "
+          f"-> {recording.output_path}")
+
+
+@app.command("run-one")
+def run_one(
+    cmcr: Path = typer.Option(..., "--cmcr", help="Raw .cmcr file"),
+    cmtr: Path = typer.Option(..., "--cmtr", help="Spike-sorted .cmtr file"),
+    output: Path = typer.Option(Path("."), "--output", help="Output folder"),
+    steps: Optional[str] = StepsOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    debug: bool = DebugOpt,
+):
+    """Process one recording."""
+    rid = recording_id(cmtr)
+    recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
+    _run_one_recording(recording, _config(config_file, stimuli, playlist), steps, debug)
+
+
+@app.command()
+def resume(
+    file: Path = typer.Argument(..., help="An existing output .h5"),
+    steps: Optional[str] = StepsOpt,
+    config_file: Optional[Path] = ConfigOpt,
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    debug: bool = DebugOpt,
+):
+    """Continue an output file with the steps it lacks (steps that read no raw file need none)."""
+    output = OutputFile(file)
+    with output.open() as h5:
+        if h5 is None:
+            raise PipelineError(f"{file} is not a readable output file; run `mea-pipeline run-one` instead")
+        sources = dict(h5["source_files"].attrs) if "source_files" in h5 else {}
+    done = set(output.verified_records())
+    lacking = [s.name for s in REGISTRY.select(steps) if s.name not in done]
+    if not lacking:
+        print(f"{file}: nothing to do, all selected steps are done")
+        return
+    recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
+    _run_one_recording(recording, _config(config_file, stimuli, playlist), ",".join(lacking), debug)
+
+
+def _path(value) -> Optional[Path]:
+    if value is None:
+        return None
+    return Path(value.decode() if isinstance(value, bytes) else str(value))
+
+
+@app.command()
+def status(
+    output: Path = typer.Option(Path(DEFAULT_OUTPUT), "--output", help="Output folder"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also list CSV recordings that have no output"),
+    path_map: Optional[list[str]] = typer.Option(None, "--path-map"),
+):
+    """Table of recordings x steps: done / failed / stale / edited / missing."""
+    from mea_pipeline.mapping import parse_path_map, recordings
+
+    files = {p.stem: p for p in sorted(output.glob("*.h5"))}
+    ids = list(files)
+    if csv:
+        ids += [r.recording_id for r in recordings(csv, output, parse_path_map(path_map)) if r.recording_id not in files]
+    names = REGISTRY.names()
+    width = max([len(i) for i in ids] + [12])
+    print(f"{'recording':<{width}}  " + "  ".join(f"{n[:14]:<14}" for n in names))
+    for rid in ids:
+        states = OutputFile(files[rid]).step_states() if rid in files else {}
+        cells = [states.get(n, "missing").split(":")[0] for n in names]
+        print(f"{rid:<{width}}  " + "  ".join(f"{c:<14}" for c in cells))
+    failures = [(rid, n, s) for rid in ids if rid in files
+                for n, s in OutputFile(files[rid]).step_states().items() if s.startswith("failed")]
+    for rid, name, state in failures:
+        print(f"{rid} {name}: {state}")
+
+
+@app.command()
+def inspect(
+    cmcr: Path = typer.Argument(..., help=".cmcr file"),
+    cmtr: Optional[Path] = typer.Argument(None, help=".cmtr file (optional)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+):
+    """What a recording holds: rate, duration, sensor grid, analog channels, units and spikes."""
+    from mea_pipeline.inspect_recording import format_inspection, inspect_recording
+
+    info = inspect_recording(cmcr, cmtr)
+    print(json.dumps(info, indent=2, default=str) if as_json else format_inspection(info))
+
+
+@app.command()
+def scan(
+    roots: list[Path] = typer.Argument(..., help="Data folders to walk"),
+    out: Path = typer.Option(Path("mapping.csv"), "--out", help="Mapping CSV to write"),
+):
+    """Pair *-Rec-.cmtr with *-Rec.cmcr under data folders and write a mapping CSV."""
+    from mea_pipeline.mapping import scan as scan_folders
+
+    table, problems = scan_folders(roots)
+    table.to_csv(out, index=False)
+    print(f"{out}: {int(table['matched'].sum()) if len(table) else 0} matched, "
+          f"{len(table) - (int(table['matched'].sum()) if len(table) else 0)} unmatched")
+    for line in problems:
+        print(f"  {line}")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder for recordings, stimulus library, mapping CSV"),
+    n_recordings: int = typer.Option(3, "--n-recordings"),
+    n_units: int = typer.Option(12, "--n-units"),
+    seed: int = typer.Option(0, "--seed"),
+    sensor_seconds: float = typer.Option(1.0, "--sensor-seconds", help="Seconds of full-chip sensor data"),
+    profile: str = typer.Option("demo", "--profile", help="'demo' or 'tiny' (shorter movies)"),
+):
+    """Write synthetic .cmcr/.cmtr pairs in the real MCS layout, with ground truth."""
+    from mea_pipeline.synth import SynthSpec, write_dataset
+
+    paths = write_dataset(out, n_recordings=n_recordings,
+                          spec=SynthSpec(n_units=n_units, seed=seed, sensor_seconds=sensor_seconds, profile=profile))
+    print(json.dumps({k: str(v) if not isinstance(v, (list, dict)) else v for k, v in paths.items()},
+                     indent=2, default=str))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_data"), "--out", help="Folder for the synthetic dataset and outputs"),
+    n_recordings: int = typer.Option(3, "--n-recordings"),
+    concurrency: int = typer.Option(1, "--concurrency"),
+    debug: bool = DebugOpt,
+):
+    """Make a synthetic dataset (real MCS format) and run the whole batch on it."""
+    from mea_pipeline.synth import SynthSpec, write_dataset
+
+    if not (out / "mapping.csv").is_file():
+        print(f"Writing {n_recordings} synthetic recordings to {out} ...", flush=True)
+        write_dataset(out, n_recordings=n_recordings, spec=SynthSpec())
+    summary = run_batch(csv=out / "mapping.csv", output=out / "output", stimuli=out / "stimuli",
+                        playlist=_demo_playlist(out / "stimuli"), concurrency=concurrency, debug=debug)
+    print(f"Outputs in {out / 'output'}; try: mea-pipeline status --output {out / 'output'}")
+    raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def _demo_playlist(stimuli: Path) -> str:
+    from mea_pipeline.stimulus_library import StimulusLibrary
+
+    return StimulusLibrary(stimuli).playlist_names()[0]
+
+
+@app.command()
+def schema():
+    """Print the output file schema (Markdown) from the step declarations."""
+    from mea_pipeline.schema import render_markdown
+
+    print(render_markdown(REGISTRY), end="")
+
+
+@app.command()
+def server(host: str = "127.0.0.1", port: int = 4200):
+    """Start a local Prefect server with its UI (SQLite; set PREFECT_API_DATABASE_CONNECTION_URL for PostgreSQL)."""
+    _prefect_environment(False)
+    print(f"Prefect UI at http://{host}:{port}  (clients: export PREFECT_API_URL=http://{host}:{port}/api)")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start",
+                                      "--host", host, "--port", str(port)]))
+
+
+@app.command()
+def serve(
+    csv: Path = typer.Option(..., "--csv"),
+    output: Path = typer.Option(Path(DEFAULT_OUTPUT), "--output"),
+    config_file: Optional[Path] = ConfigOpt,
+    cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule"),
+    timezone: str = typer.Option("Europe/Berlin", "--timezone"),
+):
+    """Serve the nightly and rerun-failed deployments (needs PREFECT_API_URL of a running server)."""
+    _prefect_environment(False)
+    from deployments.serve import serve_deployments
+
+    serve_deployments(csv=csv, output=output, config_file=config_file, cron=cron, timezone=timezone)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Console entry point; user errors become one line on stderr and exit code 2."""
+    try:
+        return app(args=argv, standalone_mode=False) or 0
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Per-recording subflow: the steps in order, each a cached Prefect task.
+
+A failing step fails this flow with the step's error as its message; the steps before it have
+already been committed to the output file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.runner import output_summary
+from mea_pipeline.steps import REGISTRY
+from tasks.steps import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time
+
+CACHE_FOLDER = ".prefect-cache"
+
+
+def cache_folder(recording: RecordingInputs) -> Path:
+    """Prefect's cache records live beside the outputs they describe."""
+    return recording.output_path.parent / CACHE_FOLDER
+
+
+@flow(name="process_recording", flow_run_name="rec-{recording.recording_id}")
+def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
+                      force: bool = False) -> dict:
+    selected = {step.name for step in REGISTRY.select(steps)}
+
+    def run(step_task) -> None:
+        if step_task.name in selected:
+            step_task.with_options(
+                timeout_seconds=config.timeout_for(step_task.name),
+                result_storage=cache_folder(recording),
+                refresh_cache=force,
+            )(recording, config, force)
+
+    run(load_recording)
+    run(section_time)
+    run(section_spike_times)
+    run(dense_noise_sta)
+    run(file_metadata)
+    return {"recording_id": recording.recording_id, **output_summary(recording.output_path)}

@@ -1,0 +1,147 @@
+"""Pipeline configuration: every external input and every step parameter, from one file.
+
+A config file (TOML or YAML) holds the external inputs at the top level and one table per step::
+
+    stimuli = "/data/stimuli"
+    playlist = "play_optimization_set6_ipRGC_manual"
+
+    [steps.load_recording]
+    duration_s = 120.0
+
+Command-line flags override the file. The values actually used are recorded in each output
+file's step records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+# Keys of the config file that name external inputs (and the flag that sets each).
+INPUT_KEYS = {
+    "stimuli": "--stimuli",
+    "playlist": "--playlist",
+    "labels": "--labels",
+    "gsheet_csv": "--gsheet-csv",
+    "gsheet_title": "--gsheet-title",
+    "gsheet_credentials": "--gsheet-credentials",
+    "ap_model": "--ap-model",
+}
+DEFAULT_PLAYLIST = "play_optimization_set6_ipRGC_manual"
+# A step that runs longer than this is stopped (``[timeouts] <step> = seconds`` overrides).
+DEFAULT_STEP_TIMEOUT_S = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class RecordingInputs:
+    """One recording: its raw files (may be None once they went offline) and its output."""
+
+    recording_id: str
+    output_path: Path
+    cmcr_path: Path | None = None
+    cmtr_path: Path | None = None
+
+
+@dataclass
+class PipelineConfig:
+    stimuli: Path | None = None
+    playlist: str = DEFAULT_PLAYLIST
+    labels: Path | None = None
+    gsheet_csv: Path | None = None
+    gsheet_title: str | None = None
+    gsheet_credentials: Path | None = None
+    ap_model: Path | None = None
+    step_params: dict[str, Any] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def timeout_for(self, step_name: str) -> float:
+        return float(self.timeouts.get(step_name, DEFAULT_STEP_TIMEOUT_S))
+
+    def params_for(self, step) -> Any:
+        """The parameter dataclass instance for ``step`` (defaults when not configured)."""
+        return self.step_params.get(step.name) or step.params()
+
+    def inputs_record(self) -> dict:
+        """External inputs as JSON-ready values, for the output's records."""
+        return {key: (str(v) if isinstance(v, Path) else v) for key in INPUT_KEYS if (v := getattr(self, key)) is not None}
+
+    @classmethod
+    def load(cls, path: str | Path | None, registry, overrides: dict | None = None) -> "PipelineConfig":
+        """Read a TOML/YAML file (optional) and apply non-None ``overrides`` (flag values)."""
+        raw: dict = read_config_file(path) if path else {}
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(raw) - set(INPUT_KEYS) - {"steps", "batch", "timeouts"}
+        if unknown:
+            raise InputError(
+                f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+                f"{', '.join(sorted(INPUT_KEYS))}, [steps.<name>], [timeouts], [batch]"
+            )
+        values = {key: raw[key] for key in INPUT_KEYS if key in raw} | overrides
+        config = cls(**{k: _as_path(k, v) for k, v in values.items()})
+        timeouts = raw.get("timeouts") or {}
+        bad = [k for k, v in timeouts.items() if k not in registry.by_name or not isinstance(v, (int, float))]
+        if bad:
+            raise InputError(f"{path}: [timeouts] {', '.join(bad)}: use '<step name> = seconds'")
+        config.timeouts = {k: float(v) for k, v in timeouts.items()}
+        step_tables = raw.get("steps") or {}
+        if not isinstance(step_tables, dict):
+            raise InputError(f"{path}: 'steps' must be a table of step-name tables")
+        for name, table in step_tables.items():
+            if name not in registry.by_name:
+                raise InputError(f"{path}: [steps.{name}] is not a step; steps are {', '.join(registry.names())}")
+            config.step_params[name] = build_params(registry[name].params, table or {}, f"{path}: [steps.{name}]")
+        return config
+
+
+def batch_options(path: str | Path | None) -> dict:
+    """The optional ``[batch]`` table (csv, output, start, end, concurrency, path_map ...)."""
+    return dict(read_config_file(path).get("batch") or {}) if path else {}
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"config file {path} cannot be parsed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"config file {path} must hold a table of keys")
+    return data
+
+
+def build_params(params_type: type, values: dict, where: str):
+    """Instantiate a parameter dataclass, converting lists to tuples and naming bad fields."""
+    names = {f.name: f for f in dataclasses.fields(params_type)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise InputError(f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(names)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return params_type(**converted)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from exc
+
+
+def params_json(params) -> dict:
+    """Parameters as plain JSON values (tuples -> lists), stable for hashing."""
+    return json.loads(json.dumps(dataclasses.asdict(params), default=str))
+
+
+def _as_path(key: str, value):
+    if value is None or key in ("playlist", "gsheet_title"):
+        return value
+    return Path(value).expanduser()

@@ -1,0 +1,178 @@
+"""Run steps on one recording, without Prefect.
+
+``plan_step`` answers "what is this step's cache key, and does the output file already hold
+its result?"; ``run_step`` runs it inside a store transaction when it does not. The Prefect
+tasks, ``run-one`` and the benchmarks all go through these two functions, so the file and
+Prefect's cache always agree on what is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PipelineConfig, RecordingInputs, params_json
+from .errors import InputError, PipelineError, StepDependencyError
+from .steps import REGISTRY
+from .steps.registry import Registry, Step, StepContext
+from .stimulus_library import StimulusLibrary
+from .store import OutputFile, StepRecord
+
+# Set to a step name to kill the process right before that step commits (crash-safety tests).
+FAULT_ENV = "MEA_PIPELINE_KILL_BEFORE_COMMIT"
+HEADER_BYTES = 64 * 1024
+
+
+class StepFailed(PipelineError):
+    """A step raised; the message names the recording and the step."""
+
+    def __init__(self, recording_id: str, step: str, message: str):
+        super().__init__(f"{recording_id}: step {step} failed: {message}")
+        self.recording_id = recording_id
+        self.step = step
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    step: Step
+    params: object
+    fingerprint: dict
+    cache_key: str
+    up_to_date: bool
+
+
+def file_fingerprint(path: Path | None, role: str) -> dict:
+    """Size, mtime and a hash of the header of a raw file (cheap on 80 GB files)."""
+    if path is None or not Path(path).is_file():
+        raise InputError(f"{role} file not found: {path}; check the mapping CSV or --{role}")
+    path = Path(path)
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(HEADER_BYTES)).hexdigest()[:16]
+    return {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header_sha256": head}
+
+
+def _external_fingerprints(step: Step, rec: RecordingInputs, config: PipelineConfig) -> dict:
+    fingerprint: dict = {}
+    if "cmcr" in step.reads:
+        fingerprint["cmcr"] = file_fingerprint(rec.cmcr_path, "cmcr")
+    if "cmtr" in step.reads:
+        fingerprint["cmtr"] = file_fingerprint(rec.cmtr_path, "cmtr")
+    if "stimuli" in step.reads:
+        if config.stimuli is None:
+            raise InputError(f"step {step.name} needs the stimulus library; pass --stimuli DIR")
+        fingerprint["stimuli"] = {
+            "folder": str(config.stimuli),
+            "content": StimulusLibrary(config.stimuli).fingerprint(),
+            "playlist": config.playlist,
+        }
+    return fingerprint
+
+
+def plan_step(step: Step, rec: RecordingInputs, config: PipelineConfig,
+              records: dict[str, StepRecord] | None = None) -> StepPlan:
+    """Cache key of ``step`` for this recording, and whether the output file already has it.
+
+    ``records`` are the output file's verified records (read from the file when omitted).
+    Upstream steps must be done: their record identities are part of the key, so a change
+    upstream invalidates every step that reads it.
+    """
+    if records is None:
+        records = OutputFile(rec.output_path).verified_records()
+    missing = [u for u in step.upstream if u not in records]
+    if missing:
+        raise StepDependencyError(
+            f"{rec.recording_id}: step {step.name} reads the output of {', '.join(missing)}, which "
+            f"{rec.output_path} does not hold (or holds out of date); include it in --steps"
+        )
+    params = config.params_for(step)
+    fingerprint = {
+        "recording_id": rec.recording_id,
+        **_external_fingerprints(step, rec, config),
+        "upstream": {u: f"{records[u].cache_key}:{records[u].output_digest}" for u in step.upstream},
+    }
+    blob = json.dumps({"step": step.name, "version": step.version, "params": params_json(params),
+                       "inputs": fingerprint}, sort_keys=True)
+    key = f"{step.name}-{rec.recording_id}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
+    current = records.get(step.name)
+    return StepPlan(step, params, fingerprint, key,
+                    up_to_date=current is not None and current.cache_key == key)
+
+
+def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
+             registry: Registry = REGISTRY, force: bool = False) -> dict:
+    """Run one step unless the output file already holds its current result (or ``force``).
+
+    Returns a small summary (``step``, ``status`` 'done' or 'up-to-date', ``seconds``,
+    ``warnings`` and the step's own counts). Raises :class:`StepFailed` on any error, after
+    which the output file is exactly as before the step.
+    """
+    step = registry[name]
+    t0 = time.perf_counter()
+    try:
+        plan = plan_step(step, rec, config)
+        if plan.up_to_date and not force:
+            return {"step": name, "status": "up-to-date", "seconds": 0.0, "warnings": []}
+        output = OutputFile(rec.output_path)
+        with output.transaction(name, registry.dependents(name), registry.names()) as tx:
+            context = StepContext(rec, config, tx)
+            summary = step.run(context, plan.params) or {}
+            if os.environ.get(FAULT_ENV) == name:
+                os.kill(os.getpid(), signal.SIGKILL)
+            tx.commit(cache_key=plan.cache_key, code_version=step.version,
+                      parameters=params_json(plan.params), input_fingerprint=plan.fingerprint,
+                      warnings=context.warnings, summary=summary)
+    except Exception as exc:  # noqa: BLE001 - every step error is reported with its step
+        failure = StepFailed(rec.recording_id, name, _one_line(exc))
+        try:
+            OutputFile(rec.output_path).record_failure(name, failure.reason)
+        except OSError:
+            pass  # the failure is still raised; only its note in the file is lost
+        raise failure from exc
+    return {"step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),
+            "warnings": context.warnings, **summary}
+
+
+def run_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
+                  registry: Registry = REGISTRY, force: bool = False) -> dict:
+    """Run the selected steps in order; stops at the first failing step (raising StepFailed)."""
+    results = [run_step(step.name, rec, config, registry, force) for step in registry.select(steps)]
+    return {"recording_id": rec.recording_id, "steps": results, **output_summary(rec.output_path)}
+
+
+def output_summary(path: Path) -> dict:
+    """Units and completed steps of an output file (the lab's 'Units: n, Steps: k' line)."""
+    with OutputFile(path).open() as h5:
+        if h5 is None:
+            return {"n_units": 0, "completed_steps": []}
+        units = len(h5["units"]) if "units" in h5 else 0
+        done = [s.decode() if isinstance(s, bytes) else s for s in h5["pipeline/completed_steps"][()]] \
+            if "pipeline/completed_steps" in h5 else []
+        return {"n_units": units, "completed_steps": done}
+
+
+def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
+                registry: Registry = REGISTRY) -> bool:
+    """True when every selected step is done in the output file with its current parameters.
+
+    Raw-file fingerprints are not re-read here (the raw files may be offline); a step counts
+    when its record is intact and its parameters and code version match the configuration.
+    """
+    records = OutputFile(rec.output_path).verified_records()
+    for step in registry.select(steps):
+        record = records.get(step.name)
+        if record is None or record.code_version != step.version \
+                or record.parameters != params_json(config.params_for(step)):
+            return False
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,147 @@
+"""The output file's schema, declared by the steps, and a validator for produced files.
+
+Each step lists its outputs as :class:`Out` entries (a path pattern, dtype, shape, meaning).
+``validate`` checks a produced file against them: every path a step recorded must match one of
+its declared patterns with the declared dtype and rank, and every required pattern must occur.
+``render_markdown`` writes ``docs/output_schema.md`` from the same declarations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+# Placeholders usable in patterns, and what they match.
+PLACEHOLDERS = {
+    "{unit}": r"unit_\d{3,}",
+    "{movie}": r"[^/@]+",
+    "{trial}": r"\d+",
+    "{field}": r"[^/@]+",
+    "{attribute}": r"[^/@]+",
+}
+
+
+@dataclass(frozen=True)
+class Out:
+    """One output: ``path`` pattern (``group@attr`` for an attribute), dtype kind and rank.
+
+    ``dtype``: 'f' float, 'i' integer (signed or unsigned), 'u' unsigned, 'str' string,
+    'any' (metadata copied from the raw files). ``ndim``: None when it varies.
+    """
+
+    path: str
+    dtype: str
+    ndim: int | None
+    doc: str
+    required: bool = True
+
+    def regex(self) -> re.Pattern:
+        pattern = re.escape(self.path)
+        for placeholder, regex in PLACEHOLDERS.items():
+            pattern = pattern.replace(re.escape(placeholder), regex)
+        return re.compile(pattern + r"$")
+
+
+PIPELINE_OUTPUTS = (
+    Out("pipeline/completed_steps", "str", 1, "names of the steps whose record is done"),
+    Out("pipeline/steps/{field}", "group", None,
+        "one record per step: attributes status, cache_key, code_version, parameters (JSON), "
+        "input_fingerprint (JSON), outputs (JSON list of owned paths), output_digest, started_at, "
+        "finished_at, duration_s, warnings (JSON), summary (JSON); last_error/last_error_at after a failure"),
+)
+
+
+def _dtype_ok(obj, expected: str) -> bool:
+    if expected == "any":
+        return True
+    if expected == "group":
+        return isinstance(obj, h5py.Group)
+    if isinstance(obj, h5py.Group):
+        return False
+    dtype = obj.dtype
+    if expected == "str":
+        return dtype.kind in "OSU" or h5py.check_string_dtype(dtype) is not None
+    if expected == "i":
+        return dtype.kind in "iu"
+    return dtype.kind == expected
+
+
+def _check_value(h5: h5py.File, path: str, out: Out) -> str | None:
+    obj_path, _, attr = path.partition("@")
+    if attr:
+        kind = np.asarray(h5[obj_path].attrs[attr]).dtype.kind
+        ok = out.dtype == "any" or kind == out.dtype or (out.dtype == "str" and kind in "OSU") \
+            or (out.dtype == "i" and kind in "iu")
+        return None if ok else f"{path}: attribute of kind {kind}, schema says {out.dtype}"
+    obj = h5[obj_path]
+    if not _dtype_ok(obj, out.dtype):
+        return f"{path}: {getattr(obj, 'dtype', 'group')}, schema says {out.dtype}"
+    if out.ndim is not None and isinstance(obj, h5py.Dataset) and obj.ndim != out.ndim:
+        return f"{path}: {obj.ndim}-d, schema says {out.ndim}-d"
+    return None
+
+
+def validate(h5: h5py.File, registry) -> list[str]:
+    """Problems of a produced file against the schema (empty list = valid)."""
+    from .store import StepRecord  # the store does not depend on the schema
+
+    problems = []
+    paths = _all_paths(h5)
+    problems += [f"{out.path}: missing" for out in PIPELINE_OUTPUTS
+                 if out.required and not any(out.regex().match(p) for p in paths)]
+    for step in registry:
+        record = StepRecord.read(h5, step.name)
+        if record is None or record.status != "done":
+            continue
+        matched: dict[Out, int] = {out: 0 for out in step.outputs}
+        for path in record.outputs:
+            outs = [out for out in step.outputs if out.regex().match(path)]
+            if not outs:
+                problems.append(f"{step.name}: {path} is not in the schema")
+                continue
+            matched[outs[0]] += 1
+            if problem := _check_value(h5, path, outs[0]):
+                problems.append(f"{step.name}: {problem}")
+        problems += [f"{step.name}: no output matches {out.path}" for out, count in matched.items()
+                     if out.required and count == 0]
+    return problems
+
+
+def _all_paths(h5: h5py.File) -> list[str]:
+    paths: list[str] = []
+    h5.visit(paths.append)
+    return paths
+
+
+def render_markdown(registry) -> str:
+    """The schema as a Markdown document (``docs/output_schema.md``)."""
+    lines = [
+        "# Output file schema",
+        "",
+        "Generated from the step declarations (`mea-pipeline schema > docs/output_schema.md`);",
+        "a test checks produced files against it. One file per recording, `<recording_id>.h5`.",
+        "Placeholders: `{unit}` = `unit_NNN` (CMTR unit number), `{movie}` = a playlist movie,",
+        "`{trial}` = trial index, `group@attr` = an attribute. dtype: f float, i integer, u unsigned,",
+        "str string, any = copied from the raw files as found.",
+        "",
+        "## Pipeline bookkeeping",
+        "",
+        "| path | dtype | ndim | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [_row(out) for out in PIPELINE_OUTPUTS]
+    for step in registry:
+        reads = ", ".join(sorted(step.reads)) or "the output file only"
+        lines += ["", f"## Step {step.number}: {step.name}", "",
+                  f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.",
+                  "", "| path | dtype | ndim | meaning |", "|---|---|---|---|"]
+        lines += [_row(out) for out in step.outputs]
+    return "\n".join(lines) + "\n"
+
+
+def _row(out: Out) -> str:
+    optional = "" if out.required else " (optional)"
+    return f"| `{out.path}` | {out.dtype} | {out.ndim if out.ndim is not None else '-'} | {out.doc}{optional} |"

@@ -1,0 +1,14 @@
+"""The pipeline's steps, one module each; ``REGISTRY`` orders them by their declarations."""
+
+from . import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time
+from .registry import Registry, Step, StepContext
+
+REGISTRY = Registry([
+    load_recording.STEP,
+    section_time.STEP,
+    section_spike_times.STEP,
+    dense_noise_sta.STEP,
+    file_metadata.STEP,
+])
+
+__all__ = ["REGISTRY", "Registry", "Step", "StepContext"]

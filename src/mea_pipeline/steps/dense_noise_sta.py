@@ -1,0 +1,93 @@
+"""Step 4: spike-triggered average of every dense-noise movie (60 display frames before the spike).
+
+For each playlist movie whose name contains ``movie_pattern`` the movie's ``.npy`` is read from
+the stimulus library; a missing movie fails the step naming the file it expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..stimulus_library import StimulusLibrary
+from ..schema import Out
+from .registry import Step, StepContext
+
+
+@dataclass(frozen=True)
+class DenseNoiseStaParams:
+    movie_pattern: str = "dense_noise"
+    frames_before: int = 60
+    pre_margin_frame: int = 60
+
+
+def spike_frames(spikes: np.ndarray, frame_samples: np.ndarray, movie_frame0: int) -> np.ndarray:
+    """Movie frame on screen at each spike (the last frame that started at or before it)."""
+    return np.searchsorted(frame_samples, spikes, side="right") - 1 - movie_frame0
+
+
+def dense_noise_sta(frames_per_unit: list[np.ndarray], movie: np.ndarray, frames_before: int):
+    """STA of each unit over the ``frames_before`` movie frames preceding its spikes' frames.
+
+    A spike at movie frame ``f`` uses frames ``f - frames_before .. f - 1`` and counts only when
+    all of them exist (``frames_before <= f <= n_frames``). Returns ``(sta, n_used)``:
+    ``sta`` float32 (n_units, frames_before, rows, cols), NaN for a unit with no valid spike.
+    """
+    n_frames = movie.shape[0]
+    flat = np.asarray(movie, dtype=np.float32).reshape(n_frames, -1)
+    counts = np.zeros((len(frames_per_unit), n_frames + 1), dtype=np.float32)
+    for row, frames in zip(counts, frames_per_unit):
+        valid = frames[(frames >= frames_before) & (frames <= n_frames)]
+        np.add.at(row, valid, 1.0)
+    n_used = counts.sum(axis=1).astype(np.int64)
+    # sta[:, k] = sum_f counts[:, f] * movie[f - frames_before + k]: one matrix product per lag,
+    # exact in float32 for integer movie values and the spike counts of a recording.
+    weights = counts[:, frames_before:]
+    span = n_frames + 1 - frames_before
+    sta = np.stack([weights @ flat[k:k + span] for k in range(frames_before)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sta /= n_used[:, None, None]
+    return sta.reshape((len(frames_per_unit), frames_before) + movie.shape[1:]).astype(np.float32), n_used
+
+
+def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
+    h5 = ctx.h5
+    library = StimulusLibrary(ctx.config.stimuli)
+    frame_samples = h5["metadata/frame_timestamps"][()].astype(np.int64)
+    movies = [m for m in h5["stimulus/section_frames"] if p.movie_pattern in m]
+    if not movies:
+        ctx.warn(f"no playlist movie name contains '{p.movie_pattern}'; no dense-noise STA computed")
+    unit_names = list(h5["units"])
+    for movie_name in movies:
+        movie = library.movie_array(movie_name)
+        movie_frame0 = int(h5[f"stimulus/section_frames/{movie_name}"][0, 0]) + p.pre_margin_frame
+        spikes = [h5[f"units/{u}/spike_times_sectioned/{movie_name}/trials_spike_times/0"][()]
+                  if f"units/{u}/spike_times_sectioned/{movie_name}" in h5 else np.zeros(0, np.int64)
+                  for u in unit_names]
+        frames = [spike_frames(s.astype(np.int64), frame_samples, movie_frame0) for s in spikes]
+        sta, n_used = dense_noise_sta(frames, movie, p.frames_before)
+        for index, unit in enumerate(unit_names):
+            base = f"units/{unit}/features/sta_{movie_name}"
+            ctx.tx.write(f"{base}/data", sta[index])
+            ctx.tx.write_tree(f"{base}/metadata", {
+                "n_spikes_used": int(n_used[index]),
+                "n_spikes_excluded": int(len(spikes[index]) - n_used[index]),
+                "cover_range": np.asarray([-p.frames_before, 0], dtype=np.int64),
+                "movie_name": movie_name,
+            })
+    return {"movies": movies, "n_units": len(unit_names)}
+
+
+STEP = Step(
+    name="dense_noise_sta", number=4, upstream=("section_time", "section_spike_times"),
+    reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="1", run=run,
+    outputs=(
+        Out("units/{unit}/features/sta_{movie}/data", "f", 3,
+            "float32 (frames_before, rows, cols) mean movie frames before the spike frame; NaN if no spike",
+            required=False),
+        Out("units/{unit}/features/sta_{movie}/metadata/{field}", "any", None,
+            "n_spikes_used, n_spikes_excluded, cover_range, movie_name", required=False),
+    ),
+    description="Dense-noise spike-triggered average (float32, frames_before x rows x cols) per unit",
+)

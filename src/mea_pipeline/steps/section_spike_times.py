@@ -1,0 +1,94 @@
+"""Step 3: each unit's spikes cut by movie and trial, from the movies' ``section_kwargs``.
+
+Movies are sectioned independently: a movie whose JSON is missing or malformed is recorded as
+failed (a warning and ``metadata/spike_sectioning/failed_movies``) and the others go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..stimulus_library import StimulusLibrary
+from ..schema import Out
+from .registry import Step, StepContext
+
+
+@dataclass(frozen=True)
+class SectionSpikeTimesParams:
+    pad_margin_s: tuple[float, float] = (0.0, 0.0)
+    pre_margin_frame: int = 60
+
+
+def trial_bounds(section_frames: np.ndarray, layout, frame_samples: np.ndarray,
+                 pre_margin_frame: int) -> np.ndarray:
+    """(n_trials, 2) trial [start, end) samples of a movie's first occurrence."""
+    movie_frame0 = int(section_frames[0, 0]) + pre_margin_frame
+    frames = layout.trial_frames() + movie_frame0
+    if frames.max() >= len(frame_samples):
+        raise InputError(f"trials reach display frame {int(frames.max())}, beyond the "
+                         f"{len(frame_samples)} detected frames")
+    return frame_samples[frames].astype(np.int64)
+
+
+def cut_trials(spikes: np.ndarray, bounds: np.ndarray, pre: int, post: int) -> list[np.ndarray]:
+    """Spikes with ``start - pre <= t < end + post`` for each trial (absolute sample indices)."""
+    lo = np.searchsorted(spikes, np.maximum(bounds[:, 0] - pre, 0), side="left")
+    hi = np.searchsorted(spikes, bounds[:, 1] + post, side="left")
+    return [spikes[a:b].astype(np.int64) for a, b in zip(lo, hi)]
+
+
+def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
+    h5 = ctx.h5
+    library = StimulusLibrary(ctx.config.stimuli)
+    rate = float(h5["metadata/acquisition_rate"][()])
+    frame_samples = h5["metadata/frame_timestamps"][()].astype(np.int64)
+    pre, post = (int(m * rate) for m in p.pad_margin_s)
+    units = {name: np.sort(h5[f"units/{name}/spike_times"][()].astype(np.int64)) for name in h5["units"]}
+
+    sectioned, failed = [], []
+    for movie in h5["stimulus/section_frames"]:
+        try:
+            layout = library.trial_layout(movie)
+            bounds = trial_bounds(h5[f"stimulus/section_frames/{movie}"][()], layout, frame_samples,
+                                  p.pre_margin_frame)
+        except InputError as exc:
+            ctx.warn(f"{movie}: not sectioned: {exc}")
+            failed.append(movie)
+            continue
+        for name, spikes in units.items():
+            trials = cut_trials(spikes, bounds, pre, post)
+            base = f"units/{name}/spike_times_sectioned/{movie}"
+            full = np.unique(np.concatenate(trials)) if trials else np.zeros(0, np.int64)
+            ctx.tx.write(f"{base}/full_spike_times", full.astype(np.int64))
+            ctx.tx.write_tree(f"{base}/trials_spike_times", {str(i): t for i, t in enumerate(trials)})
+            ctx.tx.write(f"{base}/trials_start_end", bounds)
+            ctx.tx.write_tree(f"{base}/_attrs", {
+                "n_trials": len(bounds), "pad_margin": np.asarray(p.pad_margin_s, dtype=np.float64),
+                "pre_samples": pre, "post_samples": post,
+            })
+        sectioned.append(movie)
+    ctx.tx.write("metadata/spike_sectioning/sectioned_movies", sectioned)
+    ctx.tx.write("metadata/spike_sectioning/failed_movies", failed)
+    return {"movies": sectioned, "failed_movies": failed}
+
+
+STEP = Step(
+    name="section_spike_times", number=3, upstream=("load_recording", "section_time"),
+    reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="1", run=run,
+    outputs=(
+        Out("units/{unit}/spike_times_sectioned/{movie}/full_spike_times", "i", 1,
+            "sorted union of the trial spikes (absolute samples)"),
+        Out("units/{unit}/spike_times_sectioned/{movie}/trials_spike_times/{trial}", "i", 1,
+            "spikes of one trial (absolute samples)"),
+        Out("units/{unit}/spike_times_sectioned/{movie}/trials_start_end", "i", 2,
+            "(n_trials, 2) trial [start, end) samples, without padding"),
+        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/{field}", "any", None,
+            "n_trials, pad_margin (s), pre_samples, post_samples"),
+        Out("metadata/spike_sectioning/sectioned_movies", "str", 1, "movies sectioned"),
+        Out("metadata/spike_sectioning/failed_movies", "str", 1, "movies whose JSON was missing or invalid"),
+    ),
+    description="Spike times per movie and trial (absolute sample indices)",
+)

@@ -1,0 +1,130 @@
+"""Step 2: display-frame timestamps and the section of every playlist movie.
+
+Frame timestamps are the rising edges of the frame-sync channel; the rig's start-up pulses
+before the playlist's first frame are dropped. Sections follow the playlist and movie-length
+tables of the stimulus library; a movie missing from the movie-length table is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..mcs_io import CmcrFile
+from ..stimulus_library import StimulusLibrary, expected_frame_count, section_frames
+from ..schema import Out
+from .registry import Step, StepContext
+
+
+@dataclass(frozen=True)
+class SectionTimeParams:
+    startup_pulses: int = 4
+    frame_sync_channel: int = 1
+    light_channel: int = 0
+    # Edge threshold as a fraction of the way from the baseline (median) to the pulse top.
+    edge_threshold: float = 0.5
+    pad_frame: int = 180
+    pre_margin_frame: int = 60
+    post_margin_frame: int = 120
+
+
+def rising_edges(signal: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """Sample indices where ``signal`` first rises above its mid level (one per pulse).
+
+    The level is ``fraction`` of the way from the median (the idle level between pulses) to the
+    99.9th percentile (the pulse top), so it holds for any ADC gain and offset.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    low, high = np.median(x), np.percentile(x, 99.9)
+    if high <= low:
+        return np.zeros(0, dtype=np.int64)
+    above = x > low + fraction * (high - low)
+    return np.flatnonzero(above[1:] & ~above[:-1]).astype(np.int64) + 1
+
+
+def block_mean(signal: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of consecutive blocks of ``factor`` samples (a trailing partial block is dropped)."""
+    n = len(signal) // factor
+    return signal[: n * factor].reshape(n, factor).mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def run(ctx: StepContext, p: SectionTimeParams) -> dict:
+    library = StimulusLibrary(ctx.config.stimuli)
+    movies = library.playlist(ctx.config.playlist)
+    lengths = library.movie_lengths(movies)
+    with CmcrFile(ctx.recording.cmcr_path) as cmcr:
+        analog = cmcr.analog()
+        rate = cmcr.sampling_rate_hz
+    frame_sync = analog[p.frame_sync_channel]
+    light = analog[p.light_channel]
+
+    edges = rising_edges(frame_sync, p.edge_threshold)
+    frames = edges[p.startup_pulses:]
+    expected = expected_frame_count(movies, lengths, p.pad_frame)
+    if len(frames) != expected:
+        ctx.warn(f"frame count QC: detected {len(frames)} display frames, playlist "
+                 f"'{ctx.config.playlist}' expects {expected}")
+
+    tx = ctx.tx
+    tx.write("metadata/frame_timestamps", frames.astype(np.uint64))
+    tx.write("metadata/frame_time", frames / rate)
+    tx.write("stimulus/frame_times/default", frames.astype(np.uint64))
+    tx.write_tree("metadata/frame_qc", {
+        "detected_frames": len(frames), "expected_frames": expected,
+        "difference": len(frames) - expected, "startup_pulses_dropped": min(p.startup_pulses, len(edges)),
+    })
+    tx.write("metadata/section_time_playlist", ctx.config.playlist)
+    tx.write("metadata/section_time_movies", movies)
+
+    factor_1khz = max(1, int(round(rate / 1000)))
+    light_1khz = block_mean(light, factor_1khz)
+    tx.write("stimulus/light_reference/1khz_ch1", light_1khz)
+    tx.write("stimulus/light_reference/1khz_ch2", block_mean(frame_sync, factor_1khz))
+    tx.write("stimulus/light_reference/10hz_ch1", block_mean(light, factor_1khz * 100))
+    tx.write("stimulus/light_reference/10hz_ch2", block_mean(frame_sync, factor_1khz * 100))
+
+    sectioned = []
+    for movie, occurrences in section_frames(movies, lengths, p.pad_frame, p.pre_margin_frame,
+                                             p.post_margin_frame).items():
+        if occurrences.max() >= len(frames):
+            ctx.warn(f"{movie}: section ends at display frame {int(occurrences.max())} but only "
+                     f"{len(frames)} frames were detected; movie not sectioned")
+            continue
+        samples = frames[occurrences]
+        tx.write(f"stimulus/section_frames/{movie}", occurrences)
+        tx.write(f"stimulus/section_time/{movie}", samples.astype(np.int64))
+        template = _light_template(light_1khz, samples // factor_1khz)
+        tx.write(f"stimulus/light_template/{movie}", template).attrs["sampling_rate_hz"] = rate / factor_1khz
+        sectioned.append(movie)
+    return {"n_frames": int(len(frames)), "expected_frames": int(expected), "movies": sectioned}
+
+
+def _light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Position-wise mean of the light trace over a movie's occurrences (NaN-padded)."""
+    pieces = [light[start:end] for start, end in bounds]
+    stacked = np.full((len(pieces), max(len(piece) for piece in pieces)), np.nan, dtype=np.float32)
+    for row, piece in zip(stacked, pieces):
+        row[: len(piece)] = piece
+    return np.nanmean(stacked, axis=0).astype(np.float32)
+
+
+STEP = Step(
+    name="section_time", number=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
+    params=SectionTimeParams, version="1", run=run,
+    outputs=(
+        Out("metadata/frame_timestamps", "u", 1, "sample of each display frame's sync rising edge"),
+        Out("metadata/frame_time", "f", 1, "frame_timestamps in seconds"),
+        Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps (lab layout)"),
+        Out("metadata/frame_qc/{field}", "i", 0,
+            "detected_frames, expected_frames (from the playlist), difference, startup_pulses_dropped"),
+        Out("metadata/section_time_playlist", "str", 0, "playlist used"),
+        Out("metadata/section_time_movies", "str", 1, "playlist movies in order"),
+        Out("stimulus/light_reference/{field}", "f", 1,
+            "light (ch1) and frame-sync (ch2) channels as 1 kHz and 10 Hz block means"),
+        Out("stimulus/section_frames/{movie}", "i", 2, "(occurrences, 2) section [start, end] in display frames"),
+        Out("stimulus/section_time/{movie}", "i", 2, "(occurrences, 2) section [start, end] in samples"),
+        Out("stimulus/light_template/{movie}", "f", 1, "mean light trace over the occurrences, 1 kHz"),
+    ),
+    description="Frame timestamps from the frame-sync channel, QC against the playlist, movie sections",
+)

@@ -1,0 +1,100 @@
+"""Mapping CSV, --path-map, scan, and the config file."""
+
+from pathlib import Path
+
+import pytest
+
+from mea_pipeline.config import PipelineConfig
+from mea_pipeline.errors import InputError
+from mea_pipeline.mapping import parse_path_map, read_mapping, recording_id, remap_path, scan
+from mea_pipeline.steps.registry import Registry, Step
+
+LAB_MAPPING = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mapping" / "pkl_to_cmtr_mapping.csv"
+
+
+def test_recording_id_strips_trailing_dash():
+    assert recording_id("2024.01.17-11.15.41-Rec-.cmtr") == "2024.01.17-11.15.41-Rec"
+    assert recording_id(r"M:\x\2024.02.26-10.53.19-Rec-.cmtr") == "2024.02.26-10.53.19-Rec"
+
+
+def test_path_map_rewrites_windows_drive():
+    pairs = parse_path_map(["M:\\=/mnt/m/"])
+    assert remap_path(r"M:\20240226_protocol_test\a-Rec-.cmtr", pairs) == Path("/mnt/m/20240226_protocol_test/a-Rec-.cmtr")
+    assert remap_path(r"q:\x\b.cmcr", parse_path_map(["Q:\\=/data/q"])) == Path("/data/q/x/b.cmcr")
+    with pytest.raises(InputError, match="PREFIX=REPLACEMENT"):
+        parse_path_map(["nothing"])
+
+
+@pytest.mark.skipif(not LAB_MAPPING.is_file(), reason="shared/ reference data not present")
+def test_lab_mapping_csv():
+    rows = read_mapping(LAB_MAPPING, parse_path_map(["M:\\=/mnt/m/", "Q:\\=/mnt/q/", "R:\\=/mnt/r/", "O:\\=/mnt/o/"]))
+    assert len(rows) == 359
+    rid, cmcr, cmtr = rows[0]
+    assert rid == "2024.02.26-10.53.19-Rec"
+    assert cmcr == Path("/mnt/m/20240226_protocol_test/2024.02.26-10.53.19-Rec.cmcr")
+    assert all(str(c).startswith("/mnt/") for _, c, _ in rows)
+
+
+def test_mapping_errors_name_the_problem(tmp_path):
+    with pytest.raises(InputError, match="mapping CSV not found"):
+        read_mapping(tmp_path / "none.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cmcr_path,cmtr\n")
+    with pytest.raises(InputError, match="missing column.*cmtr_path"):
+        read_mapping(bad)
+
+
+def test_scan_pairs_and_reports_unmatched(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name in ("2024.01.01-10.00.00-Rec.cmcr", "2024.01.01-10.00.00-Rec-.cmtr", "2024.01.02-10.00.00-Rec-.cmtr",
+                 "2024.01.03-10.00.00-Rec.cmcr"):
+        (tmp_path / "d" / name).write_bytes(b"")
+    table, problems = scan([tmp_path])
+    assert table["matched"].tolist() == [True, False]
+    assert len(problems) == 2
+
+
+def _toy_registry():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class P:
+        gain: float = 1.0
+        window: tuple = (-1, 2)
+
+    def step(name, number, upstream=()):
+        return Step(name, number, upstream, frozenset(), P, "1", lambda ctx, p: {}, (), name)
+    return Registry([step("a", 1), step("b", 2, ("a",)), step("c", 3, ("b",)), step("d", 4)])
+
+
+def test_registry_selection_and_dependents():
+    registry = _toy_registry()
+    assert [s.name for s in registry.select("1-2")] == ["a", "b"]
+    assert [s.name for s in registry.select("4,a")] == ["a", "d"]
+    assert registry.dependents("a") == ["b", "c"]
+    assert registry.upstream_closure("c") == ["a", "b"]
+    with pytest.raises(InputError, match="unknown step 'x'"):
+        registry.select("x")
+
+
+def test_config_file_toml_and_yaml(tmp_path):
+    registry = _toy_registry()
+    toml = tmp_path / "c.toml"
+    toml.write_text('stimuli = "/s"\nplaylist = "p"\n[steps.b]\ngain = 2.5\nwindow = [-3, 4]\n[timeouts]\na = 60\n')
+    config = PipelineConfig.load(toml, registry, {"playlist": "flag wins"})
+    assert config.stimuli == Path("/s") and config.playlist == "flag wins"
+    assert config.params_for(registry["b"]).window == (-3, 4) and config.timeout_for("a") == 60
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("steps:\n  b:\n    gain: 3\n")
+    assert PipelineConfig.load(yaml_file, registry).params_for(registry["b"]).gain == 3
+
+
+def test_config_errors_name_key(tmp_path):
+    registry = _toy_registry()
+    bad = tmp_path / "c.toml"
+    bad.write_text("[steps.b]\ngainz = 1\n")
+    with pytest.raises(InputError, match=r"\[steps.b\]: unknown parameter\(s\) gainz"):
+        PipelineConfig.load(bad, registry)
+    bad.write_text("stimulus = 1\n")
+    with pytest.raises(InputError, match="unknown key.*stimulus"):
+        PipelineConfig.load(bad, registry)
