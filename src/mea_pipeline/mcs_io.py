@@ -1,0 +1,398 @@
+"""The only reader of MCS CMOS-MEA files (``.cmcr`` raw data, ``.cmtr`` spike-sorter results).
+
+Built on McsPyDataTools (``McsPy``); see ``docs/reference/mcs-format.md`` for the layout and
+for the McsPy pitfalls this module works around:
+
+* the McsPy root object closes its HDF5 file when garbage-collected, so each reader keeps it
+  alive while open, and ``close()`` closes the file explicitly and collects cycles (McsPy has
+  no ``close``);
+* ``Acquisition.SensorStreams`` & co. are class-level lists that point at the last file
+  opened, so only per-instance named access is used (``Acquisition.Sensor_Data``);
+* McsPy prints (not raises) "Error opening group ..." for children it cannot wrap, e.g. a
+  CMTR's ``/Acquisition`` external link when the CMCR is not beside it; those prints go to
+  this module's logger at debug level;
+* only ``Peaks`` rows with ``IncludePeak == 1`` are spikes, timestamps are microseconds and
+  sample index = ``(Timestamp - From) // Tick`` in integers;
+* ``Unit Info`` columns differ between CMOS-MEA-Tools versions, so fields are taken by name;
+* the CMTR ``Source`` traces (one value per sample per unit) are never read.
+
+Sensor layout: a full-chip frame ``SensorData[t]`` holds the electrode at (Row, Column),
+1-based, at ``[t, Column - 1, Row - 1]`` (flattened C order = SensorID - 1). Use
+:func:`sensor_frame_index` rather than indexing by hand.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import McsPy.McsCMOSMEA as _mcspy_module
+from McsPy.McsCMOSMEA import McsCMOSMEAData
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+GRID = 65
+SENSOR_AXES = ("time", "column", "row")
+PEAK_FIELDS = ("Timestamp", "PeakAmplitude", "IncludePeak")
+
+
+class McsFormatError(InputError):
+    """A raw file is missing, is not an MCS CMOS-MEA file, or lacks a dataset the pipeline reads."""
+
+
+def recording_id_from_path(path: str | Path) -> str:
+    """File stem with trailing ``-`` removed (``2024.01.17-11.15.41-Rec-.cmtr`` -> ``2024.01.17-11.15.41-Rec``)."""
+    return Path(path).stem.rstrip("-")
+
+
+def unit_id(unit_number: int) -> str:
+    """``7`` -> ``'unit_007'``, ``1234`` -> ``'unit_1234'``."""
+    return f"unit_{int(unit_number):03d}"
+
+
+def sensor_id(row: int, column: int) -> int:
+    """MCS SensorID (1..4225) of the electrode at 1-based (row, column)."""
+    return GRID * (int(column) - 1) + int(row)
+
+
+def sensor_coordinates(sensor: int) -> tuple[int, int]:
+    """1-based (row, column) of a SensorID."""
+    index = int(sensor) - 1
+    return index % GRID + 1, index // GRID + 1
+
+
+def sensor_frame_index(row, column):
+    """Index ``(axis 1, axis 2)`` of the electrode at 1-based (row, column) in a full-chip frame.
+
+    Works on ints (returns ints) and elementwise on integer arrays.
+    """
+    if np.ndim(row) == 0 and np.ndim(column) == 0:
+        return int(column) - 1, int(row) - 1
+    return np.asarray(column, dtype=np.int64) - 1, np.asarray(row, dtype=np.int64) - 1
+
+
+def decode_value(value):
+    """HDF5 attribute/field value as a plain Python value.
+
+    Byte strings become ``str``, 1-element arrays their single element, numpy scalars Python
+    scalars, other arrays lists.
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").rstrip("\x00").rstrip()
+    if isinstance(value, np.ndarray):
+        if value.size == 1:
+            return decode_value(value.reshape(-1)[0])
+        return [decode_value(v) for v in value.reshape(-1)] if value.dtype.kind in "SO" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode_attributes(attrs) -> dict:
+    return {name: decode_value(value) for name, value in attrs.items()}
+
+
+def _log_mcspy_print(*args, **_kwargs) -> None:
+    log.debug("McsPy: %s", " ".join(str(a) for a in args))
+
+
+# McsPy reports recoverable problems (e.g. a CMTR's /Acquisition link without its CMCR) with
+# print(). A module-level name shadows the builtin inside McsPy only, which, unlike
+# contextlib.redirect_stdout, is safe when several threads read files at once.
+_mcspy_module.print = _log_mcspy_print
+
+
+def _open_root(path: str | Path, kind: str) -> tuple[Path, McsCMOSMEAData]:
+    path = Path(path)
+    if not path.is_file():
+        raise McsFormatError(f"{kind} file not found: {path}; check the path (mapping CSV row or --{kind})")
+    if not h5py.is_hdf5(path):
+        raise McsFormatError(
+            f"{path} is not an HDF5 file, so not an MCS .{kind}; check it is the right file and "
+            "copy it again if it may be truncated")
+    try:
+        root = McsCMOSMEAData(str(path))
+    except Exception as exc:  # McsPy raises KeyError/IOError/TypeError for foreign HDF5 files
+        raise McsFormatError(
+            f"{path} is not an MCS CMOS-MEA file McsPyDataTools can read ({type(exc).__name__}: {exc}); "
+            f"pass the .{kind} written by CMOS-MEA-{'Control' if kind == 'cmcr' else 'Tools'}") from exc
+    return path, root
+
+
+def _find(group, mcspy_name: str):
+    """Named (per-instance) McsPy child, or None when the group has no such child."""
+    try:
+        return getattr(group, mcspy_name)
+    except (AttributeError, IndexError, KeyError):  # McsPy properties raise IndexError for absent parts
+        return None
+
+
+def _require(group, mcspy_name: str, path: Path, what: str, fix: str):
+    child = _find(group, mcspy_name)
+    if child is None:
+        raise McsFormatError(f"{path}: no {what}; {fix}")
+    return child
+
+
+class _McsFile:
+    """Shared open/close of one MCS file; subclasses read their part."""
+
+    kind = ""
+
+    def __init__(self, path: str | Path):
+        self.path, self._root = _open_root(path, self.kind)
+        self.root_attributes = decode_attributes(self._root.attrs)
+
+    def close(self) -> None:
+        """Close the HDF5 file now and drop every McsPy object that refers to it."""
+        root, self._root = self._root, None
+        self._drop_references()
+        if root is not None:
+            # h5py's close() also closes datasets still referenced elsewhere, so the OS handle goes now.
+            root.h5_file.close()
+            del root
+            gc.collect()
+
+    def _drop_references(self) -> None:
+        """Forget McsPy objects derived from the root (subclasses extend)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class CmcrFile(_McsFile):
+    """An open ``.cmcr``: root attributes, the lazy sensor dataset and the analog channels.
+
+    Attributes
+    ----------
+    tick_us : int
+        Sample interval in microseconds (``SensorMeta`` Tick).
+    sampling_rate_hz : float
+        ``1e6 / tick_us``.
+    from_us : int
+        Timestamp of sample 0 (sensor dataset ``From``, else Acquisition ``From``, else 0).
+    sensor : h5py.Dataset
+        ``(frames, 65, 65)`` int16, never read whole here; axes as in :data:`SENSOR_AXES`.
+    """
+
+    kind = "cmcr"
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        try:
+            self._init_streams()
+        except Exception:
+            self.close()
+            raise
+
+    def _init_streams(self) -> None:
+        fix = "is this the raw .cmcr written by CMOS-MEA-Control (not a .cmtr)?"
+        acquisition = _require(self._root, "Acquisition", self.path, "'Acquisition' group", fix)
+        stream = _require(acquisition, "Sensor_Data", self.path, "'Acquisition/Sensor Data' stream", fix)
+        self.sensor = _find(stream, "SensorData_1_1")
+        if self.sensor is None:
+            entities = list(stream.SensorData)
+            if not entities:
+                raise McsFormatError(f"{self.path}: 'Acquisition/Sensor Data' holds no sensor dataset; {fix}")
+            self.sensor = entities[0]
+        meta = _require(stream, "SensorMeta", self.path, "'Acquisition/Sensor Data/SensorMeta' table", fix)
+        self.tick_us = int(meta["Tick"][0])
+        if self.tick_us <= 0:
+            raise McsFormatError(f"{self.path}: SensorMeta Tick is {self.tick_us} us; the file is damaged")
+        self.sampling_rate_hz = 1e6 / self.tick_us
+        start = self.sensor.attrs.get("From", acquisition.attrs.get("From", 0))
+        self.from_us = int(decode_value(start))
+        self.n_sensor_samples = int(self.sensor.shape[0])
+        self.sensor_grid = tuple(int(n) for n in self.sensor.shape[1:])
+
+        self._analog_entity = None
+        self.analog_labels: list[str] = []
+        analog_stream = _find(acquisition, "Analog_Data")
+        if analog_stream is not None:
+            entity = _find(analog_stream, "ChannelData_1")
+            entities = [entity] if entity is not None else list(analog_stream.Data)
+            if entities:
+                self._analog_entity = entities[0]
+                self.analog_labels = self._channel_labels(analog_stream)
+        self.n_analog_samples = int(self._analog_entity.shape[1]) if self._analog_entity is not None else 0
+
+        duration_us = self.root_attributes.get("LB.RecordingDuration")
+        if duration_us is None:
+            n = self.n_analog_samples or self.n_sensor_samples
+            duration_us = n * self.tick_us
+        self.duration_s = float(duration_us) / 1e6
+
+    def _channel_labels(self, analog_stream) -> list[str]:
+        """Labels of the analog rows (``ChannelMeta`` Label, else ``channel_<ChannelID>``)."""
+        n_rows = int(self._analog_entity.shape[0])
+        meta = _find(analog_stream, "ChannelMeta")
+        rows = meta[()] if meta is not None else None
+        fields = rows.dtype.names if rows is not None else ()
+        group = self._analog_entity.name.rsplit(" ", 1)[-1]   # 'ChannelData <GroupID>'
+        if "GroupID" in fields and group.isdigit():
+            rows = rows[rows["GroupID"] == int(group)]
+        labels = []
+        for i in range(n_rows):
+            row = rows[i] if rows is not None and i < len(rows) else None
+            label = decode_value(row["Label"]) if row is not None and "Label" in fields else ""
+            channel = decode_value(row["ChannelID"]) if row is not None and "ChannelID" in fields else i + 1
+            labels.append(str(label) or f"channel_{channel}")
+        return labels
+
+    def analog(self) -> np.ndarray:
+        """All analog channels as stored, ``(channels, samples)`` raw integers (read whole)."""
+        if self._analog_entity is None:
+            raise McsFormatError(
+                f"{self.path}: no 'Acquisition/Analog Data/ChannelData 1' (light reference and frame sync); "
+                "record the auxiliary channels in CMOS-MEA-Control")
+        return self._analog_entity[()]
+
+    def _drop_references(self) -> None:
+        self.sensor = None
+        self._analog_entity = None
+
+
+@dataclass
+class UnitMetadata:
+    """One sorted unit's identity and sorter metadata (no peaks)."""
+
+    unit_number: int
+    unit_id: str
+    row: int
+    column: int
+    sensor_id: int
+    unit_info: dict
+    attributes: dict
+    roi_stas: np.ndarray | None
+    unmixing: np.ndarray | None
+
+
+@dataclass
+class Unit:
+    """One sorted unit with its spikes (``IncludePeak == 1`` peaks)."""
+
+    unit_number: int
+    unit_id: str
+    row: int
+    column: int
+    sensor_id: int
+    spike_samples: np.ndarray
+    peak_amplitudes: np.ndarray
+    waveform: np.ndarray
+    unit_info: dict
+    attributes: dict
+    roi_stas: np.ndarray | None
+    unmixing: np.ndarray | None
+
+
+def cutout_fields(names) -> list[str]:
+    """``Peaks`` cutout columns: the fields named by a sample number, in sample order."""
+    return sorted((n for n in names if n.isdigit()), key=int)
+
+
+def spikes_from_peaks(peaks: np.ndarray, tick_us: int, from_us: int = 0):
+    """Spike samples, amplitudes and mean cutout from a ``Peaks`` table.
+
+    Returns ``(samples int64 sorted, amplitudes float32, waveform float32)``; samples are
+    ``(Timestamp - from_us) // tick_us`` of the ``IncludePeak == 1`` rows.
+    """
+    included = peaks[peaks["IncludePeak"] == 1]
+    samples = (included["Timestamp"].astype(np.int64) - np.int64(from_us)) // np.int64(tick_us)
+    order = np.argsort(samples, kind="stable")
+    amplitudes = included["PeakAmplitude"].astype(np.float32)[order]
+    fields = cutout_fields(peaks.dtype.names)
+    if len(included) and fields:
+        waveform = np.array([included[f].mean(dtype=np.float64) for f in fields], dtype=np.float32)
+    else:
+        waveform = np.zeros(0, dtype=np.float32)
+    return samples[order], amplitudes, waveform
+
+
+class CmtrFile(_McsFile):
+    """An open ``.cmtr``: root attributes and the Spike Sorter units.
+
+    Works without the ``.cmcr`` beside it: nothing is read through the ``/Acquisition``
+    external link, and the per-unit ``Source`` traces are never read.
+    """
+
+    kind = "cmtr"
+
+    def _sorter(self):
+        return _require(self._root, "Spike_Sorter", self.path, "'Spike Sorter' group",
+                        "run the spike sorter in CMOS-MEA-Tools and save its results in this .cmtr")
+
+    def unit_metadata(self) -> list[UnitMetadata]:
+        """Identity, ``Unit Info`` (by field name), attributes, RoiSTAs and Unmixing of every unit."""
+        sorter = self._sorter()
+        groups = sorter.get_units_by_id()
+        return [self._metadata(group) for group in groups]
+
+    def units(self, tick_us: int, from_us: int = 0) -> list[Unit]:
+        """Every unit, sorted by unit number, with spikes as sample indices.
+
+        Parameters
+        ----------
+        tick_us, from_us : int
+            The CMCR's sample interval and start time (µs); ``(Timestamp - from_us) // tick_us``.
+        """
+        if int(tick_us) <= 0:
+            raise ValueError(f"tick_us must be positive, got {tick_us}")
+        sorter = self._sorter()
+        groups = sorter.get_units_by_id()
+        units = []
+        for group in groups:
+            meta = self._metadata(group)
+            if "Peaks" not in group:
+                raise McsFormatError(f"{self.path}: unit {meta.unit_number} has no 'Peaks' dataset; "
+                                     "re-export the spike sorter results from CMOS-MEA-Tools")
+            peaks = group["Peaks"][()]
+            missing = [f for f in PEAK_FIELDS if f not in (peaks.dtype.names or ())]
+            if missing:
+                raise McsFormatError(f"{self.path}: unit {meta.unit_number} 'Peaks' lacks field(s) "
+                                     f"{', '.join(missing)}; not a CMOS-MEA-Tools Peaks table")
+            samples, amplitudes, waveform = spikes_from_peaks(peaks, int(tick_us), int(from_us))
+            units.append(Unit(unit_number=meta.unit_number, unit_id=meta.unit_id, row=meta.row,
+                              column=meta.column, sensor_id=meta.sensor_id, spike_samples=samples,
+                              peak_amplitudes=amplitudes, waveform=waveform, unit_info=meta.unit_info,
+                              attributes=meta.attributes, roi_stas=meta.roi_stas, unmixing=meta.unmixing))
+        return units
+
+    def _metadata(self, group) -> UnitMetadata:
+        attributes = decode_attributes(group.attrs)
+        number = int(attributes["UnitID"])
+        unit_info = {}
+        if "Unit Info" in group:
+            table = group["Unit Info"][()]
+            if len(table):
+                unit_info = {name: decode_value(table[0][name]) for name in table.dtype.names}
+
+        def pick(name):
+            for source in (unit_info, attributes):
+                if name in source:
+                    return int(source[name])
+            return None
+
+        sensor, row, column = pick("SensorID"), pick("Row"), pick("Column")
+        if row is None or column is None:
+            if sensor is None:
+                raise McsFormatError(f"{self.path}: unit {number} has neither Row/Column nor SensorID")
+            row, column = sensor_coordinates(sensor)
+        if sensor is None:
+            sensor = sensor_id(row, column)
+        return UnitMetadata(unit_number=number, unit_id=unit_id(number), row=row, column=column,
+                            sensor_id=sensor, unit_info=unit_info, attributes=attributes,
+                            roi_stas=_optional_matrix(group, "RoiSTAs"),
+                            unmixing=_optional_matrix(group, "Unmixing"))
+
+
+def _optional_matrix(group, name: str) -> np.ndarray | None:
+    return group[name][()].astype(np.float32) if name in group else None

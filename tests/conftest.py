@@ -1,0 +1,36 @@
+"""Shared fixtures, built once per test session."""
+
+import pytest
+
+from mea_pipeline.synth import SynthSpec, write_dataset
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory):
+    """Two 'tiny' synthetic recordings (10 units, 0.5 s of sensor data) with library and mapping CSV.
+
+    The dict of :func:`mea_pipeline.synth.write_dataset`: ``out_dir``, ``stimuli_dir``,
+    ``recordings_dir``, ``mapping_csv``, ``playlist``, ``recordings`` (``recording_id``,
+    ``cmcr``, ``cmtr``, ``truth`` per recording). Treat the files as read-only.
+    """
+    spec = SynthSpec(n_units=10, profile="tiny", sensor_seconds=0.5)
+    return write_dataset(tmp_path_factory.mktemp("synth"), n_recordings=2, spec=spec)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """Three 'demo' recordings (10 units, one of them silent, 0.5 s of sensor data) for the pipeline tests.
+
+    The 'demo' profile's 60 s of dense noise give enough spikes to locate receptive fields.
+    """
+    spec = SynthSpec(n_units=10, profile="demo", sensor_seconds=0.5, n_silent_units=1, seed=3)
+    return write_dataset(tmp_path_factory.mktemp("pipeline"), n_recordings=3, spec=spec)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server (SQLite) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
