@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -50,7 +51,10 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
     """Run one recording's subflow and report it as a plain dict (never raises)."""
     print(f"{position} {recording.recording_id}", flush=True)
     t0 = time.perf_counter()
-    state = process_recording(recording, config, steps, force, return_state=True)
+    # The parent flow's heartbeat already tells the server this process is alive; a subflow's
+    # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = process_recording(recording, config, steps, force, return_state=True)
     result = {"recording_id": recording.recording_id, "seconds": round(time.perf_counter() - t0, 2)}
     if state.is_completed():
         summary = state.result()
@@ -108,6 +112,10 @@ def batch_all_steps(
             print(f"{position} {recording.recording_id}: skipped (output complete)", flush=True)
             rows.append({"recording_id": recording.recording_id, "status": "skipped",
                          **_counts(recording.output_path)})
+            continue
+        if concurrency == 1:
+            # In the flow's own thread, where a step's timeout can interrupt it.
+            rows.append(run_recording(recording, config, steps, overwrite, position))
             continue
         if len(running) >= concurrency:
             # The parameter bounds the recordings in flight, whatever runner the flow has.

@@ -17,8 +17,6 @@ import typer
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs, batch_options
 from mea_pipeline.errors import PipelineError
-from mea_pipeline.mapping import recording_id
-from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -42,8 +40,15 @@ def _prefect_environment(debug: bool) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if debug else "WARNING")
 
 
+def _registry():
+    # Imported on use: the steps pull in torch and McsPy, which `inspect`/`scan` do not need.
+    from mea_pipeline.steps import REGISTRY
+
+    return REGISTRY
+
+
 def _config(config_file: Optional[Path], stimuli: Optional[Path], playlist: Optional[str]) -> PipelineConfig:
-    return PipelineConfig.load(config_file, REGISTRY, {"stimuli": stimuli, "playlist": playlist})
+    return PipelineConfig.load(config_file, _registry(), {"stimuli": stimuli, "playlist": playlist})
 
 
 def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, concurrency=1,
@@ -125,7 +130,9 @@ def run_one(
     debug: bool = DebugOpt,
 ):
     """Process one recording."""
-    rid = recording_id(cmtr)
+    from mea_pipeline.mcs_io import recording_id_from_path
+
+    rid = recording_id_from_path(cmtr)
     recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
     _run_one_recording(recording, _config(config_file, stimuli, playlist), steps, debug)
 
@@ -146,7 +153,7 @@ def resume(
             raise PipelineError(f"{file} is not a readable output file; run `mea-pipeline run-one` instead")
         sources = dict(h5["source_files"].attrs) if "source_files" in h5 else {}
     done = set(output.verified_records())
-    lacking = [s.name for s in REGISTRY.select(steps) if s.name not in done]
+    lacking = [s.name for s in _registry().select(steps) if s.name not in done]
     if not lacking:
         print(f"{file}: nothing to do, all selected steps are done")
         return
@@ -173,7 +180,7 @@ def status(
     ids = list(files)
     if csv:
         ids += [r.recording_id for r in recordings(csv, output, parse_path_map(path_map)) if r.recording_id not in files]
-    names = REGISTRY.names()
+    names = _registry().names()
     width = max([len(i) for i in ids] + [12])
     print(f"{'recording':<{width}}  " + "  ".join(f"{n[:14]:<14}" for n in names))
     for rid in ids:
@@ -229,8 +236,9 @@ def synth(
 
     paths = write_dataset(out, n_recordings=n_recordings,
                           spec=SynthSpec(n_units=n_units, seed=seed, sensor_seconds=sensor_seconds, profile=profile))
-    print(json.dumps({k: str(v) if not isinstance(v, (list, dict)) else v for k, v in paths.items()},
-                     indent=2, default=str))
+    print(f"{len(paths['recordings'])} recordings (.cmcr, -.cmtr, .truth.json) in {paths['recordings_dir']}\n"
+          f"stimulus library (playlist {paths['playlist']}) in {paths['stimuli_dir']}\n"
+          f"mapping CSV {paths['mapping_csv']}")
 
 
 @app.command()
@@ -263,7 +271,7 @@ def schema():
     """Print the output file schema (Markdown) from the step declarations."""
     from mea_pipeline.schema import render_markdown
 
-    print(render_markdown(REGISTRY), end="")
+    print(render_markdown(_registry()), end="")
 
 
 @app.command()

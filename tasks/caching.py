@@ -17,7 +17,10 @@ from mea_pipeline.steps import REGISTRY
 
 
 def cache_folder(task) -> Path | None:
+    """Folder of the task's cache records (a Path, or a local file-system block)."""
     storage = getattr(task, "result_storage", None)
+    if isinstance(storage, (str, Path)):
+        return Path(storage).expanduser()
     basepath = getattr(storage, "basepath", None)
     return Path(basepath).expanduser() if basepath else None
 

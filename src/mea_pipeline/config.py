@@ -36,8 +36,6 @@ INPUT_KEYS = {
     "ap_model": "--ap-model",
 }
 DEFAULT_PLAYLIST = "play_optimization_set6_ipRGC_manual"
-# A step that runs longer than this is stopped (``[timeouts] <step> = seconds`` overrides).
-DEFAULT_STEP_TIMEOUT_S = 4 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +60,9 @@ class PipelineConfig:
     step_params: dict[str, Any] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
 
-    def timeout_for(self, step_name: str) -> float:
-        return float(self.timeouts.get(step_name, DEFAULT_STEP_TIMEOUT_S))
+    def timeout_for(self, step_name: str) -> float | None:
+        """Seconds after which the step's task is stopped (``[timeouts] <step> = s``); None = no limit."""
+        return self.timeouts.get(step_name)
 
     def params_for(self, step) -> Any:
         """The parameter dataclass instance for ``step`` (defaults when not configured)."""

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 
 import pandas as pd
 
 from .config import RecordingInputs
 from .errors import InputError
+from .mcs_io import recording_id_from_path as recording_id
 
 REQUIRED_COLUMNS = ("cmcr_path", "cmtr_path", "matched")
-
-
-def recording_id(cmtr_path: str | Path) -> str:
-    """CMTR file stem with trailing '-' removed: ``2024.01.17-11.15.41-Rec-.cmtr`` -> ``...-Rec``."""
-    name = PureWindowsPath(str(cmtr_path)).name if "\\" in str(cmtr_path) else Path(cmtr_path).name
-    return Path(name).stem.rstrip("-")
 
 
 def parse_path_map(specs: list[str] | tuple[str, ...] | None) -> list[tuple[str, str]]:

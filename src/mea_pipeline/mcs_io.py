@@ -26,7 +26,7 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import h5py
 import numpy as np
@@ -47,8 +47,11 @@ class McsFormatError(InputError):
 
 
 def recording_id_from_path(path: str | Path) -> str:
-    """File stem with trailing ``-`` removed (``2024.01.17-11.15.41-Rec-.cmtr`` -> ``2024.01.17-11.15.41-Rec``)."""
-    return Path(path).stem.rstrip("-")
+    """File stem with trailing ``-`` removed (``2024.01.17-11.15.41-Rec-.cmtr`` -> ``2024.01.17-11.15.41-Rec``).
+
+    Windows paths (``M:\\data\\x-Rec-.cmtr``, as in the lab's mapping CSV) work on any OS.
+    """
+    return PureWindowsPath(str(path)).stem.rstrip("-")
 
 
 def unit_id(unit_number: int) -> str:

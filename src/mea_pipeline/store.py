@@ -279,8 +279,13 @@ class StepTransaction(AtomicUpdate):
                 continue
             if attr:
                 self.h5[obj_path].attrs.pop(attr, None)
-            else:
-                del self.h5[obj_path]
+                continue
+            del self.h5[obj_path]
+            # Groups that held only this step's datasets go too (e.g. a movie no longer sectioned).
+            parent = obj_path.rsplit("/", 1)[0] if "/" in obj_path else ""
+            while parent and parent in self.h5 and len(self.h5[parent]) == 0 and not self.h5[parent].attrs:
+                del self.h5[parent]
+                parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, path: str, value, **dataset_options) -> h5py.Dataset:

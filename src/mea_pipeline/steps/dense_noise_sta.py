@@ -13,6 +13,7 @@ import numpy as np
 from ..stimulus_library import StimulusLibrary
 from ..schema import Out
 from .registry import Step, StepContext
+from .section_spike_times import sectioned_movies
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
     h5 = ctx.h5
     library = StimulusLibrary(ctx.config.stimuli)
     frame_samples = h5["metadata/frame_timestamps"][()].astype(np.int64)
-    movies = [m for m in h5["stimulus/section_frames"] if p.movie_pattern in m]
+    movies = [m for m in sectioned_movies(h5) if p.movie_pattern in m]
     if not movies:
         ctx.warn(f"no playlist movie name contains '{p.movie_pattern}'; no dense-noise STA computed")
     unit_names = list(h5["units"])

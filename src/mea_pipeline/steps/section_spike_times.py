@@ -40,6 +40,11 @@ def cut_trials(spikes: np.ndarray, bounds: np.ndarray, pre: int, post: int) -> l
     return [spikes[a:b].astype(np.int64) for a, b in zip(lo, hi)]
 
 
+def sectioned_movies(h5) -> list[str]:
+    """Movies step 2 sectioned, in playlist order."""
+    return [m for m in h5["metadata/section_time_movies"].asstr()[()] if m in h5["stimulus/section_frames"]]
+
+
 def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
     h5 = ctx.h5
     library = StimulusLibrary(ctx.config.stimuli)
@@ -49,7 +54,7 @@ def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
     units = {name: np.sort(h5[f"units/{name}/spike_times"][()].astype(np.int64)) for name in h5["units"]}
 
     sectioned, failed = [], []
-    for movie in h5["stimulus/section_frames"]:
+    for movie in sectioned_movies(h5):
         try:
             layout = library.trial_layout(movie)
             bounds = trial_bounds(h5[f"stimulus/section_frames/{movie}"][()], layout, frame_samples,

@@ -1,0 +1,163 @@
+"""Prefect orchestration: the batch command line, the cache contract, staged runs, isolation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.settings import PREFECT_API_URL
+
+import tasks.steps
+from flows.cli import main
+from flows.process_recording import process_recording
+from mea_pipeline.config import PipelineConfig
+from mea_pipeline.mapping import recordings
+from mea_pipeline.steps.section_time import SectionTimeParams
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_STEPS = {"load_recording", "section_time", "section_spike_times", "dense_noise_sta", "file_metadata"}
+
+
+@pytest.fixture
+def body_calls(monkeypatch, prefect_server):
+    """Step bodies actually executed (a Cached task run executes none)."""
+    calls = []
+    real = tasks.steps.run_step
+
+    def counting(name, recording, config, force=False):
+        calls.append(name)
+        return real(name, recording, config, force=force)
+
+    monkeypatch.setattr(tasks.steps, "run_step", counting)
+    return calls
+
+
+def batch(dataset, output, *args) -> int:
+    return main(["batch", "--csv", str(dataset["mapping_csv"]), "--output", str(output),
+                 "--stimuli", str(dataset["stimuli_dir"]), "--playlist", dataset["playlist"], *args])
+
+
+def task_states(flow_state) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+    return {run.name.split("-")[0]: run.state.name for run in runs}
+
+
+@pytest.fixture(scope="module")
+def finished(dataset, tmp_path_factory, prefect_server):
+    """A finished batch over the whole synthetic dataset."""
+    output = tmp_path_factory.mktemp("batch")
+    assert batch(dataset, output) == 0
+    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    return {"output": output, "config": config, "recordings": recordings(dataset["mapping_csv"], output)}
+
+
+def rerun(finished, recording, config=None):
+    state = process_recording(recording, config or finished["config"], return_state=True)
+    assert state.is_completed(), state.message
+    return task_states(state)
+
+
+def test_seed_workflow_start_end_then_full_then_overwrite(dataset, tmp_path, capsys, body_calls):
+    assert batch(dataset, tmp_path, "--start", "0", "--end", "2", "--debug") == 0
+    out = capsys.readouterr().out
+    assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and "Steps: 5" in out
+    assert "2 successful, 0 skipped, 0 failed" in out
+    assert batch(dataset, tmp_path) == 0
+    assert "1 successful, 2 skipped, 0 failed" in capsys.readouterr().out
+    body_calls.clear()
+    assert batch(dataset, tmp_path, "--overwrite") == 0
+    assert "3 successful, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert len(body_calls) == 3 * len(ALL_STEPS)  # recomputed, not taken from the cache
+
+
+def test_script_entry_point(dataset, tmp_path, prefect_server):
+    env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "flows" / "batch_all_steps.py"), "--csv", str(dataset["mapping_csv"]),
+         "--output", str(tmp_path), "--stimuli", str(dataset["stimuli_dir"]), "--playlist", dataset["playlist"],
+         "--start", "0", "--end", "1", "--steps", "1-2"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "[1/1] " in result.stdout and "1 successful" in result.stdout
+
+
+def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
+    states = rerun(finished, finished["recordings"][0])
+    assert states == {name: "Cached" for name in ALL_STEPS}
+    assert body_calls == []
+
+
+def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls):
+    config = PipelineConfig(stimuli=finished["config"].stimuli, playlist=finished["config"].playlist,
+                            step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
+    states = rerun(finished, finished["recordings"][1], config)
+    assert sorted(body_calls) == sorted(["section_time", "section_spike_times", "dense_noise_sta"])
+    assert states["load_recording"] == states["file_metadata"] == "Cached"
+    assert states["section_time"] == "Completed"
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_damaged_output_never_hits_the_cache(finished, body_calls, damage):
+    recording = finished["recordings"][2]
+    if damage == "deleted":
+        recording.output_path.unlink()
+    else:
+        data = recording.output_path.read_bytes()
+        recording.output_path.write_bytes(data[: len(data) // 3])
+    states = rerun(finished, recording)
+    assert sorted(body_calls) == sorted(ALL_STEPS)
+    assert "Cached" not in states.values()
+
+
+def test_edited_output_reruns_the_edited_step(finished, body_calls):
+    recording = finished["recordings"][0]
+    with h5py.File(recording.output_path, "r+") as h5:
+        unit = next(iter(h5["units"]))
+        noise = next(k for k in h5[f"units/{unit}/features"] if k.startswith("sta_"))
+        h5[f"units/{unit}/features/{noise}/data"][0, 0, 0] += 1.0
+    states = rerun(finished, recording)
+    assert body_calls == ["dense_noise_sta"]
+    assert states["dense_noise_sta"] == "Completed" and states["load_recording"] == "Cached"
+
+
+def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    source = dataset["recordings"][0]
+    cmcr, cmtr = shutil.copy(source["cmcr"], raw), shutil.copy(source["cmtr"], raw)
+    csv = tmp_path / "mapping.csv"
+    pd.DataFrame({"cmcr_path": [cmcr], "cmtr_path": [cmtr], "matched": [True]}).to_csv(csv, index=False)
+    staged = dataset | {"mapping_csv": csv}
+    assert batch(staged, tmp_path / "out", "--steps", "1-2") == 0
+    shutil.rmtree(raw)
+    assert batch(staged, tmp_path / "out", "--steps", "3-4") == 0
+    assert "1 successful" in capsys.readouterr().out
+    with h5py.File(tmp_path / "out" / f"{source['recording_id']}.h5") as h5:
+        assert [s.decode() for s in h5["pipeline/completed_steps"][()]] == [
+            "load_recording", "section_time", "section_spike_times", "dense_noise_sta"]
+
+
+def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
+    bad = tmp_path / Path(dataset["recordings"][1]["cmtr"]).name
+    bad.write_bytes(b"this is not an HDF5 file" * 100)
+    table = pd.read_csv(dataset["mapping_csv"])
+    table.loc[1, "cmtr_path"] = str(bad)
+    csv = tmp_path / "mapping.csv"
+    table.to_csv(csv, index=False)
+    assert batch(dataset | {"mapping_csv": csv}, tmp_path / "out", "--concurrency", "2") == 1
+    out = capsys.readouterr().out
+    assert "2 successful, 0 skipped, 1 failed" in out
+    failed_id = dataset["recordings"][1]["recording_id"]
+    assert f"FAILED {failed_id} at load_recording" in out and str(bad.name) in out
+    assert main(["status", "--output", str(tmp_path / "out")]) == 0
+    assert "failed" in capsys.readouterr().out
