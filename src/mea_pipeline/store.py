@@ -125,6 +125,24 @@ def digest_paths(h5: h5py.File, paths: Iterable[str]) -> str:
     return f"{crc:08x}"
 
 
+# verified_records() results by file identity (see there).
+_VERIFIED: dict[tuple, dict[str, StepRecord]] = {}
+
+
+def _file_identity(path: Path) -> tuple | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _remember(identity: tuple, records: dict[str, "StepRecord"]) -> None:
+    if len(_VERIFIED) >= 256:
+        _VERIFIED.pop(next(iter(_VERIFIED)))
+    _VERIFIED[identity] = records
+
+
 class OutputFile:
     """Read access and step bookkeeping for ``<recording_id>.h5``."""
 
@@ -154,7 +172,19 @@ class OutputFile:
             return {name: rec for name in h5[STEPS_GROUP] if (rec := StepRecord.read(h5, name))}
 
     def verified_records(self) -> dict[str, StepRecord]:
-        """Records of steps that are done and whose outputs still match their digest."""
+        """Records of steps that are done and whose outputs still match their digest.
+
+        Checking the digests reads every output, so the answer is remembered for the file's
+        identity (inode, size, mtime): any write, ours (a new file) or an edit, changes it.
+        """
+        identity = _file_identity(self.path)
+        if identity is None:
+            return {}
+        if identity not in _VERIFIED:
+            _remember(identity, self._verify_records())
+        return dict(_VERIFIED[identity])
+
+    def _verify_records(self) -> dict[str, StepRecord]:
         with self.open() as h5:
             if h5 is None or STEPS_GROUP not in h5:
                 return {}
@@ -265,9 +295,18 @@ class StepTransaction(AtomicUpdate):
         self._t0 = time.perf_counter()
 
     def __enter__(self) -> "StepTransaction":
+        # Records verified in the file as it is now stay valid in the copy, whose other
+        # content is unchanged; remembering them saves re-reading every output after commit.
+        self._carried = {name: record for name, record in OutputFile(self.path).verified_records().items()
+                         if name != self.step and name not in self.dependents}
         super().__enter__()
         self._drop_previous_outputs()
         return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        super().__exit__(exc_type, exc, tb)
+        if self._committed and exc_type is None:
+            _remember(_file_identity(self.path), self._carried | {self.step: self.record})
 
     def _drop_previous_outputs(self) -> None:
         previous = StepRecord.read(self.h5, self.step)
@@ -340,6 +379,7 @@ class StepTransaction(AtomicUpdate):
             warnings=list(warnings), summary=summary,
         )
         record.write(self.h5)
+        self.record = record
         for name in self.dependents:
             # Their inputs just changed: they are no longer done until they run again.
             path = f"{STEPS_GROUP}/{name}"
