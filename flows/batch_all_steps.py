@@ -28,8 +28,7 @@ from mea_pipeline.runner import StepFailed, is_complete, output_summary
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
-from flows.process_recording import process_recording
-from tasks.steps import RAW_READS_LIMIT
+from flows.process_recording import RAW_READS_LIMIT, process_recording
 
 
 MAX_CONCURRENCY = 16

@@ -1,14 +1,19 @@
 """Per-recording subflow: the steps in order, each a cached Prefect task.
 
 A failing step fails this flow with the step's error as its message; the steps before it have
-already been committed to the output file.
+already been committed to the output file. A recording whose selected steps read raw files
+holds one slot of the ``mea-raw-reads`` global concurrency limit while it runs, so at most that
+many recordings read the (network) drives at once, across every batch sharing the server.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from contextlib import nullcontext
+
 from prefect import flow
+from prefect.concurrency.sync import concurrency
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import output_summary
@@ -16,6 +21,7 @@ from mea_pipeline.steps import REGISTRY
 from tasks.steps import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time
 
 CACHE_FOLDER = ".prefect-cache"
+RAW_READS_LIMIT = "mea-raw-reads"
 
 
 def cache_folder(recording: RecordingInputs) -> Path:
@@ -27,6 +33,7 @@ def cache_folder(recording: RecordingInputs) -> Path:
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
     selected = {step.name for step in REGISTRY.select(steps)}
+    reads_raw = any(REGISTRY[name].needs_raw for name in selected)
 
     def run(step_task) -> None:
         if step_task.name in selected:
@@ -36,9 +43,12 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
                 refresh_cache=force,
             )(recording, config, force)
 
-    run(load_recording)
-    run(section_time)
-    run(section_spike_times)
-    run(dense_noise_sta)
-    run(file_metadata)
+    # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
+    # only after a ~2 s poll.
+    with concurrency(RAW_READS_LIMIT, occupy=1) if reads_raw else nullcontext():
+        run(load_recording)
+        run(section_time)
+        run(section_spike_times)
+        run(dense_noise_sta)
+        run(file_metadata)
     return {"recording_id": recording.recording_id, **output_summary(recording.output_path)}

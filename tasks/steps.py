@@ -1,14 +1,13 @@
 """One Prefect task per pipeline step; each is a thin wrapper around ``runner.run_step``.
 
-Steps that read the raw files retry on transient I/O errors (network drives) and take a slot of
-the ``mea-raw-reads`` concurrency limit; deterministic errors (bad input, a step's own error)
-are never retried. Results passed through Prefect are small summaries; arrays stay in the HDF5.
+Steps that read the raw files retry on transient I/O errors (network drives); deterministic
+errors (bad input, a step's own error) are never retried. Results passed through Prefect are
+small summaries; arrays stay in the HDF5.
 """
 
 from __future__ import annotations
 
 from prefect import task
-from prefect.concurrency.sync import concurrency
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
@@ -17,7 +16,6 @@ from mea_pipeline.steps import REGISTRY
 
 from .caching import step_cache_key
 
-RAW_READS_LIMIT = "mea-raw-reads"
 RETRY_DELAYS_S = [10, 60]
 
 
@@ -36,10 +34,6 @@ def step_task(name: str):
     step = REGISTRY[name]
 
     def run(recording: RecordingInputs, config: PipelineConfig, force: bool = False) -> dict:
-        if step.needs_raw:
-            # Protects the network drives: at most N raw-file readers across all runs.
-            with concurrency(RAW_READS_LIMIT, occupy=1):
-                return run_step(name, recording, config, force=force)
         return run_step(name, recording, config, force=force)
 
     run.__name__ = name
