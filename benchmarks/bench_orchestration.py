@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -63,21 +64,22 @@ def main() -> None:
     flowed = time.perf_counter() - t0
     assert first.is_completed(), first.message
 
-    # A fully cached rerun goes through every task (no skip of complete outputs).
+    # A rerun of the finished batch: complete outputs are skipped without a subflow.
     t0 = time.perf_counter()
-    again = batch_all_steps(**kwargs, overwrite=False)
+    again = batch_all_steps(**kwargs)
     skipped = time.perf_counter() - t0
     assert again.is_completed(), again.message
 
-    from tasks import steps as step_tasks  # noqa: F401  (make sure tasks import cleanly)
-    from flows.process_recording import process_recording
-
-    recs = recordings(data["csv"], flow_out)
-    t0 = time.perf_counter()
-    for recording in recs:
-        state = process_recording(recording, config, return_state=True)
-        assert state.is_completed(), state.message
-    cached = time.perf_counter() - t0
+    # A fully cached rerun: every recording's subflow runs and every step task is Cached.
+    # Three times, reporting the median: the SQLite server stalls now and then (HTTP 503 and a
+    # ~2 s client back-off under concurrent writes), which the worst run shows.
+    cached_runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cached_run = batch_all_steps(**kwargs, recheck=True)
+        cached_runs.append(time.perf_counter() - t0)
+        assert cached_run.is_completed(), cached_run.message
+    cached = statistics.median(cached_runs)
 
     n = N_RECORDINGS
     figures = {
@@ -87,14 +89,16 @@ def main() -> None:
         "flow_s_per_recording": round(flowed / n, 3),
         "overhead_s_per_recording": round((flowed - plain) / n, 3),
         "cached_rerun_s_per_recording": round(cached / n, 3),
+        "cached_rerun_s_per_recording_worst": round(max(cached_runs) / n, 3),
         "skip_complete_rerun_s_per_recording": round(skipped / n, 3),
     }
     print("orchestration (per recording, %d recordings x %d steps)" % (n, figures["steps"]))
     print(f"  plain loop of step functions : {figures['plain_loop_s_per_recording']:.3f} s")
     print(f"  batch flow (Prefect)         : {figures['flow_s_per_recording']:.3f} s")
     print(f"  Prefect overhead             : {figures['overhead_s_per_recording']:.3f} s")
-    print(f"  fully cached rerun (subflows): {figures['cached_rerun_s_per_recording']:.3f} s")
-    print(f"  rerun of a complete batch    : {figures['skip_complete_rerun_s_per_recording']:.3f} s (skipped)")
+    print(f"  fully cached rerun (--recheck): {figures['cached_rerun_s_per_recording']:.3f} s "
+          f"(median of 3; worst {figures['cached_rerun_s_per_recording_worst']:.3f} s)")
+    print(f"  rerun, complete outputs skipped: {figures['skip_complete_rerun_s_per_recording']:.3f} s")
     update_results("orchestration", figures)
 
 

@@ -88,8 +88,14 @@ def batch_all_steps(
     playlist: str | None = None,
     only_failed: bool = False,
     recording_ids: list[str] | None = None,
+    recheck: bool = False,
 ):
-    """Process rows [start, end) of the matched recordings; returns the batch summary."""
+    """Process rows [start, end) of the matched recordings; returns the batch summary.
+
+    ``overwrite`` recomputes every step; ``recheck`` reruns only steps whose cache key changed
+    (e.g. a re-sorted .cmtr) instead of skipping complete outputs; ``only_failed`` and
+    ``recording_ids`` narrow the selection.
+    """
     logger = get_run_logger()
     config = PipelineConfig.load(config_file, REGISTRY, {"stimuli": stimuli, "playlist": playlist})
     if not 1 <= concurrency <= MAX_CONCURRENCY:
@@ -107,7 +113,10 @@ def batch_all_steps(
     t0 = time.perf_counter()
     for index, recording in enumerate(selection, start=1):
         position = f"[{index}/{total}]"
-        if not overwrite and is_complete(recording, config, steps):
+        # is_complete trusts the file's records without reading the raw files (they may be
+        # offline); --recheck instead runs every subflow, whose cache keys include the raw
+        # files' fingerprints, so only steps whose inputs changed run again.
+        if not (overwrite or recheck) and is_complete(recording, config, steps):
             print(f"{position} {recording.recording_id}: skipped (output complete)", flush=True)
             rows.append({"recording_id": recording.recording_id, "status": "skipped",
                          **_counts(recording.output_path)})

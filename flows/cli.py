@@ -53,7 +53,7 @@ def _config(config_file: Optional[Path], stimuli: Optional[Path], playlist: Opti
 
 def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, concurrency=1,
               raw_reads=1, path_map=None, config_file=None, stimuli=None, playlist=None,
-              only_failed=False, debug=False) -> dict:
+              only_failed=False, recheck=False, debug=False) -> dict:
     """Run the batch flow and return its summary (also used by ``demo``)."""
     _prefect_environment(debug)
     from flows.batch_all_steps import batch_all_steps
@@ -63,7 +63,7 @@ def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, co
         concurrency=concurrency, raw_reads=raw_reads, path_map=path_map,
         config_file=str(config_file) if config_file else None,
         stimuli=str(stimuli) if stimuli else None, playlist=playlist, only_failed=only_failed,
-        return_state=True,
+        recheck=recheck, return_state=True,
     )
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
@@ -87,6 +87,8 @@ def batch(
     stimuli: Optional[Path] = StimuliOpt,
     playlist: Optional[str] = PlaylistOpt,
     only_failed: bool = typer.Option(False, "--only-failed", help="Only recordings with a failed step"),
+    recheck: bool = typer.Option(False, "--recheck",
+                                 help="Check complete outputs against the raw files too (cached steps are not rerun)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
     opts = batch_options(config_file)
@@ -98,7 +100,8 @@ def batch(
         end=end if end is not None else opts.get("end"), overwrite=overwrite,
         steps=steps or opts.get("steps"), concurrency=concurrency or opts.get("concurrency", 1),
         raw_reads=raw_reads or opts.get("raw_reads", 1), path_map=path_map or opts.get("path_map"),
-        config_file=config_file, stimuli=stimuli, playlist=playlist, only_failed=only_failed, debug=debug,
+        config_file=config_file, stimuli=stimuli, playlist=playlist, only_failed=only_failed,
+        recheck=recheck, debug=debug,
     )
     raise typer.Exit(1 if summary["failed"] else 0)
 

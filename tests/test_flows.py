@@ -97,6 +97,12 @@ def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
     assert body_calls == []
 
 
+def test_recheck_of_finished_batch_runs_no_step_body(dataset, finished, body_calls, capsys):
+    assert batch(dataset, finished["output"], "--recheck") == 0
+    assert "3 successful" in capsys.readouterr().out
+    assert body_calls == []
+
+
 def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls):
     config = PipelineConfig(stimuli=finished["config"].stimuli, playlist=finished["config"].playlist,
                             step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
