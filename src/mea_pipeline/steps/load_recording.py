@@ -17,13 +17,9 @@ from .registry import Step, StepContext
 
 
 @dataclass(frozen=True)
-class LoadRecordingParams:
-    duration_s: float = 120.0
-    window: tuple[int, int] = (-10, 40)
-    spike_limit: int = 10_000
-    cutoff_hz: float = 100.0
-    filter_order: int = 2
-    chunk_samples: int = 20_000
+class LoadRecordingParams(EimageParams):
+    """The eimage_sta parameters plus the firing-rate bin."""
+
     firing_rate_bin_s: float = 0.1
 
 
@@ -37,14 +33,11 @@ def firing_rate(spike_samples: np.ndarray, sampling_rate_hz: float, duration_s: 
 
 def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
     rec = ctx.recording
-    eimage_params = EimageParams(duration_s=p.duration_s, window=tuple(p.window), spike_limit=p.spike_limit,
-                                 cutoff_hz=p.cutoff_hz, filter_order=p.filter_order,
-                                 chunk_samples=p.chunk_samples)
     with CmcrFile(rec.cmcr_path) as cmcr, CmtrFile(rec.cmtr_path) as cmtr:
         rate = cmcr.sampling_rate_hz
         duration_s = cmcr.duration_s
         units = cmtr.units(cmcr.tick_us, cmcr.from_us)
-        eimage = compute_eimage_sta(cmcr.sensor, [u.spike_samples for u in units], rate, eimage_params)
+        eimage = compute_eimage_sta(cmcr.sensor, [u.spike_samples for u in units], rate, p)
 
     tx = ctx.tx
     tx.write("metadata/dataset_id", rec.recording_id)
