@@ -1,0 +1,580 @@
+"""Electrical-image STA: mean high-passed sensor window around each unit's spikes.
+
+One streaming pass over the sensor block ``[0, T)`` serves all units. The zero-phase high-pass
+is never applied to the recording. Because it is linear, the filtered window of a spike is the
+raw window through a fixed matrix plus the filter's states at the two window edges
+(``zero_phase``). So per unit we sum raw int16 windows (exact integer sums in float32) and the
+edge states. At the end a small float64 matrix product per unit turns the sums into the filtered
+sum.
+
+Per chunk of the recording:
+
+1. int16 -> float32 (minus a per-channel offset), in cache-sized time tiles, each tile also
+   feeding a batched matmul that gives every 16-sample block's contribution to the states;
+2. two short sequential scans over the block grid (causal P forward, anti-causal Q backward;
+   Q needs ``overlap`` samples of look-ahead, carried from chunk to chunk, never re-read);
+3. one gather-sum (``embedding_bag``) adds, per unit, all its spike windows plus the few raw
+   samples between each window edge and the nearest grid point. The running sums are
+   extra rows of the gathered table, so they are read and written once per chunk;
+4. the grid states at those grid points, scaled, are summed per unit.
+
+Spikes whose window ends within ``overlap`` of ``T`` use the exact filtered tail (the only place
+``sosfiltfilt``'s end handling matters); its start handling enters as the initial P state. A
+background thread reads the next chunk while the current one is computed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.linalg import toeplitz
+
+from mea_pipeline.zero_phase import ZeroPhaseHighpass
+
+_COARSE = 32  # spacing of the state scans
+_FINE = 16  # spacing of the grid points that edge states are taken from
+_TILE = 96  # rows per float32 conversion tile: 96 x 4225 float32 = 1.6 MB, stays in L2
+_EXACT = float(2**24)  # float32 sums of integers stay exact below this
+
+
+@dataclass(frozen=True)
+class EimageParams:
+    """Parameters of the electrical-image STA (defaults = the lab's recipe)."""
+
+    duration_s: float = 120.0
+    window: tuple[int, int] = (-10, 40)
+    spike_limit: int = 10_000
+    cutoff_hz: float = 100.0
+    filter_order: int = 2
+    chunk_samples: int = 20_000
+
+
+@dataclass
+class EimageResult:
+    """STA per unit and the spike bookkeeping behind it."""
+
+    sta: np.ndarray
+    n_spikes_used: np.ndarray
+    n_spikes_excluded: np.ndarray
+    n_samples_used: int
+
+
+def compute_eimage_sta(
+    sensor,
+    spike_samples: Sequence[np.ndarray],
+    sampling_rate_hz: float,
+    params: EimageParams = EimageParams(),
+) -> EimageResult:
+    """Mean zero-phase high-passed sensor window around each unit's spikes.
+
+    Parameters
+    ----------
+    sensor : array-like
+        int16 sensor frames, shape (n_frames, rows, cols), sliceable along axis 0 (an h5py
+        Dataset is read with ``read_direct``).
+    spike_samples : sequence of ndarray
+        Spike sample indices per unit.
+    sampling_rate_hz : float
+        Sampling rate of ``sensor``.
+    params : EimageParams
+        See the class.
+
+    Returns
+    -------
+    EimageResult
+        ``sta`` float32 (n_units, L, rows, cols), NaN for units without a usable spike. The
+        filtered signal is ``sosfiltfilt(butter(order, cutoff, 'high'), sensor[:T], axis=0)``
+        with scipy's default edge handling, ``T = min(round(duration_s * fs), n_frames)``; a
+        spike ``s`` is usable iff ``s + w0 >= 0`` and ``s + w1 <= T``; the first
+        ``spike_limit`` usable spikes are averaged.
+    """
+    n_frames, n_rows, n_cols = sensor.shape
+    if np.dtype(sensor.dtype) != np.int16:
+        raise TypeError(f"sensor must be int16, got {sensor.dtype}")
+    t_used = int(min(round(params.duration_s * sampling_rate_hz), n_frames))
+    w0, w1 = params.window
+    if w1 <= w0:
+        raise ValueError(f"empty window {params.window}")
+    used, excluded = _select_spikes(spike_samples, t_used, w0, w1, params.spike_limit)
+    n_used = np.array([len(s) for s in used], dtype=np.int64)
+    if n_used.any():
+        zp = ZeroPhaseHighpass(params.filter_order, params.cutoff_hz, sampling_rate_hz)
+        if t_used <= zp.padlen:
+            raise ValueError(f"{t_used} samples are too few for the filter (padlen {zp.padlen})")
+        plan = _Plan(t_used, w1 - w0, params.chunk_samples, zp.settle_samples())
+        sta = _stream(sensor, plan, zp, [s + w0 for s in used], n_rows * n_cols)
+    else:
+        sta = np.full((len(used), w1 - w0, n_rows * n_cols), np.nan, dtype=np.float32)
+    return EimageResult(
+        sta=sta.reshape(len(used), w1 - w0, n_rows, n_cols),
+        n_spikes_used=n_used,
+        n_spikes_excluded=excluded,
+        n_samples_used=t_used,
+    )
+
+
+def _select_spikes(spike_samples, t_used, w0, w1, limit):
+    """Sorted usable spikes per unit (at most ``limit``) and the count of in-range ones dropped."""
+    used, excluded = [], []
+    for spikes in spike_samples:
+        s = np.sort(np.asarray(spikes).astype(np.int64).ravel())
+        in_range = int(np.count_nonzero((s >= 0) & (s < t_used)))
+        ok = s[(s + w0 >= 0) & (s + w1 <= t_used)][:limit]
+        used.append(ok)
+        excluded.append(in_range - len(ok))
+    return used, np.array(excluded, dtype=np.int64)
+
+
+class _Plan:
+    """Chunk layout of one pass.
+
+    Reads are ``chunk`` frames long, except a short first one and a short last one, so that the
+    pipeline fills and drains quickly. Buffer ``i`` also holds the last ``overlap`` samples of
+    buffer ``i - 1`` (copied, not re-read). A spike belongs to the buffer whose output range
+    holds its window start ``t0``; output ranges lag the reads by ``overlap`` so that every
+    window, its edge samples and the anti-causal state's look-ahead are inside the buffer.
+    Windows starting at or after ``tail_start`` use the exact filtered tail.
+    """
+
+    def __init__(self, t_used: int, length: int, chunk_samples: int, settle: int):
+        b = _COARSE
+        self.t_used = t_used
+        self.length = length
+        self.overlap = _round_up(settle + length + b, b)
+        self.chunk = max(_round_up(chunk_samples, b), self.overlap + b)
+        self.tail_start = max(0, (t_used - settle - length - b) // b * b)
+        short = min(self.chunk, _round_up(max(self.chunk // 4, self.overlap + b), b))
+        bounds = [0] + list(range(short, t_used, self.chunk))
+        cut = (t_used - short) // b * b
+        if cut - bounds[-1] > self.overlap + b:
+            bounds.append(cut)
+        bounds.append(t_used)
+        self.reads = list(zip(bounds[:-1], bounds[1:]))
+        self.origins = [max(0, r - self.overlap) for r, _ in self.reads]
+        self.out_ends = [e - self.overlap for _, e in self.reads[:-1]] + [t_used]
+        self.max_rows = max(e - o for (_, e), o in zip(self.reads, self.origins))
+
+
+class _Reader:
+    """Reads the plan's buffers in a background thread into two reusable int16 slots.
+
+    The OS is asked to read the next buffer ahead, so the disk keeps streaming while this
+    thread copies and the workers compute.
+    """
+
+    def __init__(self, sensor, plan: _Plan, n_channels: int):
+        self._sensor = sensor
+        self._plan = plan
+        self._hint = _read_ahead(sensor)
+        # torch allocates without numpy's huge-page advice, whose first touch is slower here.
+        self._slots = [torch.empty(plan.max_rows, n_channels, dtype=torch.int16).numpy() for _ in range(2)]
+        self._free = threading.Semaphore(2)
+        self._ready: queue.Queue = queue.Queue()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="eimage-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            reads = self._plan.reads
+            previous = None
+            for i, (r0, r1) in enumerate(reads):
+                self._free.acquire()
+                if self._stop:
+                    return
+                # The current buffer was hinted one step earlier (the first one just now).
+                for j in ((0, 1) if i == 0 else (i + 1,)):
+                    if j < len(reads):
+                        self._hint(*reads[j])
+                slot = self._slots[i % 2]
+                head = r0 - self._plan.origins[i]
+                if head:
+                    slot[:head] = previous[len(previous) - head :]
+                self._read(r0, r1, slot[head : head + r1 - r0])
+                previous = slot[: head + r1 - r0]
+                self._ready.put(previous)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._ready.put(exc)
+
+    def _read(self, r0, r1, dest):
+        frames = dest.reshape((r1 - r0,) + tuple(self._sensor.shape[1:]))
+        if isinstance(self._sensor, h5py.Dataset):
+            self._sensor.read_direct(frames, np.s_[r0:r1])
+        else:
+            frames[...] = self._sensor[r0:r1]
+
+    def __iter__(self):
+        for _ in self._plan.reads:
+            item = self._ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def release(self):
+        """Give the oldest handed-out slot back to the reader."""
+        self._free.release()
+
+    def close(self):
+        self._stop = True
+        self._free.release()
+        self._free.release()
+        self._thread.join()
+
+
+def _read_ahead(sensor):
+    """``hint(r0, r1)``: ask the OS to read frames [r0, r1) of an HDF5 file dataset ahead.
+
+    A no-op for anything else (arrays, other HDF5 drivers, chunks that split frames).
+    """
+    try:
+        fd = sensor.file.id.get_vfd_handle()
+        frame_shape = tuple(sensor.shape[1:])
+        if sensor.chunks is None:
+            base = sensor.id.get_offset()
+            frame = sensor.dtype.itemsize * int(np.prod(frame_shape))
+
+            def hint(r0, r1):
+                os.posix_fadvise(fd, base + r0 * frame, (r1 - r0) * frame, os.POSIX_FADV_WILLNEED)
+
+            return hint if base is not None else (lambda r0, r1: None)
+        if tuple(sensor.chunks[1:]) != frame_shape:
+            return lambda r0, r1: None
+        step = sensor.chunks[0]
+
+        def hint(r0, r1):
+            for c in range(r0 // step * step, r1, step):
+                info = sensor.id.get_chunk_info_by_coord((c,) + (0,) * len(frame_shape))
+                if info.byte_offset is not None:
+                    os.posix_fadvise(fd, info.byte_offset, info.size, os.POSIX_FADV_WILLNEED)
+
+        return hint
+    except (AttributeError, TypeError, ValueError, OSError):
+        return lambda r0, r1: None
+
+
+def _stream(sensor, plan: _Plan, zp: ZeroPhaseHighpass, starts, n_channels):
+    """Mean filtered window per unit, float32 (n_units, L, C), from one pass over the sensor."""
+    n_used = np.array([len(s) for s in starts])
+    starts_all = np.concatenate(starts)
+    units_all = np.repeat(np.arange(len(starts)), [len(s) for s in starts])
+    n_workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+    # One worker thread per core, each given one job per buffer; OpenMP teams inside the ops
+    # would fight the reader thread for the cores, which costs more than it gains.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(n_workers, thread_name_prefix="eimage") as pool:
+            acc = _Accumulator(zp, [len(s) for s in starts], plan, n_channels, n_workers, pool)
+            reader = _Reader(sensor, plan, n_channels)
+            try:
+                for i, raw in enumerate(reader):
+                    o0, o1 = plan.origins[i], plan.out_ends[i]
+                    final = i == len(plan.reads) - 1
+                    o1_generic = min(o1, plan.tail_start)
+                    pick = (starts_all >= o0) & (starts_all < o1_generic)
+                    carry_to = o1_generic if final else o1
+                    tail = (starts_all >= plan.tail_start) if final else np.zeros(len(starts_all), bool)
+                    acc.process(raw, i, units_all[pick], starts_all[pick] - o0, carry_to,
+                                units_all[tail], starts_all[tail] - plan.tail_start)
+                    reader.release()
+            finally:
+                reader.close()
+    finally:
+        torch.set_num_threads(threads)
+    return acc.result(n_used)
+
+
+class _Accumulator:
+    """Per-unit sums of raw samples and of edge states over the streamed buffers.
+
+    States are known on a grid: every ``_COARSE`` samples from the scans, and halfway between
+    from one extra grid input. For a spike with window ``[t0, t1)``, ``P(t0)`` comes from the
+    grid point ``t0 - d`` at or before ``t0`` plus the ``d < _FINE`` samples in between, and
+    ``Q(t1 - 1)`` from the grid point ``t1 + e`` at or after ``t1`` plus ``e`` samples. So the
+    raw samples a spike needs form one contiguous slice ``[t0 - d, t1 + e)``, added into rows
+    ``[F-1-d, F-1+L+e)`` of its unit's integer sums (rows: F-1 pre-window, L window, F
+    post-window). Integer sums are exact; ``counts`` records how many samples each row summed,
+    so the per-channel offset is removed afterwards in float64.
+
+    ``grid`` holds, in blocks of S rows of C: per coarse block ``k`` its P and Q increments,
+    the first half-block's P increment and the second half-block's Q increment; then, per
+    coarse point ``k``, the states P(kB) and Q(kB-1).
+    """
+
+    def __init__(self, zp, n_spikes, plan, n_channels, n_workers, pool):
+        self.zp, self.plan, self.pool, self.n_workers = zp, plan, pool, n_workers
+        self.n_units = len(n_spikes)
+        self.length = plan.length
+        self.n_rows = self.length + 2 * _FINE - 1
+        # |int16| <= 32768, so int32 sums stay exact for up to 65535 spikes per unit.
+        dtype = np.int32 if max(n_spikes) < 65536 else np.int64
+        torch_dtype = torch.int32 if dtype == np.int32 else torch.int64
+        self.sums = torch.zeros(self.n_units, self.n_rows, n_channels, dtype=torch_dtype).numpy()
+        self.counts = np.zeros((self.n_units, self.n_rows), dtype=np.int64)
+        s = self.n_states = zp.n_states
+        nb_max = -(-plan.max_rows // _COARSE)
+        self.state_base = 4 * nb_max  # first S-block of the states in ``grid``
+        self.grid = torch.zeros((4 * nb_max + 2 * (nb_max + 1)) * s, n_channels)
+        self.inputs = self.grid[: 4 * nb_max * s].view(nb_max, 4 * s, n_channels)
+        states = self.grid[4 * nb_max * s :].view(nb_max + 1, 2 * s, n_channels)
+        # Views made up front: per-step indexing would cost as much as the tiny matmuls.
+        self.p_state = states[:, :s].unbind(0)
+        self.q_state = states[:, s:].unbind(0)
+        self.p_in = self.inputs[:, :s].unbind(0)
+        self.q_in = self.inputs[:, s : 2 * s].unbind(0)
+        self.scratch = torch.empty(_TILE, n_channels)
+        self.n_blocks = 0
+        self.weights = torch.tensor(_grid_weights(zp), dtype=torch.float32)
+        self.step = torch.tensor(zp.step_matrix(_COARSE), dtype=torch.float32)
+        self.state_sums = torch.zeros(2, self.n_units, s, n_channels, dtype=torch.float64)
+        self.tail_sums: dict[int, np.ndarray] = {}
+
+    # -- per buffer -------------------------------------------------------------------------
+    def process(self, raw: np.ndarray, i: int, units, t0, carry_to: int, tail_units, tail_t0):
+        """Add buffer ``i``'s spikes (window starts ``t0``, buffer-relative) to their units.
+
+        ``tail_units`` / ``tail_t0`` (relative to ``tail_start``) are the spikes that use the
+        exact filtered tail; only the last buffer has any.
+        """
+        b, n = _COARSE, raw.shape[0]
+        if i == 0:
+            self.offset = np.round(raw[: min(n, 1000)].mean(axis=0))
+            head = raw[: self.zp.padlen + 1] - self.offset
+            self.p_carry = torch.tensor(self.zp.start_state(head), dtype=torch.float32)
+            self.bias = -self.weights.sum(1, keepdim=True) * torch.tensor(self.offset, dtype=torch.float32)
+            shared = 0
+        else:  # the overlap's grid inputs equal the end of the last buffer's
+            shared = (self.plan.reads[i][0] - self.plan.origins[i]) // b
+            self.inputs[:shared] = self.inputs[self.n_blocks - shared : self.n_blocks].clone()
+        self.origin = self.plan.origins[i]
+        self.n_blocks = -(-n // b)
+        slices, p_terms, q_terms = _spike_terms(units, t0, self.length, self.state_base)
+        # Worker 0 computes the grid inputs and scans (sequential work); meanwhile the others
+        # add slices; then all take groups of units' slices until none are left.
+        groups = queue.SimpleQueue()
+        for part in _unit_groups(slices, 4 * self.n_workers):
+            groups.put(part)
+        raw_t = torch.from_numpy(raw)
+
+        def job(w):
+            if w == 0:
+                self._grid_inputs(raw_t, range(shared * b, n, _TILE))
+                self._scan(carry_to, units, p_terms, q_terms)
+                self._add_tail(raw, tail_units, tail_t0)
+            while True:
+                try:
+                    part = groups.get_nowait()
+                except queue.Empty:
+                    return
+                self._add_slices(raw, part)
+
+        jobs = [self.pool.submit(job, w) for w in range(self.n_workers)]
+        if len(units):
+            edges = np.zeros((self.n_units, self.n_rows + 1), dtype=np.int64)
+            np.add.at(edges, (slices[:, 0], slices[:, 1]), 1)
+            np.add.at(edges, (slices[:, 0], slices[:, 2]), -1)
+            self.counts += np.cumsum(edges, axis=1)[:, :-1]
+        for j in jobs:
+            j.result()
+
+    def _grid_inputs(self, raw: torch.Tensor, tiles):
+        """float32 tiles (cache-resident scratch, zero-padded to whole blocks) times the weights."""
+        b, n, scratch = _COARSE, raw.shape[0], self.scratch
+        for a in tiles:
+            e = min(a + _TILE, n)
+            eb = -(-e // b) * b
+            scratch[: e - a].copy_(raw[a:e])
+            scratch[e - a : eb - a].zero_()  # only the last block of the recording is partial
+            blocks = scratch[: eb - a].view(-1, b, scratch.shape[1])
+            w = self.weights.expand(blocks.shape[0], -1, -1)
+            torch.baddbmm(self.bias, w, blocks, out=self.inputs[a // b : eb // b])
+
+    def _grid_inputs(self, raw: torch.Tensor, tiles):
+        """float32 tiles (cache-resident scratch, zero-padded to whole blocks) times the weights."""
+        b, n, scratch = _COARSE, raw.shape[0], self.scratch
+        for a in tiles:
+            e = min(a + _TILE, n)
+            eb = -(-e // b) * b
+            scratch[: e - a].copy_(raw[a:e])
+            scratch[e - a : eb - a].zero_()  # only the last block of the recording is partial
+            blocks = scratch[: eb - a].view(-1, b, scratch.shape[1])
+            w = self.weights.expand(blocks.shape[0], -1, -1)
+            torch.baddbmm(self.bias, w, blocks, out=self.inputs[a // b : eb // b])
+
+    def _add_slices(self, raw: np.ndarray, slices: np.ndarray):
+        """Integer-add raw slices into unit sums; rows of (unit, first row, end row, t_a, t_b)."""
+        sums = self.sums
+        for u, a, z, ta, tb in slices.tolist():
+            target = sums[u, a:z]
+            np.add(target, raw[ta:tb], out=target)
+
+    def _scan(self, carry_to: int, units, p_terms, q_terms):
+        """P forward up to ``carry_to`` (kept for the next buffer), Q backward; state sums."""
+        step, p_in, q_in = self.step, self.p_in, self.q_in
+        k_carry = (carry_to - self.origin) // _COARSE
+        self.p_state[0].copy_(self.p_carry)
+        for k in range(k_carry):
+            torch.addmm(p_in[k], step, self.p_state[k], out=self.p_state[k + 1])
+        self.p_carry = self.p_state[k_carry].clone()
+        if not len(units):
+            return
+        self.q_state[self.n_blocks].zero_()
+        k_low = (int(q_terms[1].min()) - self.state_base) // 2 if len(q_terms[1]) else 0
+        for k in range(self.n_blocks - 1, max(k_low, 0) - 1, -1):
+            torch.addmm(q_in[k], step, self.q_state[k + 1], out=self.q_state[k])
+        for side, terms in enumerate((p_terms, q_terms)):
+            self.state_sums[side] += _state_sum(self.grid, self.zp, terms, self.n_units)
+
+    def _add_tail(self, raw: np.ndarray, units: np.ndarray, offsets: np.ndarray):
+        """Add windows starting in the last ``overlap`` samples from the exact filtered tail."""
+        if len(units) == 0:
+            return
+        k = (self.plan.tail_start - self.origin) // _COARSE
+        rows = raw[self.plan.tail_start - self.origin :] - self.offset
+        y = self.zp.tail(rows, self.p_state[k].numpy().astype(np.float64))
+        for u in np.unique(units):
+            win = offsets[units == u][:, None] + np.arange(self.length)
+            self.tail_sums[u] = y[win].sum(axis=0)
+
+    # -- end of the recording ---------------------------------------------------------------
+    def result(self, n_used: np.ndarray) -> np.ndarray:
+        """Mean filtered window per unit, float32 (n_units, L, C); NaN where ``n_used`` is 0.
+
+        The edge rows only enter through the two states, so they are folded into them first;
+        only the window rows go through the (L, L) kernel matrix. Rows hold raw samples; the
+        offset, counted per row, is removed after each map. Buffers are reused across unit
+        batches: fresh large tensors cost page faults that are slow in VMs.
+        """
+        f, length, c, g = _FINE, self.length, self.sums.shape[2], 16
+        kernel = torch.from_numpy(toeplitz(self.zp.kernel(length)))
+        p = self.zp.poles[:, None]
+        response = self.zp.window_response(length)
+        edges = [  # (rows, fold into the state, state's response over the window, state index)
+            (slice(0, f - 1), _interleave(p ** np.arange(f - 1, 0, -1)), response[0], 0),
+            (slice(f - 1 + length, None), _interleave(p ** np.arange(1, f + 1)), response[1], 1),
+        ]
+        window = slice(f - 1, f - 1 + length)
+        offset = torch.from_numpy(self.offset).view(1, 1, c)
+        rows = torch.empty(g, self.n_rows, c, dtype=torch.float64)
+        mean = torch.empty(g, length, c, dtype=torch.float64)
+        edge = torch.empty(g, self.n_states, c, dtype=torch.float64)
+        out = torch.empty(self.n_units, length, c)
+        for a in range(0, self.n_units, g):
+            z = min(a + g, self.n_units)
+            r, y, e = rows[: z - a], mean[: z - a], edge[: z - a]
+            r.copy_(torch.from_numpy(self.sums[a:z]))
+            count = torch.from_numpy(self.counts[a:z, :, None].astype(np.float64))
+            torch.matmul(kernel, r[:, window], out=y)
+            y.addcmul_(kernel @ count[:, window], offset, value=-1)
+            for part, fold, resp, k in edges:
+                fold, resp = torch.from_numpy(fold), torch.from_numpy(resp)
+                torch.matmul(fold, r[:, part], out=e)
+                e.addcmul_(fold @ count[:, part], offset, value=-1)
+                e.add_(self.state_sums[k, a:z])
+                y.baddbmm_(resp.expand(z - a, -1, -1), e)
+            for u, tail in self.tail_sums.items():
+                if a <= u < z:
+                    y[u - a].add_(torch.from_numpy(tail))
+            y.div_(torch.from_numpy(n_used[a:z].astype(np.float64)).view(-1, 1, 1))  # 0/0: NaN
+            out[a:z].copy_(y)
+        return out.numpy()
+
+
+def _unit_groups(slices, n_groups):
+    """Split slices (sorted by unit) into about ``n_groups`` runs of whole units.
+
+    One unit's slices add into the same rows, so a unit never spans two groups.
+    """
+    if not len(slices):
+        return []
+    size = np.cumsum(slices[:, 2] - slices[:, 1])
+    cuts = np.searchsorted(size, size[-1] * np.arange(1, n_groups) / n_groups)
+    cuts = np.unique(np.searchsorted(slices[:, 0], slices[np.minimum(cuts, len(slices) - 1), 0]))
+    return [part for part in np.split(slices, cuts) if len(part)]
+
+
+def _spike_terms(units, t0, length, state_base):
+    """Per-spike raw slices and grid-state terms (buffer-relative window starts ``t0``).
+
+    Returns ``slices`` (unit, first row, end row, t_a, t_b) sorted by unit and time, and for P
+    and Q the terms ``(unit, S-block of grid, power of p)`` whose sum is the spike's
+    ``p**d P(t0 - d)`` or ``p**e Q(t1 + e - 1)``: a state at a coarse point is one grid
+    block; halfway, it is ``p**F`` times the coarse state (P: before, Q: after) plus the
+    half-block increment.
+    """
+    f = _FINE
+    d = t0 % f
+    t1 = t0 + length
+    e = (-t1) % f
+    slices = np.stack([units, f - 1 - d, f - 1 + length + e, t0 - d, t1 + e], axis=1)
+    slices = slices[np.lexsort((t0, units))]
+    p_terms = _grid_terms(units, t0 - d, d, 0, state_base)
+    q_terms = _grid_terms(units, t1 + e, e, 1, state_base)
+    return slices, p_terms, q_terms
+
+
+def _grid_terms(units, at, power, q_side, state_base):
+    """Terms summing to ``p**power * state(at)`` for grid points ``at`` (multiples of F)."""
+    k, half = np.divmod(at // _FINE, 2)
+    off = half == 1
+    # P at a half point grows from the coarse state before it, Q (anti-causal) from the one after.
+    coarse = k + half * q_side
+    units = np.concatenate([units, units[off]])
+    blocks = np.concatenate([state_base + 2 * coarse + q_side, (4 * k + 2 + q_side)[off]])
+    powers = np.concatenate([power + _FINE * half, power[off]])
+    return units, blocks, powers
+
+
+def _state_sum(table, zp: ZeroPhaseHighpass, terms, n_units):
+    """Per-unit ``sum of p**power * table[rows]`` over the terms, float32 (n_units, S, C).
+
+    ``rows`` are S-blocks of ``table`` (real/imag rows per pole). Complex
+    factors act on (real, imag) row pairs as 2x2 blocks: each term and pole adds four weighted
+    rows, gathered with ``embedding_bag``.
+    """
+    units, rows, power = terms
+    s = zp.n_states
+    coef = zp.poles[None, :] ** power[:, None]  # (n_terms, poles)
+    q = np.arange(len(zp.poles))
+    blocks = [(0, 0, coef.real), (0, 1, -coef.imag), (1, 0, coef.imag), (1, 1, coef.real)]
+    bag = np.concatenate([(units[:, None] * s + 2 * q + i).ravel() for i, _, _ in blocks])
+    row = np.concatenate([(rows[:, None] * s + 2 * q + j).ravel() for _, j, _ in blocks])
+    w = np.concatenate([v.ravel() for _, _, v in blocks])
+    order = np.argsort(bag, kind="stable")
+    offsets = np.searchsorted(bag[order], np.arange(n_units * s))
+    out = F.embedding_bag(
+        torch.from_numpy(row[order]), table, torch.from_numpy(offsets),
+        mode="sum", per_sample_weights=torch.from_numpy(w[order].astype(np.float32)),
+    )
+    return out.view(n_units, s, -1)
+
+
+def _grid_weights(zp: ZeroPhaseHighpass) -> np.ndarray:
+    """(4S, _COARSE) weights: coarse P and Q increments, first-half P and second-half Q ones."""
+    full = zp.grid_weights(_COARSE)
+    half = zp.grid_weights(_FINE)
+    s = zp.n_states
+    mid = np.zeros((2 * s, _COARSE))
+    mid[:s, :_FINE] = half[:s]
+    mid[s:, _FINE:] = half[s:]
+    return np.concatenate([full, mid])
+
+
+def _interleave(c):
+    out = np.empty((2 * c.shape[0], c.shape[1]))
+    out[0::2] = c.real
+    out[1::2] = c.imag
+    return out
+
+
+def _round_up(n: int, b: int) -> int:
+    return -(-int(n) // b) * b
