@@ -72,7 +72,6 @@ def test_registry_selection_and_dependents():
     assert [s.name for s in registry.select("1-2")] == ["a", "b"]
     assert [s.name for s in registry.select("4,a")] == ["a", "d"]
     assert registry.dependents("a") == ["b", "c"]
-    assert registry.upstream_closure("c") == ["a", "b"]
     with pytest.raises(InputError, match="unknown step 'x'"):
         registry.select("x")
 

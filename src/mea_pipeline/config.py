@@ -68,10 +68,6 @@ class PipelineConfig:
         """The parameter dataclass instance for ``step`` (defaults when not configured)."""
         return self.step_params.get(step.name) or step.params()
 
-    def inputs_record(self) -> dict:
-        """External inputs as JSON-ready values, for the output's records."""
-        return {key: (str(v) if isinstance(v, Path) else v) for key in INPUT_KEYS if (v := getattr(self, key)) is not None}
-
     @classmethod
     def load(cls, path: str | Path | None, registry, overrides: dict | None = None) -> "PipelineConfig":
         """Read a TOML/YAML file (optional) and apply non-None ``overrides`` (flag values)."""

@@ -140,11 +140,6 @@ class StimulusLibrary:
             group_gap=_require_int(kwargs.get("group_gap", 0), "group_gap", 0, path),
         )
 
-    def movie_config(self, movie: str) -> dict:
-        """The whole ``<movie>.json`` (e.g. the moving bar's geometry)."""
-        self.trial_layout(movie)  # validates
-        return json.loads(self.movie_config_path(movie).read_text())
-
     def movie_array_path(self, movie: str) -> Path:
         return self.folder / f"{movie}.npy"
 

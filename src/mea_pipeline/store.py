@@ -149,9 +149,6 @@ class OutputFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def exists(self) -> bool:
-        return self.path.is_file()
-
     @contextmanager
     def open(self):
         """Open read-only; a missing or unreadable (truncated) file yields ``None``."""
@@ -164,12 +161,6 @@ class OutputFile:
             yield h5
         finally:
             h5.close()
-
-    def records(self) -> dict[str, StepRecord]:
-        with self.open() as h5:
-            if h5 is None or STEPS_GROUP not in h5:
-                return {}
-            return {name: rec for name in h5[STEPS_GROUP] if (rec := StepRecord.read(h5, name))}
 
     def verified_records(self) -> dict[str, StepRecord]:
         """Records of steps that are done and whose outputs still match their digest.

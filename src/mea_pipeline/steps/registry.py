@@ -88,16 +88,6 @@ class Registry:
                 found.append(step.name)
         return found
 
-    def upstream_closure(self, name: str) -> list[str]:
-        needed: set[str] = set()
-        stack = list(self.by_name[name].upstream)
-        while stack:
-            current = stack.pop()
-            if current not in needed:
-                needed.add(current)
-                stack.extend(self.by_name[current].upstream)
-        return [s.name for s in self.steps if s.name in needed]
-
     def select(self, spec: str | None) -> list[Step]:
         """Steps named by ``spec``: None/'all', a range '1-5', a list '1,3,4', or names."""
         if spec is None or str(spec).strip().lower() in ("", "all"):
