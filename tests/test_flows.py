@@ -167,3 +167,13 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     assert f"FAILED {failed_id} at load_recording" in out and str(bad.name) in out
     assert main(["status", "--output", str(tmp_path / "out")]) == 0
     assert "failed" in capsys.readouterr().out
+
+
+def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):
+    assert batch(dataset, tmp_path, "--start", "2", "--steps", "1-2") == 0
+    output = tmp_path / f"{dataset['recordings'][2]['recording_id']}.h5"
+    assert main(["resume", str(output), "--stimuli", str(dataset["stimuli_dir"]),
+                 "--playlist", dataset["playlist"]]) == 0
+    assert "Steps: 5" in capsys.readouterr().out
+    assert main(["resume", str(output)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
