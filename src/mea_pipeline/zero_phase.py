@@ -90,6 +90,14 @@ class ZeroPhaseHighpass:
         scale = float((self.weights * np.abs(self.beta)).sum()) / (1 - rho)
         return int(np.ceil(np.log(rel_tol * abs(self.g0) / scale) / np.log(rho))) + 1
 
+    def powers(self, exponents) -> np.ndarray:
+        """``p**n`` for every kept pole and exponent, as real rows (n_states, len(exponents)).
+
+        Row pair ``2i, 2i+1`` holds the real and imaginary parts for pole ``i``: how a sample
+        ``n`` steps away enters the stored state.
+        """
+        return _split(self.poles[:, None] ** np.asarray(exponents))
+
     def grid_weights(self, block: int) -> np.ndarray:
         """Per-block input weights of the state recursions, shape (2 * n_states, block).
 
@@ -98,13 +106,11 @@ class ZeroPhaseHighpass:
         sum_j p**(j+1) x[kB+j]``).
         """
         j = np.arange(block)
-        forward = self.poles[:, None] ** (block - j)
-        backward = self.poles[:, None] ** (j + 1)
-        return np.concatenate([_split(forward), _split(backward)])
+        return np.concatenate([self.powers(block - j), self.powers(j + 1)])
 
     def step_matrix(self, n: int) -> np.ndarray:
         """Real matrix multiplying stored states by ``p**n`` (block diagonal, n_states square)."""
-        return complex_blocks(self.poles**n)
+        return _complex_blocks(self.poles**n)
 
     def start_state(self, head: np.ndarray) -> np.ndarray:
         """P at t = 0 as sosfiltfilt sees it, stored as real rows (n_states, C).
@@ -167,7 +173,7 @@ class ZeroPhaseHighpass:
         return back[::-1][: len(x)]
 
 
-def complex_blocks(c: np.ndarray) -> np.ndarray:
+def _complex_blocks(c: np.ndarray) -> np.ndarray:
     """Block-diagonal real matrix applying complex factors ``c`` to (real, imag) row pairs."""
     m = np.zeros((2 * len(c), 2 * len(c)))
     for i, v in enumerate(c):
