@@ -8,9 +8,8 @@ many recordings read the (network) drives at once, across every batch sharing th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from contextlib import nullcontext
+from pathlib import Path
 
 from prefect import flow
 from prefect.concurrency.sync import concurrency

@@ -16,7 +16,7 @@ from mea_pipeline.runner import plan_step
 from mea_pipeline.steps import REGISTRY
 
 
-def cache_folder(task) -> Path | None:
+def storage_folder(task) -> Path | None:
     """Folder of the task's cache records (a Path, or a local file-system block)."""
     storage = getattr(task, "result_storage", None)
     if isinstance(storage, (str, Path)):
@@ -33,7 +33,7 @@ def step_cache_key(context, parameters: dict) -> str | None:
     except (PipelineError, OSError):
         return None  # no key: the task body runs and reports the same problem clearly
     if not plan.up_to_date:
-        folder = cache_folder(context.task)
+        folder = storage_folder(context.task)
         if folder is not None:
             (folder / plan.cache_key).unlink(missing_ok=True)
     return plan.cache_key

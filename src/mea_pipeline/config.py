@@ -25,16 +25,8 @@ import yaml
 
 from .errors import InputError
 
-# Keys of the config file that name external inputs (and the flag that sets each).
-INPUT_KEYS = {
-    "stimuli": "--stimuli",
-    "playlist": "--playlist",
-    "labels": "--labels",
-    "gsheet_csv": "--gsheet-csv",
-    "gsheet_title": "--gsheet-title",
-    "gsheet_credentials": "--gsheet-credentials",
-    "ap_model": "--ap-model",
-}
+# Keys of the config file that name external inputs (each also a flag: --stimuli, --gsheet-csv, ...).
+INPUT_KEYS = ("stimuli", "playlist", "labels", "gsheet_csv", "gsheet_title", "gsheet_credentials", "ap_model")
 DEFAULT_PLAYLIST = "play_optimization_set6_ipRGC_manual"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 import time
 import zlib
@@ -312,10 +313,10 @@ class StepTransaction(AtomicUpdate):
                 continue
             del self.h5[obj_path]
             # Groups that held only this step's datasets go too (e.g. a movie no longer sectioned).
-            parent = obj_path.rsplit("/", 1)[0] if "/" in obj_path else ""
+            parent = posixpath.dirname(obj_path)
             while parent and parent in self.h5 and len(self.h5[parent]) == 0 and not self.h5[parent].attrs:
                 del self.h5[parent]
-                parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+                parent = posixpath.dirname(parent)
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, path: str, value, **dataset_options) -> h5py.Dataset:

@@ -54,7 +54,11 @@ class Timeline:
 
 
 def trial_frames(config: dict, movie_frame0: int) -> np.ndarray:
-    """(n_trials, 2) [start, end] display frames of a movie's trials."""
+    """(n_trials, 2) [start, end] display frames of a movie's trials.
+
+    Written independently of ``stimulus_library.TrialLayout`` / ``section_frames`` on purpose:
+    the ground truth must not share code with the pipeline steps it checks.
+    """
     k = config["section_kwargs"]
     repeat, length = k["repeat"], k["trial_length_frame"]
     n = np.arange(k.get("group_count", 1) * repeat)
