@@ -36,7 +36,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_HOME", str(WORK / "prefect_home"))
     from prefect import flow
 
-    from flows.batch_all_steps import batch_all_steps
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps
     from mea_pipeline.config import PipelineConfig
     from mea_pipeline.mapping import recordings
     from mea_pipeline.runner import run_recording
@@ -57,7 +57,7 @@ def main() -> None:
         run_recording(recording, config)
     plain = time.perf_counter() - t0
 
-    kwargs = dict(csv=str(data["csv"]), output=str(flow_out), stimuli=str(data["stimuli"]), playlist=playlist,
+    kwargs = dict(csv=str(data["csv"]), output=str(flow_out), inputs={"stimuli": str(data["stimuli"]), "playlist": playlist},
                   return_state=True)
     t0 = time.perf_counter()
     first = batch_all_steps(**kwargs)

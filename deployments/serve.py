@@ -14,13 +14,13 @@ from pathlib import Path
 from prefect import serve
 from prefect.schedules import Cron
 
-from flows.batch_all_steps import batch_all_steps
+from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
 
 def deployments(csv: Path, output: Path, config_file: Path | None = None,
                 cron: str = "0 2 * * *", timezone: str = "Europe/Berlin") -> list:
-    base = {"csv": str(csv), "output": str(output),
-            "config_file": str(config_file) if config_file else None}
+    # Only what the command line gave: every other batch option comes from the config's [batch].
+    base = {k: str(v) for k, v in {"csv": csv, "output": output, "config_file": config_file}.items() if v}
     nightly = batch_all_steps.to_deployment(
         name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters=base,
         concurrency_limit=1, tags=["mea-pipeline"],

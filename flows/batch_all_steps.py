@@ -2,13 +2,18 @@
 
     python flows/batch_all_steps.py --csv mapping.csv --start 0 --end 3 --debug
 
-is the same as ``mea-pipeline batch ...``. Recordings whose output is complete are skipped
+is the same as ``mea-pipeline batch ...``. The batch options (``[batch]`` of ``config_file``
+overridden by the parameters given) are resolved here, inside the flow, so the command line,
+the script and every deployment behave alike. Recordings whose output is complete are skipped
 (unless ``overwrite``); at most ``concurrency`` recordings run at once and at most ``raw_reads``
-steps read raw files at once; one failing recording never stops the others.
+recordings read raw files at once; one failing recording never stops the others. When step 8
+is selected the lab's sheet is fetched once for the whole batch (a dated snapshot next to the
+outputs) and every recording reads that snapshot.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -21,17 +26,16 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.errors import InputError
 from mea_pipeline.mapping import parse_path_map, recordings
 from mea_pipeline.runner import StepFailed, is_complete, output_summary
+from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
-from flows.process_recording import RAW_READS_LIMIT, process_recording
+from mea_pipeline.flows.process_recording import RAW_READS_LIMIT, process_recording
 
-
-MAX_CONCURRENCY = 16
 
 
 def ensure_raw_reads_limit(limit: int) -> None:
@@ -72,41 +76,55 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
     return result | {"status": "failed", "failed_step": step, "message": message}
 
 
+@task(name="sheet-snapshot")
+def sheet_snapshot(config: PipelineConfig, output: str) -> PipelineConfig:
+    """Fetch the lab's sheet once for the batch; the returned config points every recording at it."""
+    resolved, note = resolve_sheet(config, Path(output))
+    print(note, flush=True)
+    return resolved
+
+
 @flow(name="batch_all_steps", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
 def batch_all_steps(
-    csv: str,
-    output: str,
-    start: int = 0,
+    csv: str | None = None,
+    output: str | None = None,
+    start: int | None = None,
     end: int | None = None,
-    overwrite: bool = False,
+    overwrite: bool | None = None,
     steps: str | None = None,
-    concurrency: int = 1,
-    raw_reads: int = 1,
+    concurrency: int | None = None,
+    raw_reads: int | None = None,
     path_map: list[str] | None = None,
-    config_file: str | None = None,
-    stimuli: str | None = None,
-    playlist: str | None = None,
-    only_failed: bool = False,
+    only_failed: bool | None = None,
+    recheck: bool | None = None,
     recording_ids: list[str] | None = None,
-    recheck: bool = False,
+    config_file: str | None = None,
+    inputs: dict[str, str] | None = None,
 ):
     """Process rows [start, end) of the matched recordings; returns the batch summary.
 
+    Every batch parameter left unset comes from ``[batch]`` of ``config_file``; ``inputs``
+    (stimuli, playlist, labels, gsheet_csv, ap_model, ...) override the file's input keys.
     ``overwrite`` recomputes every step; ``recheck`` reruns only steps whose cache key changed
     (e.g. a re-sorted .cmtr) instead of skipping complete outputs; ``only_failed`` and
     ``recording_ids`` narrow the selection.
     """
     logger = get_run_logger()
-    config = PipelineConfig.load(config_file, REGISTRY, {"stimuli": stimuli, "playlist": playlist})
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise InputError(f"--concurrency {concurrency}: use 1 to {MAX_CONCURRENCY}")
-    selection = recordings(csv, output, parse_path_map(path_map), start, end)
-    if recording_ids:
-        wanted = set(recording_ids)
+    options = BatchOptions.load(
+        config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,
+        concurrency=concurrency, raw_reads=raw_reads, path_map=path_map, only_failed=only_failed,
+        recheck=recheck, recording_ids=recording_ids)
+    config = PipelineConfig.load(config_file, REGISTRY, inputs or {})
+    selection = recordings(options.csv, options.output, parse_path_map(list(options.path_map)),
+                           options.start, options.end)
+    if options.recording_ids:
+        wanted = set(options.recording_ids)
         selection = [r for r in selection if r.recording_id in wanted]
-    if only_failed:
+    if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
-    ensure_raw_reads_limit(raw_reads)
+    ensure_raw_reads_limit(options.raw_reads)
+    if selection and any(step.name == "gsheet_metadata" for step in REGISTRY.select(options.steps)):
+        config = sheet_snapshot(config, options.output)
 
     total = len(selection)
     rows, running = [], []
@@ -116,21 +134,22 @@ def batch_all_steps(
         # is_complete trusts the file's records without reading the raw files (they may be
         # offline); --recheck instead runs every subflow, whose cache keys include the raw
         # files' fingerprints, so only steps whose inputs changed run again.
-        if not (overwrite or recheck) and is_complete(recording, config, steps):
+        if not (options.overwrite or options.recheck) and is_complete(recording, config, options.steps):
             print(f"{position} {recording.recording_id}: skipped (output complete)", flush=True)
             rows.append({"recording_id": recording.recording_id, "status": "skipped",
                          **_counts(recording.output_path)})
             continue
-        if concurrency == 1:
+        args = (recording, config, options.steps, options.overwrite, position)
+        if options.concurrency == 1:
             # In the flow's own thread, where a step's timeout can interrupt it.
-            rows.append(run_recording(recording, config, steps, overwrite, position))
+            rows.append(run_recording(*args))
             continue
-        if len(running) >= concurrency:
+        if len(running) >= options.concurrency:
             # The parameter bounds the recordings in flight, whatever runner the flow has.
             finished = next(as_completed(running))
             rows.append(finished.result())
             running.remove(finished)
-        running.append(run_recording.submit(recording, config, steps, overwrite, position))
+        running.append(run_recording.submit(*args))
     rows += [future.result() for future in running]
     rows.sort(key=lambda row: row["recording_id"])
 
@@ -140,6 +159,7 @@ def batch_all_steps(
         "skipped": sum(r["status"] == "skipped" for r in rows),
         "failed": sum(r["status"] == "failed" for r in rows),
         "seconds": round(time.perf_counter() - t0, 2),
+        "options": dataclasses.asdict(options),
         "recordings": rows,
     }
     _report(summary, logger)
@@ -171,6 +191,9 @@ def _report(summary: dict, logger) -> None:
 
 
 if __name__ == "__main__":
-    from flows.cli import main
+    # Run as a script: the same program as `mea-pipeline batch ...` (run, not imported, so the
+    # flows never import the command line that sits above them).
+    import runpy
 
-    sys.exit(main(["batch", *sys.argv[1:]]))
+    sys.argv = ["mea-pipeline", "batch", *sys.argv[1:]]
+    runpy.run_module("mea_pipeline.cli", run_name="__main__", alter_sys=True)

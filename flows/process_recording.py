@@ -1,4 +1,4 @@
-"""Per-recording subflow: the steps in order, each a cached Prefect task.
+"""Per-recording subflow: the selected steps in order, each a cached Prefect task.
 
 A failing step fails this flow with the step's error as its message; the steps before it have
 already been committed to the output file. A recording whose selected steps read raw files
@@ -17,7 +17,7 @@ from prefect.concurrency.sync import concurrency
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import output_summary
 from mea_pipeline.steps import REGISTRY
-from tasks.steps import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time
+from mea_pipeline.tasks.steps import step_task
 
 CACHE_FOLDER = ".prefect-cache"
 RAW_READS_LIMIT = "mea-raw-reads"
@@ -31,23 +31,15 @@ def cache_folder(recording: RecordingInputs) -> Path:
 @flow(name="process_recording", flow_run_name="rec-{recording.recording_id}")
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
-    selected = {step.name for step in REGISTRY.select(steps)}
-    reads_raw = any(REGISTRY[name].needs_raw for name in selected)
-
-    def run(step_task) -> None:
-        if step_task.name in selected:
-            step_task.with_options(
-                timeout_seconds=config.timeout_for(step_task.name),
+    selected = REGISTRY.select(steps)
+    # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
+    # only after a ~2 s poll.
+    reads_raw = any(step.needs_raw for step in selected)
+    with concurrency(RAW_READS_LIMIT, occupy=1) if reads_raw else nullcontext():
+        for step in selected:
+            step_task(step.name).with_options(
+                timeout_seconds=config.timeout_for(step.name),
                 result_storage=cache_folder(recording),
                 refresh_cache=force,
             )(recording, config, force)
-
-    # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
-    # only after a ~2 s poll.
-    with concurrency(RAW_READS_LIMIT, occupy=1) if reads_raw else nullcontext():
-        run(load_recording)
-        run(section_time)
-        run(section_spike_times)
-        run(dense_noise_sta)
-        run(file_metadata)
     return {"recording_id": recording.recording_id, **output_summary(recording.output_path)}

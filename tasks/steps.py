@@ -1,4 +1,4 @@
-"""One Prefect task per pipeline step; each is a thin wrapper around ``runner.run_step``.
+"""The Prefect task of each pipeline step, made from its declaration (a thin wrapper around ``runner.run_step``).
 
 Steps that read the raw files retry on transient I/O errors (network drives); deterministic
 errors (bad input, a step's own error) are never retried. Results passed through Prefect are
@@ -7,16 +7,17 @@ small summaries; arrays stay in the HDF5.
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import Task, task
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
-from mea_pipeline.runner import run_step
+from mea_pipeline import runner
 from mea_pipeline.steps import REGISTRY
 
 from .caching import step_cache_key
 
 RETRY_DELAYS_S = [10, 60]
+_TASKS: dict[tuple, Task] = {}
 
 
 def transient_io_error(task, task_run, state) -> bool:
@@ -29,30 +30,27 @@ def transient_io_error(task, task_run, state) -> bool:
     return False
 
 
-def step_task(name: str):
-    """The Prefect task of step ``name`` (task name = step name, run name shows the recording)."""
+def step_task(name: str) -> Task:
+    """The Prefect task of step ``name`` (task name = step name, run name shows the recording).
+
+    Made once per declaration, so a step registered at run time gets its task like the others.
+    """
     step = REGISTRY[name]
+    if (name, step) not in _TASKS:
+        def run(recording: RecordingInputs, config: PipelineConfig, force: bool = False) -> dict:
+            return runner.run_step(name, recording, config, force=force)
 
-    def run(recording: RecordingInputs, config: PipelineConfig, force: bool = False) -> dict:
-        return run_step(name, recording, config, force=force)
-
-    run.__name__ = name
-    run.__doc__ = step.description
-    return task(
-        run,
-        name=name,
-        task_run_name=f"{name}-{{recording.recording_id}}",
-        description=step.description,
-        cache_key_fn=step_cache_key,
-        persist_result=True,
-        retries=len(RETRY_DELAYS_S) if step.needs_raw else 0,
-        retry_delay_seconds=RETRY_DELAYS_S,
-        retry_condition_fn=transient_io_error,
-    )
-
-
-load_recording = step_task("load_recording")
-section_time = step_task("section_time")
-section_spike_times = step_task("section_spike_times")
-dense_noise_sta = step_task("dense_noise_sta")
-file_metadata = step_task("file_metadata")
+        run.__name__ = name
+        run.__doc__ = step.description
+        _TASKS[(name, step)] = task(
+            run,
+            name=name,
+            task_run_name=f"{name}-{{recording.recording_id}}",
+            description=step.description,
+            cache_key_fn=step_cache_key,
+            persist_result=True,
+            retries=len(RETRY_DELAYS_S) if step.needs_raw else 0,
+            retry_delay_seconds=RETRY_DELAYS_S,
+            retry_condition_fn=transient_io_error,
+        )
+    return _TASKS[(name, step)]

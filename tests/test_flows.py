@@ -15,28 +15,29 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL
 
-import tasks.steps
-from flows.cli import main
-from flows.process_recording import process_recording
+from mea_pipeline import runner
+from mea_pipeline.cli.main import main
 from mea_pipeline.config import PipelineConfig
+from mea_pipeline.flows.process_recording import process_recording
 from mea_pipeline.mapping import recordings
+from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.section_time import SectionTimeParams
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_STEPS = {"load_recording", "section_time", "section_spike_times", "dense_noise_sta", "file_metadata"}
+ALL_STEPS = set(REGISTRY.names())
 
 
 @pytest.fixture
 def body_calls(monkeypatch, prefect_server):
     """Step bodies actually executed (a Cached task run executes none)."""
     calls = []
-    real = tasks.steps.run_step
+    real = runner.run_step
 
-    def counting(name, recording, config, force=False):
+    def counting(name, recording, config, force=False, **kwargs):
         calls.append(name)
-        return real(name, recording, config, force=force)
+        return real(name, recording, config, force=force, **kwargs)
 
-    monkeypatch.setattr(tasks.steps, "run_step", counting)
+    monkeypatch.setattr(runner, "run_step", counting)
     return calls
 
 
@@ -70,7 +71,7 @@ def rerun(finished, recording, config=None):
 def test_seed_workflow_start_end_then_full_then_overwrite(dataset, tmp_path, capsys, body_calls):
     assert batch(dataset, tmp_path, "--start", "0", "--end", "2", "--debug") == 0
     out = capsys.readouterr().out
-    assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and "Steps: 5" in out
+    assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and f"Steps: {len(ALL_STEPS)}" in out
     assert "2 successful, 0 skipped, 0 failed" in out
     assert batch(dataset, tmp_path) == 0
     assert "1 successful, 2 skipped, 0 failed" in capsys.readouterr().out
@@ -107,7 +108,7 @@ def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls)
     config = PipelineConfig(stimuli=finished["config"].stimuli, playlist=finished["config"].playlist,
                             step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
     states = rerun(finished, finished["recordings"][1], config)
-    assert sorted(body_calls) == sorted(["section_time", "section_spike_times", "dense_noise_sta"])
+    assert sorted(body_calls) == sorted(["section_time", *REGISTRY.dependents("section_time")])
     assert states["load_recording"] == states["file_metadata"] == "Cached"
     assert states["section_time"] == "Completed"
 
@@ -174,6 +175,27 @@ def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, c
     output = tmp_path / f"{dataset['recordings'][2]['recording_id']}.h5"
     assert main(["resume", str(output), "--stimuli", str(dataset["stimuli_dir"]),
                  "--playlist", dataset["playlist"]]) == 0
-    assert "Steps: 5" in capsys.readouterr().out
+    assert f"Steps: {len(ALL_STEPS)}" in capsys.readouterr().out
     assert main(["resume", str(output)]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_deployment_flow_applies_the_config_batch_options(dataset, tmp_path, prefect_server):
+    """A deployment passes only config_file: [batch] path_map, concurrency and start reach the flow."""
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps
+
+    table = pd.read_csv(dataset["mapping_csv"])
+    folder = Path(table.loc[0, "cmcr_path"]).parent
+    for column in ("cmcr_path", "cmtr_path"):
+        table[column] = [f"Q:\\lab\\{Path(p).name}" for p in table[column]]
+    csv = tmp_path / "windows.csv"
+    table.to_csv(csv, index=False)
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        f'stimuli = "{dataset["stimuli_dir"]}"\nplaylist = "{dataset["playlist"]}"\n[batch]\n'
+        f'csv = "{csv}"\noutput = "{tmp_path / "out"}"\nstart = 1\nconcurrency = 2\nsteps = "1-2"\n'
+        f'path_map = ["Q:\\\\lab\\\\={folder}/"]\n')
+    state = batch_all_steps(config_file=str(config), return_state=True)
+    summary = state.result()
+    assert summary["options"]["concurrency"] == 2 and summary["options"]["start"] == 1
+    assert summary["total"] == 2 and summary["success"] == 2

@@ -26,8 +26,12 @@ import yaml
 from .errors import InputError
 
 # Keys of the config file that name external inputs (each also a flag: --stimuli, --gsheet-csv, ...).
-INPUT_KEYS = ("stimuli", "playlist", "labels", "gsheet_csv", "gsheet_title", "gsheet_credentials", "ap_model")
+INPUT_KEYS = ("stimuli", "playlist", "labels", "gsheet_csv", "gsheet_title", "gsheet_credentials", "ap_model",
+              "on_off_dict", "device")
+# Values that are names, not paths.
+TEXT_KEYS = ("playlist", "gsheet_title", "device")
 DEFAULT_PLAYLIST = "play_optimization_set6_ipRGC_manual"
+DEFAULT_SHEET_TITLE = "MEA dashboard"
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,20 @@ class PipelineConfig:
     playlist: str = DEFAULT_PLAYLIST
     labels: Path | None = None
     gsheet_csv: Path | None = None
-    gsheet_title: str | None = None
+    gsheet_title: str = DEFAULT_SHEET_TITLE
     gsheet_credentials: Path | None = None
     ap_model: Path | None = None
+    on_off_dict: Path | None = None
+    device: str = "auto"
+    # Set by the batch flow: the sheet snapshot it fetched once for every recording of the batch.
+    sheet_snapshot: Path | None = None
+    sheet_source: str | None = None
     step_params: dict[str, Any] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+
+    def sheet_table(self) -> Path | None:
+        """The sheet table recordings read: this batch's snapshot, else the ``--gsheet-csv`` export."""
+        return self.sheet_snapshot or self.gsheet_csv
 
     def timeout_for(self, step_name: str) -> float | None:
         """Seconds after which the step's task is stopped (``[timeouts] <step> = s``); None = no limit."""
@@ -86,11 +99,6 @@ class PipelineConfig:
                 raise InputError(f"{path}: [steps.{name}] is not a step; steps are {', '.join(registry.names())}")
             config.step_params[name] = build_params(registry[name].params, table or {}, f"{path}: [steps.{name}]")
         return config
-
-
-def batch_options(path: str | Path | None) -> dict:
-    """The optional ``[batch]`` table (csv, output, start, end, concurrency, path_map ...)."""
-    return dict(read_config_file(path).get("batch") or {}) if path else {}
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -129,6 +137,6 @@ def params_json(params) -> dict:
 
 
 def _as_path(key: str, value):
-    if value is None or key in ("playlist", "gsheet_title"):
+    if value is None or key in TEXT_KEYS:
         return value
     return Path(value).expanduser()

@@ -1,6 +1,6 @@
 """What a recording holds: rate, duration, sensor grid, analog channels, units and spike counts.
 
-Relies only on what real MCS files carry (docs/reference/mcs-format.md), so it works on any
+Relies only on what real MCS files carry (docs/mcs-format.md), so it works on any
 ``.cmcr``/``.cmtr`` pair, not only synthetic ones.
 """
 

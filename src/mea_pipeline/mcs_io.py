@@ -1,6 +1,6 @@
 """The only reader of MCS CMOS-MEA files (``.cmcr`` raw data, ``.cmtr`` spike-sorter results).
 
-Built on McsPyDataTools (``McsPy``); see ``docs/reference/mcs-format.md`` for the layout and
+Built on McsPyDataTools (``McsPy``); see ``docs/mcs-format.md`` for the layout and
 for the McsPy pitfalls this module works around:
 
 * the McsPy root object closes its HDF5 file when garbage-collected, so each reader keeps it

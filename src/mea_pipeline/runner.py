@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PipelineConfig, RecordingInputs, params_json
-from .errors import InputError, PipelineError, StepDependencyError
+from .errors import PipelineError, StepDependencyError
+from .inputs import fingerprints
 from .steps import REGISTRY
 from .steps.registry import Registry, Step, StepContext
-from .stimulus_library import StimulusLibrary
 from .store import OutputFile, StepRecord
 
 # Set to a step name to kill the process right before that step commits (crash-safety tests).
 FAULT_ENV = "MEA_PIPELINE_KILL_BEFORE_COMMIT"
-HEADER_BYTES = 64 * 1024
 
 
 class StepFailed(PipelineError):
@@ -47,34 +46,6 @@ class StepPlan:
     up_to_date: bool
 
 
-def file_fingerprint(path: Path | None, role: str) -> dict:
-    """Size, mtime and a hash of the header of a raw file (cheap on 80 GB files)."""
-    if path is None or not Path(path).is_file():
-        raise InputError(f"{role} file not found: {path}; check the mapping CSV or --{role}")
-    path = Path(path)
-    stat = path.stat()
-    with path.open("rb") as handle:
-        head = hashlib.sha256(handle.read(HEADER_BYTES)).hexdigest()[:16]
-    return {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header_sha256": head}
-
-
-def _external_fingerprints(step: Step, rec: RecordingInputs, config: PipelineConfig) -> dict:
-    fingerprint: dict = {}
-    if "cmcr" in step.reads:
-        fingerprint["cmcr"] = file_fingerprint(rec.cmcr_path, "cmcr")
-    if "cmtr" in step.reads:
-        fingerprint["cmtr"] = file_fingerprint(rec.cmtr_path, "cmtr")
-    if "stimuli" in step.reads:
-        if config.stimuli is None:
-            raise InputError(f"step {step.name} needs the stimulus library; pass --stimuli DIR")
-        fingerprint["stimuli"] = {
-            "folder": str(config.stimuli),
-            "content": StimulusLibrary(config.stimuli).fingerprint(),
-            "playlist": config.playlist,
-        }
-    return fingerprint
-
-
 def plan_step(step: Step, rec: RecordingInputs, config: PipelineConfig,
               records: dict[str, StepRecord] | None = None) -> StepPlan:
     """Cache key of ``step`` for this recording, and whether the output file already has it.
@@ -94,7 +65,7 @@ def plan_step(step: Step, rec: RecordingInputs, config: PipelineConfig,
     params = config.params_for(step)
     fingerprint = {
         "recording_id": rec.recording_id,
-        **_external_fingerprints(step, rec, config),
+        **fingerprints(step.reads, rec, config),
         "upstream": {u: f"{records[u].cache_key}:{records[u].output_digest}" for u in step.upstream},
     }
     blob = json.dumps({"step": step.name, "version": step.version, "params": params_json(params),
@@ -121,7 +92,7 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
             return {"step": name, "status": "up-to-date", "seconds": 0.0, "warnings": []}
         output = OutputFile(rec.output_path)
         with output.transaction(name, registry.dependents(name), registry.names()) as tx:
-            context = StepContext(rec, config, tx)
+            context = StepContext(rec, config, tx, step)
             summary = step.run(context, plan.params) or {}
             if os.environ.get(FAULT_ENV) == name:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -12,15 +12,14 @@ import numpy as np
 
 from ..stimulus_library import StimulusLibrary
 from ..schema import Out
-from .registry import Step, StepContext
-from .section_spike_times import sectioned_movies
+from . import load_recording, section_spike_times, section_time
+from .registry import Step, StepContext, reader
 
 
 @dataclass(frozen=True)
 class DenseNoiseStaParams:
     movie_pattern: str = "dense_noise"
     frames_before: int = 60
-    pre_margin_frame: int = 60
 
 
 def spike_frames(spikes: np.ndarray, frame_samples: np.ndarray, movie_frame0: int) -> np.ndarray:
@@ -52,21 +51,32 @@ def dense_noise_sta(frames_per_unit: list[np.ndarray], movie: np.ndarray, frames
     return sta.reshape((len(frames_per_unit), frames_before) + movie.shape[1:]).astype(np.float32), n_used
 
 
+@reader("dense_noise_sta")
+def sta_movies(h5) -> list[str]:
+    """Movies this step computed an STA for."""
+    path = "metadata/dense_noise_sta/movies"
+    return list(h5[path].asstr()[()]) if path in h5 else []
+
+
+@reader("dense_noise_sta")
+def sta(h5, unit: str, movie: str) -> np.ndarray | None:
+    """The unit's STA of ``movie`` (frames_before, rows, cols) float32, None if absent."""
+    path = f"units/{unit}/features/sta_{movie}/data"
+    return h5[path][()] if path in h5 else None
+
+
 def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
-    h5 = ctx.h5
     library = StimulusLibrary(ctx.config.stimuli)
-    frame_samples = h5["metadata/frame_timestamps"][()].astype(np.int64)
-    movies = [m for m in sectioned_movies(h5) if p.movie_pattern in m]
+    frame_samples = section_time.frame_timestamps(ctx)
+    movies = [m for m in section_time.sectioned_movies(ctx) if p.movie_pattern in m]
     if not movies:
         ctx.warn(f"no playlist movie name contains '{p.movie_pattern}'; no dense-noise STA computed")
-    unit_names = list(h5["units"])
+    unit_names = load_recording.unit_ids(ctx)
     for movie_name in movies:
         movie = library.movie_array(movie_name)
-        movie_frame0 = int(h5[f"stimulus/section_frames/{movie_name}"][0, 0]) + p.pre_margin_frame
-        spikes = [h5[f"units/{u}/spike_times_sectioned/{movie_name}/trials_spike_times/0"][()]
-                  if f"units/{u}/spike_times_sectioned/{movie_name}" in h5 else np.zeros(0, np.int64)
-                  for u in unit_names]
-        frames = [spike_frames(s.astype(np.int64), frame_samples, movie_frame0) for s in spikes]
+        movie_frame0 = section_time.movie_frame0(ctx, movie_name)
+        spikes = [section_spike_times.trial_spikes(ctx, u, movie_name, 0) for u in unit_names]
+        frames = [spike_frames(s, frame_samples, movie_frame0) for s in spikes]
         sta, n_used = dense_noise_sta(frames, movie, p.frames_before)
         for index, unit in enumerate(unit_names):
             base = f"units/{unit}/features/sta_{movie_name}"
@@ -77,18 +87,20 @@ def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
                 "cover_range": np.asarray([-p.frames_before, 0], dtype=np.int64),
                 "movie_name": movie_name,
             })
+    ctx.tx.write("metadata/dense_noise_sta/movies", movies)
     return {"movies": movies, "n_units": len(unit_names)}
 
 
 STEP = Step(
-    name="dense_noise_sta", number=4, upstream=("section_time", "section_spike_times"),
-    reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="1", run=run,
+    name="dense_noise_sta", number=4, upstream=("load_recording", "section_time", "section_spike_times"),
+    reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/features/sta_{movie}/data", "f", 3,
             "float32 (frames_before, rows, cols) mean movie frames before the spike frame; NaN if no spike",
             required=False),
         Out("units/{unit}/features/sta_{movie}/metadata/{field}", "any", None,
             "n_spikes_used, n_spikes_excluded, cover_range, movie_name", required=False),
+        Out("metadata/dense_noise_sta/movies", "str", 1, "movies an STA was computed for"),
     ),
     description="Dense-noise spike-triggered average (float32, frames_before x rows x cols) per unit",
 )

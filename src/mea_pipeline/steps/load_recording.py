@@ -13,7 +13,7 @@ import numpy as np
 from ..eimage import EimageParams, compute_eimage_sta
 from ..mcs_io import CmcrFile, CmtrFile
 from ..schema import Out
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,29 @@ def firing_rate(spike_samples: np.ndarray, sampling_rate_hz: float, duration_s: 
     n_bins = max(1, int(np.ceil(duration_s / bin_s)))
     counts, _ = np.histogram(spike_samples / sampling_rate_hz, bins=n_bins, range=(0.0, n_bins * bin_s))
     return (counts / bin_s).astype(np.float32)
+
+
+@reader("load_recording")
+def unit_ids(h5) -> list[str]:
+    """Unit IDs (``unit_NNN``) in file order."""
+    return list(h5["units"]) if "units" in h5 else []
+
+
+@reader("load_recording")
+def sampling_rate(h5) -> float:
+    return float(h5["metadata/acquisition_rate"][()])
+
+
+@reader("load_recording")
+def spike_times(h5, unit: str) -> np.ndarray:
+    """Sorted spike sample indices of ``unit`` (int64)."""
+    return np.sort(h5[f"units/{unit}/spike_times"][()].astype(np.int64))
+
+
+@reader("load_recording")
+def eimage(h5, unit: str) -> np.ndarray:
+    """The unit's electrical image, float32 (50, 65, 65) ``[t, axis 1, axis 2]``; NaN if no spike."""
+    return h5[f"units/{unit}/features/eimage_sta/data"][()]
 
 
 def run(ctx: StepContext, p: LoadRecordingParams) -> dict:

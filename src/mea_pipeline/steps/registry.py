@@ -1,26 +1,34 @@
 """Step declarations and the registry that turns them into order and dependencies.
 
 A step module declares ``STEP = Step(...)``: its name and number, the steps whose output it
-reads, which external inputs it reads (``cmcr``, ``cmtr``, ``stimuli``, ...), a parameter
+reads, which external inputs it reads (names from :mod:`mea_pipeline.inputs`), a parameter
 dataclass, a code version (bump it when the step's output changes for the same inputs) and the
-function. From these declarations follow the run order, the cache dependencies (a step's
-cache key includes its upstream records) and the schema entries (``outputs``).
+function. From these declarations follow the run order, the Prefect tasks, the cache
+dependencies (a step's cache key includes its upstream records and its inputs' fingerprints)
+and the schema entries (``outputs``).
+
+A step reads another step's output only through that step's *readers* (functions decorated
+with :func:`reader`), which refuse a step that does not declare the writer upstream.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..inputs import RAW_INPUTS, check_declared
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig, RecordingInputs
     from ..store import StepTransaction
 
-RAW_INPUTS = frozenset({"cmcr", "cmtr"})
+
+class UndeclaredUpstream(RuntimeError):
+    """A step read the output of a step it does not declare upstream (a programming error)."""
 
 
 @dataclass
@@ -30,6 +38,7 @@ class StepContext:
     recording: "RecordingInputs"
     config: "PipelineConfig"
     tx: "StepTransaction"
+    step: "Step | None" = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -37,8 +46,33 @@ class StepContext:
         """The output file (a temporary copy holding every earlier step's output)."""
         return self.tx.h5
 
+    def upstream_file(self, writer: str):
+        """The output file, for reading ``writer``'s output; ``writer`` must be declared upstream."""
+        if self.step is not None and writer not in self.step.upstream:
+            raise UndeclaredUpstream(f"step {self.step.name} reads {writer}'s output but does not declare "
+                                     f"{writer!r} in its upstream steps")
+        return self.h5
+
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+
+def reader(writer: str):
+    """Mark a function ``f(h5, ...)`` as a reader of step ``writer``'s output.
+
+    The decorated function takes a :class:`StepContext` (checked: the reading step must declare
+    ``writer`` upstream) or an open ``h5py.File`` (tests, QC figures) as its first argument.
+    """
+    def decorate(function):
+        @functools.wraps(function)
+        def read(source, *args, **kwargs):
+            h5 = source.upstream_file(writer) if isinstance(source, StepContext) else source
+            return function(h5, *args, **kwargs)
+
+        read.writer = writer
+        return read
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -53,6 +87,10 @@ class Step:
     outputs: tuple  # of schema.Out: the step's entries in the output schema
     description: str
 
+    def __post_init__(self):
+        object.__setattr__(self, "reads", check_declared(self.name, self.reads))
+        object.__setattr__(self, "upstream", tuple(self.upstream))
+
     @property
     def needs_raw(self) -> bool:
         return bool(self.reads & RAW_INPUTS)
@@ -62,14 +100,33 @@ class Registry:
     """Steps in run order, with dependency queries."""
 
     def __init__(self, steps: list[Step]):
-        self.steps = sorted(steps, key=lambda s: s.number)
-        self.by_name = {s.name: s for s in self.steps}
-        for step in self.steps:
-            unknown = [u for u in step.upstream if u not in self.by_name]
+        self._set(list(steps))
+
+    def _set(self, steps: list[Step]) -> None:
+        ordered = sorted(steps, key=lambda s: s.number)
+        by_name = {s.name: s for s in ordered}
+        if len(by_name) != len(ordered) or len({s.number for s in ordered}) != len(ordered):
+            raise ValueError("step names and numbers must be unique")
+        for step in ordered:
+            unknown = [u for u in step.upstream if u not in by_name]
             if unknown:
                 raise ValueError(f"step {step.name} declares unknown upstream step(s) {unknown}")
-            if any(self.by_name[u].number >= step.number for u in step.upstream):
+            if any(by_name[u].number >= step.number for u in step.upstream):
                 raise ValueError(f"step {step.name} must come after its upstream steps")
+        self.steps, self.by_name = ordered, by_name
+
+    def register(self, step: Step) -> None:
+        """Add a step at run time (plug-ins, tests); it is wired like the built-in ones."""
+        self._set(self.steps + [step])
+
+    def unregister(self, name: str) -> None:
+        self._set([s for s in self.steps if s.name != name])
+
+    def replace(self, step: Step) -> Step:
+        """Swap the declaration of ``step.name`` for ``step``; returns the one it replaced."""
+        previous = self.by_name[step.name]
+        self._set([step if s.name == step.name else s for s in self.steps])
+        return previous
 
     def __getitem__(self, name: str) -> Step:
         return self.by_name[name]

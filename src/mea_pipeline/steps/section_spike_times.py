@@ -13,19 +13,17 @@ import numpy as np
 from ..errors import InputError
 from ..stimulus_library import StimulusLibrary
 from ..schema import Out
-from .registry import Step, StepContext
+from . import load_recording, section_time
+from .registry import Step, StepContext, reader
 
 
 @dataclass(frozen=True)
 class SectionSpikeTimesParams:
     pad_margin_s: tuple[float, float] = (0.0, 0.0)
-    pre_margin_frame: int = 60
 
 
-def trial_bounds(section_frames: np.ndarray, layout, frame_samples: np.ndarray,
-                 pre_margin_frame: int) -> np.ndarray:
+def trial_bounds(movie_frame0: int, layout, frame_samples: np.ndarray) -> np.ndarray:
     """(n_trials, 2) trial [start, end) samples of a movie's first occurrence."""
-    movie_frame0 = int(section_frames[0, 0]) + pre_margin_frame
     frames = layout.trial_frames() + movie_frame0
     if frames.max() >= len(frame_samples):
         raise InputError(f"trials reach display frame {int(frames.max())}, beyond the "
@@ -40,25 +38,32 @@ def cut_trials(spikes: np.ndarray, bounds: np.ndarray, pre: int, post: int) -> l
     return [spikes[a:b].astype(np.int64) for a, b in zip(lo, hi)]
 
 
-def sectioned_movies(h5) -> list[str]:
-    """Movies step 2 sectioned, in playlist order."""
-    return [m for m in h5["metadata/section_time_movies"].asstr()[()] if m in h5["stimulus/section_frames"]]
+@reader("section_spike_times")
+def trial_spikes(h5, unit: str, movie: str, trial: int) -> np.ndarray:
+    """Spike samples of one trial (empty when the movie was not sectioned for the unit)."""
+    path = f"units/{unit}/spike_times_sectioned/{movie}/trials_spike_times/{trial}"
+    return h5[path][()].astype(np.int64) if path in h5 else np.zeros(0, np.int64)
+
+
+@reader("section_spike_times")
+def movie_spikes(h5, unit: str, movie: str) -> np.ndarray | None:
+    """All sectioned spike samples of ``movie`` (None when the movie was not sectioned)."""
+    path = f"units/{unit}/spike_times_sectioned/{movie}/full_spike_times"
+    return h5[path][()].astype(np.int64) if path in h5 else None
 
 
 def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
-    h5 = ctx.h5
     library = StimulusLibrary(ctx.config.stimuli)
-    rate = float(h5["metadata/acquisition_rate"][()])
-    frame_samples = h5["metadata/frame_timestamps"][()].astype(np.int64)
+    rate = load_recording.sampling_rate(ctx)
+    frame_samples = section_time.frame_timestamps(ctx)
     pre, post = (int(m * rate) for m in p.pad_margin_s)
-    units = {name: np.sort(h5[f"units/{name}/spike_times"][()].astype(np.int64)) for name in h5["units"]}
+    units = {name: load_recording.spike_times(ctx, name) for name in load_recording.unit_ids(ctx)}
 
     sectioned, failed = [], []
-    for movie in sectioned_movies(h5):
+    for movie in section_time.sectioned_movies(ctx):
         try:
             layout = library.trial_layout(movie)
-            bounds = trial_bounds(h5[f"stimulus/section_frames/{movie}"][()], layout, frame_samples,
-                                  p.pre_margin_frame)
+            bounds = trial_bounds(section_time.movie_frame0(ctx, movie), layout, frame_samples)
         except InputError as exc:
             ctx.warn(f"{movie}: not sectioned: {exc}")
             failed.append(movie)
@@ -82,7 +87,7 @@ def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
 
 STEP = Step(
     name="section_spike_times", number=3, upstream=("load_recording", "section_time"),
-    reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="1", run=run,
+    reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/spike_times_sectioned/{movie}/full_spike_times", "i", 1,
             "sorted union of the trial spikes (absolute samples)"),

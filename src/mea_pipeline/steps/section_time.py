@@ -14,7 +14,7 @@ import numpy as np
 from ..mcs_io import CmcrFile
 from ..stimulus_library import StimulusLibrary, expected_frame_count, section_frames
 from ..schema import Out
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
         "detected_frames": len(frames), "expected_frames": expected,
         "difference": len(frames) - expected, "startup_pulses_dropped": min(p.startup_pulses, len(edges)),
     })
+    tx.write_tree("metadata/section_margins", {
+        "pad_frame": p.pad_frame, "pre_margin_frame": p.pre_margin_frame, "post_margin_frame": p.post_margin_frame,
+    })
     tx.write("metadata/section_time_playlist", ctx.config.playlist)
     tx.write("metadata/section_time_movies", movies)
 
@@ -100,6 +103,35 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
     return {"n_frames": int(len(frames)), "expected_frames": int(expected), "movies": sectioned}
 
 
+@reader("section_time")
+def frame_timestamps(h5) -> np.ndarray:
+    """Sample index of every display frame (int64)."""
+    return h5["metadata/frame_timestamps"][()].astype(np.int64)
+
+
+@reader("section_time")
+def sectioned_movies(h5) -> list[str]:
+    """Movies this step sectioned, in playlist order."""
+    return [m for m in h5["metadata/section_time_movies"].asstr()[()] if m in h5["stimulus/section_frames"]]
+
+
+@reader("section_time")
+def section_frames_of(h5, movie: str) -> np.ndarray:
+    """(occurrences, 2) section [start, end] of ``movie`` in display frames."""
+    return h5[f"stimulus/section_frames/{movie}"][()]
+
+
+@reader("section_time")
+def movie_frame0(h5, movie: str) -> int:
+    """Display frame of the first movie frame of ``movie``'s first occurrence.
+
+    The section starts ``pre_margin_frame`` frames before the movie; the margin used is read
+    back from this step's output, so downstream steps never re-declare it.
+    """
+    pre_margin = int(h5["metadata/section_margins/pre_margin_frame"][()])
+    return int(h5[f"stimulus/section_frames/{movie}"][0, 0]) + pre_margin
+
+
 def _light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Position-wise mean of the light trace over a movie's occurrences (NaN-padded)."""
     pieces = [light[start:end] for start, end in bounds]
@@ -111,13 +143,15 @@ def _light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 STEP = Step(
     name="section_time", number=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
-    params=SectionTimeParams, version="1", run=run,
+    params=SectionTimeParams, version="2", run=run,
     outputs=(
         Out("metadata/frame_timestamps", "u", 1, "sample of each display frame's sync rising edge"),
         Out("metadata/frame_time", "f", 1, "frame_timestamps in seconds"),
         Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps (lab layout)"),
         Out("metadata/frame_qc/{field}", "i", 0,
             "detected_frames, expected_frames (from the playlist), difference, startup_pulses_dropped"),
+        Out("metadata/section_margins/{field}", "i", 0,
+            "pad_frame, pre_margin_frame, post_margin_frame used (movie frame 0 = section start + pre_margin_frame)"),
         Out("metadata/section_time_playlist", "str", 0, "playlist used"),
         Out("metadata/section_time_movies", "str", 1, "playlist movies in order"),
         Out("stimulus/light_reference/{field}", "f", 1,

@@ -1,7 +1,7 @@
 """Synthetic MCS CMOS-MEA recordings with ground truth, and their stimulus library.
 
 Writes ``.cmcr`` + ``-.cmtr`` pairs in the layout McsPyDataTools reads (see
-``docs/reference/mcs-format.md`` section 6), a stimulus library (``playlist.csv``,
+``docs/mcs-format.md``), a stimulus library (``playlist.csv``,
 ``movie_length.csv``, one JSON per movie, the dense-noise ``.npy``) and per recording a
 ground-truth JSON + npz. The same :class:`SynthSpec` and recording ID give the same bytes.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,12 +65,13 @@ def write_dataset(out_dir: str | Path, n_recordings: int = 3, spec: SynthSpec = 
     """Stimulus library, recordings and mapping CSV under ``out_dir``.
 
     Layout: ``stimuli/`` (library of ``spec.profile``), ``recordings/`` (pairs + truth),
-    ``mapping.csv`` (``cmcr_path``, ``cmtr_path``, ``matched``, ``recording_id``, ``truth_path``).
+    ``mapping.csv`` (``cmcr_path``, ``cmtr_path``, ``matched``, ``recording_id``, ``truth_path``),
+    ``pipeline.toml`` (a ``--config`` file naming these inputs and ``output/`` as the output folder).
 
     Returns
     -------
     dict
-        ``out_dir``, ``stimuli_dir``, ``recordings_dir``, ``mapping_csv``, ``playlist`` and
+        ``out_dir``, ``stimuli_dir``, ``recordings_dir``, ``mapping_csv``, ``config_file``, ``playlist`` and
         ``recordings`` (one :func:`write_recording` result per recording).
     """
     out_dir = Path(out_dir).resolve()
@@ -84,5 +86,19 @@ def write_dataset(out_dir: str | Path, n_recordings: int = 3, spec: SynthSpec = 
         "recording_id": [r["recording_id"] for r in recordings],
         "truth_path": [str(r["truth"]) for r in recordings],
     }).to_csv(mapping, index=False)
-    return {"out_dir": out_dir, "stimuli_dir": stimuli, "recordings_dir": recordings_dir,
-            "mapping_csv": mapping, "playlist": spec.playlist, "recordings": recordings}
+    paths = {"out_dir": out_dir, "stimuli_dir": stimuli, "recordings_dir": recordings_dir,
+             "mapping_csv": mapping, "playlist": spec.playlist, "recordings": recordings}
+    paths["config_file"] = write_config(out_dir / "pipeline.toml", paths)
+    return paths
+
+
+def write_config(path: Path, paths: dict) -> Path:
+    """A ``--config`` file naming the dataset's inputs, so ``mea-pipeline batch --config`` runs it as is."""
+    lines = ["# Written by mea-pipeline synth: the inputs of this synthetic dataset.",
+             f"stimuli = {json.dumps(str(paths['stimuli_dir']))}",
+             f"playlist = {json.dumps(paths['playlist'])}",
+             "", "[batch]",
+             f"csv = {json.dumps(str(paths['mapping_csv']))}",
+             f"output = {json.dumps(str(paths['out_dir'] / 'output'))}", ""]
+    path.write_text("\n".join(lines))
+    return path

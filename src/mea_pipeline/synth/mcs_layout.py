@@ -1,4 +1,4 @@
-"""MCS HDF5 conventions McsPyDataTools requires (docs/reference/mcs-format.md sections 2 and 6).
+"""MCS HDF5 conventions McsPyDataTools requires (docs/mcs-format.md).
 
 McsPy dispatches on the ``ID.TypeID`` GUID, needs ``ID.Type``, ``ID.TypeID``, ``ID.Instance``
 and ``ID.InstanceID`` on every object it wraps, decodes string attributes with ``.decode()``

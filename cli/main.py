@@ -15,14 +15,13 @@ from typing import Optional
 
 import typer
 
-from mea_pipeline.config import PipelineConfig, RecordingInputs, batch_options
+from mea_pipeline.batch_options import DEFAULT_OUTPUT
+from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
 from mea_pipeline.store import OutputFile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
-
-DEFAULT_OUTPUT = "export_all_steps"
 
 CsvOpt = typer.Option(None, "--csv", help="Mapping CSV (cmcr_path, cmtr_path, matched)")
 OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAULT_OUTPUT})")
@@ -30,6 +29,13 @@ StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3
 ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
 StimuliOpt = typer.Option(None, "--stimuli", help="Stimulus library folder")
 PlaylistOpt = typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")
+LabelsOpt = typer.Option(None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")
+GsheetCsvOpt = typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")
+GsheetCredOpt = typer.Option(None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")
+GsheetTitleOpt = typer.Option(None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")
+ApModelOpt = typer.Option(None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")
+OnOffOpt = typer.Option(None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")
 DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
 
 
@@ -47,24 +53,27 @@ def _registry():
     return REGISTRY
 
 
-def _config(config_file: Optional[Path], stimuli: Optional[Path], playlist: Optional[str]) -> PipelineConfig:
-    return PipelineConfig.load(config_file, _registry(), {"stimuli": stimuli, "playlist": playlist})
+def _inputs(**values) -> dict:
+    """Input flags given on the command line (None = not given, the config file decides)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
 
 
-def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, concurrency=1,
-              raw_reads=1, path_map=None, config_file=None, stimuli=None, playlist=None,
-              only_failed=False, recheck=False, debug=False) -> dict:
-    """Run the batch flow and return its summary (also used by ``demo``)."""
+def _config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:
+    return PipelineConfig.load(config_file, _registry(), inputs)
+
+
+def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
+    """Run the batch flow and return its summary (also used by ``demo``).
+
+    ``options`` are batch options (None = from ``[batch]`` of the config file); ``inputs`` are
+    input flags (stimuli, playlist, labels, ...).
+    """
     _prefect_environment(debug)
-    from flows.batch_all_steps import batch_all_steps
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
-    state = batch_all_steps(
-        csv=str(csv), output=str(output), start=start, end=end, overwrite=overwrite, steps=steps,
-        concurrency=concurrency, raw_reads=raw_reads, path_map=path_map,
-        config_file=str(config_file) if config_file else None,
-        stimuli=str(stimuli) if stimuli else None, playlist=playlist, only_failed=only_failed,
-        recheck=recheck, return_state=True,
-    )
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    state = batch_all_steps(config_file=str(config_file) if config_file else None, inputs=inputs or {},
+                            return_state=True, **options)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
         raise summary
@@ -75,33 +84,37 @@ def run_batch(*, csv, output, start=0, end=None, overwrite=False, steps=None, co
 def batch(
     csv: Optional[Path] = CsvOpt,
     output: Optional[Path] = OutputOpt,
-    start: int = typer.Option(0, "--start", help="First matched row (0-based)"),
+    start: Optional[int] = typer.Option(None, "--start", help="First matched row (0-based, default 0)"),
     end: Optional[int] = typer.Option(None, "--end", help="Stop before this matched row (default: all)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute recordings whose output is complete"),
+    overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Recompute recordings whose output is complete"),
     debug: bool = DebugOpt,
     steps: Optional[str] = StepsOpt,
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Recordings at once (default 1)"),
-    raw_reads: Optional[int] = typer.Option(None, "--raw-reads", help="Raw-file readers at once (default 1)"),
+    raw_reads: Optional[int] = typer.Option(
+        None, "--raw-reads", help="Recordings reading raw files at once, across batches sharing the server (default 1)"),
     path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
     config_file: Optional[Path] = ConfigOpt,
     stimuli: Optional[Path] = StimuliOpt,
     playlist: Optional[str] = PlaylistOpt,
-    only_failed: bool = typer.Option(False, "--only-failed", help="Only recordings with a failed step"),
-    recheck: bool = typer.Option(False, "--recheck",
-                                 help="Check complete outputs against the raw files too (cached steps are not rerun)"),
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
+    only_failed: Optional[bool] = typer.Option(None, "--only-failed", help="Only recordings with a failed step"),
+    recheck: Optional[bool] = typer.Option(
+        None, "--recheck", help="Check complete outputs against the raw files too (cached steps are not rerun)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
-    opts = batch_options(config_file)
-    csv = csv or opts.get("csv")
-    if not csv:
-        raise PipelineError("no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)")
+    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv,
+                     gsheet_credentials=gsheet_credentials, gsheet_title=gsheet_title, ap_model=ap_model,
+                     on_off_dict=on_off_dict, device=device)
     summary = run_batch(
-        csv=csv, output=output or opts.get("output", DEFAULT_OUTPUT), start=start,
-        end=end if end is not None else opts.get("end"), overwrite=overwrite,
-        steps=steps or opts.get("steps"), concurrency=concurrency or opts.get("concurrency", 1),
-        raw_reads=raw_reads or opts.get("raw_reads", 1), path_map=path_map or opts.get("path_map"),
-        config_file=config_file, stimuli=stimuli, playlist=playlist, only_failed=only_failed,
-        recheck=recheck, debug=debug,
+        csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
+        raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
+        config_file=config_file, inputs=inputs, debug=debug,
     )
     raise typer.Exit(1 if summary["failed"] else 0)
 
@@ -109,8 +122,8 @@ def batch(
 def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps: Optional[str],
                        debug: bool) -> None:
     _prefect_environment(debug)
-    from flows.batch_all_steps import ensure_raw_reads_limit
-    from flows.process_recording import process_recording
+    from mea_pipeline.flows.batch_all_steps import ensure_raw_reads_limit
+    from mea_pipeline.flows.process_recording import process_recording
 
     ensure_raw_reads_limit(1)
     state = process_recording(recording, config, steps, return_state=True)
@@ -130,14 +143,21 @@ def run_one(
     config_file: Optional[Path] = ConfigOpt,
     stimuli: Optional[Path] = StimuliOpt,
     playlist: Optional[str] = PlaylistOpt,
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
     debug: bool = DebugOpt,
 ):
-    """Process one recording."""
+    """Process one recording (all steps or --steps) through the per-recording flow."""
     from mea_pipeline.mcs_io import recording_id_from_path
 
     rid = recording_id_from_path(cmtr)
     recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
-    _run_one_recording(recording, _config(config_file, stimuli, playlist), steps, debug)
+    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv, ap_model=ap_model,
+                     on_off_dict=on_off_dict, device=device)
+    _run_one_recording(recording, _config(config_file, inputs), steps, debug)
 
 
 @app.command()
@@ -147,6 +167,11 @@ def resume(
     config_file: Optional[Path] = ConfigOpt,
     stimuli: Optional[Path] = StimuliOpt,
     playlist: Optional[str] = PlaylistOpt,
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
     debug: bool = DebugOpt,
 ):
     """Continue an output file with the steps it lacks (steps that read no raw file need none)."""
@@ -161,7 +186,9 @@ def resume(
         print(f"{file}: nothing to do, all selected steps are done")
         return
     recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
-    _run_one_recording(recording, _config(config_file, stimuli, playlist), ",".join(lacking), debug)
+    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv, ap_model=ap_model,
+                     on_off_dict=on_off_dict, device=device)
+    _run_one_recording(recording, _config(config_file, inputs), ",".join(lacking), debug)
 
 
 def _path(value) -> Optional[Path]:
@@ -254,19 +281,14 @@ def demo(
     """Make a synthetic dataset (real MCS format) and run the whole batch on it."""
     from mea_pipeline.synth import SynthSpec, write_dataset
 
-    if not (out / "mapping.csv").is_file():
+    if not (out / "pipeline.toml").is_file():
         print(f"Writing {n_recordings} synthetic recordings to {out} ...", flush=True)
         write_dataset(out, n_recordings=n_recordings, spec=SynthSpec())
-    summary = run_batch(csv=out / "mapping.csv", output=out / "output", stimuli=out / "stimuli",
-                        playlist=_demo_playlist(out / "stimuli"), concurrency=concurrency, debug=debug)
-    print(f"Outputs in {out / 'output'}; try: mea-pipeline status --output {out / 'output'}")
+    config_file = out / "pipeline.toml"
+    summary = run_batch(config_file=config_file, concurrency=concurrency, debug=debug)
+    print(f"Outputs in {out / 'output'}; try: mea-pipeline status --output {out / 'output'}\n"
+          f"Rerun with: mea-pipeline batch --config {config_file}")
     raise typer.Exit(1 if summary["failed"] else 0)
-
-
-def _demo_playlist(stimuli: Path) -> str:
-    from mea_pipeline.stimulus_library import StimulusLibrary
-
-    return StimulusLibrary(stimuli).playlist_names()[0]
 
 
 @app.command()
@@ -296,7 +318,7 @@ def serve(
 ):
     """Serve the nightly and rerun-failed deployments (needs PREFECT_API_URL of a running server)."""
     _prefect_environment(False)
-    from deployments.serve import serve_deployments
+    from mea_pipeline.deployments.serve import serve_deployments
 
     serve_deployments(csv=csv, output=output, config_file=config_file, cron=cron, timezone=timezone)
 

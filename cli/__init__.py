@@ -1,0 +1,1 @@
+"""The ``mea-pipeline`` command line (imports flows and deployments; nothing imports it)."""

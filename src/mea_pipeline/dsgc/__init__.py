@@ -1,0 +1,1 @@
+"""Direction selectivity under the moving bar (step 11): bar crossings, sectioning, DSI."""

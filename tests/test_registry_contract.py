@@ -1,0 +1,183 @@
+"""The registry is the only wiring point: a contract every step meets, typed inputs, readers, toy steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+
+import h5py
+import pytest
+
+from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.runner import StepFailed, plan_step, run_recording, run_step
+from mea_pipeline.schema import Out, render_markdown, validate
+from mea_pipeline.steps import REGISTRY, load_recording
+from mea_pipeline.steps.registry import Step, UndeclaredUpstream
+from mea_pipeline.store import OutputFile
+
+
+def statuses(result: dict) -> dict:
+    return {s["step"]: s["status"] for s in result["steps"]}
+
+
+@pytest.fixture(scope="module")
+def finished(dataset, tmp_path_factory):
+    rec = dataset["recordings"][0]
+    out = tmp_path_factory.mktemp("contract") / f"{rec['recording_id']}.h5"
+    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
+    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    run_recording(inputs, config)
+    return inputs, config
+
+
+def copy_of(finished, tmp_path) -> RecordingInputs:
+    inputs, _ = finished
+    target = tmp_path / inputs.output_path.name
+    shutil.copy(inputs.output_path, target)
+    return dataclasses.replace(inputs, output_path=target)
+
+
+def changed_params(step: Step):
+    """The step's parameters with one field changed (enough to change its cache key)."""
+    params = step.params()
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            return dataclasses.replace(params, **{name: not value})
+        if isinstance(value, float):
+            return dataclasses.replace(params, **{name: value * 1.01})
+    for name, value in values.items():
+        if isinstance(value, tuple) and value and all(isinstance(v, float) for v in value):
+            return dataclasses.replace(params, **{name: value[:-1] + (value[-1] + 0.001,)})
+        if isinstance(value, int):
+            return dataclasses.replace(params, **{name: value - 1 if value > 1 else value + 1})
+    pytest.skip(f"{step.name} has no numeric or bool parameter to change")
+
+
+@pytest.mark.parametrize("name", REGISTRY.names())
+def test_step_contract(name, finished, tmp_path):
+    """Schema-valid output; rerun = up to date; a parameter change reruns exactly the step and its
+    dependents; a failure inside the step leaves every output as it was."""
+    step = REGISTRY[name]
+    inputs, config = finished
+    with h5py.File(inputs.output_path) as h5:
+        assert [p for p in validate(h5, REGISTRY) if p.startswith(name)] == []
+    assert run_step(name, inputs, config)["status"] == "up-to-date"
+
+    copy = copy_of(finished, tmp_path)
+    changed = dataclasses.replace(config, step_params={name: changed_params(step)})
+    result = statuses(run_recording(copy, changed))
+    rerun = {s for s, status in result.items() if status == "done"}
+    assert rerun == {name, *REGISTRY.dependents(name)}
+
+    (tmp_path / "failing").mkdir()
+    copy = copy_of(finished, tmp_path / "failing")
+    before = OutputFile(copy.output_path).verified_records()
+    broken = dataclasses.replace(step, run=_write_then_fail)
+    REGISTRY.replace(broken)
+    try:
+        with pytest.raises(StepFailed, match="boom"):
+            run_step(name, copy, config, force=True)
+    finally:
+        REGISTRY.replace(step)
+    after = OutputFile(copy.output_path).verified_records()
+    assert {k: r.output_digest for k, r in after.items()} == {k: r.output_digest for k, r in before.items()}
+    assert OutputFile(copy.output_path).step_states()[name].startswith("failed: RuntimeError: boom")
+
+
+def _write_then_fail(ctx, params):
+    ctx.tx.write("metadata/half_written", 1.0)
+    raise RuntimeError("boom")
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    scale: float = 2.0
+
+
+def _toy_run(ctx, p: ToyParams) -> dict:
+    units = load_recording.unit_ids(ctx)
+    ctx.tx.write("metadata/toy/n_units_scaled", p.scale * len(units))
+    return {"n_units": len(units)}
+
+
+TOY = Step(name="toy_count", number=99, upstream=("load_recording",), reads=frozenset(), params=ToyParams,
+           version="1", run=_toy_run, outputs=(Out("metadata/toy/{field}", "f", 0, "toy output"),),
+           description="A toy step registered at run time")
+
+
+@pytest.fixture
+def toy_step():
+    REGISTRY.register(TOY)
+    yield TOY
+    REGISTRY.unregister(TOY.name)
+
+
+def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema(finished, tmp_path, toy_step):
+    inputs, config = finished
+    copy = copy_of(finished, tmp_path)
+    assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "done"}
+    assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "up-to-date"}
+    changed = dataclasses.replace(config, step_params={"toy_count": ToyParams(scale=3.0)})
+    assert statuses(run_recording(copy, changed, steps="toy_count")) == {"toy_count": "done"}
+    assert "## Step 99: toy_count" in render_markdown(REGISTRY)
+    with h5py.File(copy.output_path) as h5:
+        assert h5["metadata/toy/n_units_scaled"][()] == 3.0 * len(h5["units"])
+        assert validate(h5, REGISTRY) == []
+
+
+def test_toy_step_runs_as_a_prefect_task(finished, tmp_path, toy_step, prefect_server):
+    from mea_pipeline.flows.process_recording import process_recording
+
+    copy = copy_of(finished, tmp_path)
+    state = process_recording(copy, finished[1], steps="toy_count", return_state=True)
+    assert state.is_completed(), state.message
+    assert "toy_count" in state.result()["completed_steps"]
+
+
+def test_a_reader_refuses_an_undeclared_upstream(finished, tmp_path):
+    def sneaky(ctx, params):
+        load_recording.unit_ids(ctx)
+        return {}
+
+    step = Step(name="sneaky", number=98, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+                run=sneaky, outputs=(), description="reads step 1 without declaring it")
+    REGISTRY.register(step)
+    try:
+        with pytest.raises(StepFailed, match="does not declare 'load_recording'"):
+            run_step("sneaky", copy_of(finished, tmp_path), finished[1])
+    finally:
+        REGISTRY.unregister("sneaky")
+    assert UndeclaredUpstream
+
+
+def test_unknown_input_is_an_error_at_declaration():
+    with pytest.raises(ValueError, match="unknown input"):
+        Step(name="x", number=97, upstream=(), reads=frozenset({"crystal_ball"}), params=ToyParams, version="1",
+             run=_toy_run, outputs=(), description="")
+
+
+def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(finished, tmp_path):
+    """Every declared input enters the cache key: edit one, and only its readers' keys change."""
+    inputs, config = finished
+    records = OutputFile(inputs.output_path).verified_records()
+    stimuli = tmp_path / "stimuli"
+    shutil.copytree(config.stimuli, stimuli)
+    cmtr = tmp_path / inputs.cmtr_path.name
+    shutil.copy(inputs.cmtr_path, cmtr)
+    base = dataclasses.replace(config, stimuli=stimuli)
+    rec = dataclasses.replace(inputs, cmtr_path=cmtr)
+
+    def keys(c, r):
+        return {s.name: plan_step(s, r, c, records).cache_key for s in REGISTRY}
+
+    before = keys(base, rec)
+    (stimuli / "playlist.csv").write_text((stimuli / "playlist.csv").read_text() + "\n")
+    after = keys(base, rec)
+    assert {n for n in before if before[n] != after[n]} == {s.name for s in REGISTRY if "stimuli" in s.reads}
+    with cmtr.open("r+b") as handle:  # a re-sorted .cmtr: same size, new header bytes
+        handle.seek(200)
+        handle.write(b"\x01")
+    again = keys(base, rec)
+    assert {n for n in after if after[n] != again[n]} == {s.name for s in REGISTRY if "cmtr" in s.reads}
