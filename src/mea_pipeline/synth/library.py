@@ -146,8 +146,11 @@ def write_stimulus_library(folder: str | Path, profile: str = "demo") -> Path:
     """Write the stimulus library of ``profile`` into ``folder``; returns the folder.
 
     Files: ``playlist.csv`` (one playlist, ``PLAYLISTS[profile]``), ``movie_length.csv``, one
-    ``<movie>.json`` per movie and the dense-noise ``<movie>.npy``.
+    ``<movie>.json`` per movie, and the dense-noise and moving-bar ``<movie>.npy``.
     """
+    # Imported here: bar_movie builds on render, which imports this module.
+    from .bar_movie import render_bar_movie
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     configs = movie_configs(profile)
@@ -159,6 +162,8 @@ def write_stimulus_library(folder: str | Path, profile: str = "demo") -> Path:
     for name, config in configs.items():
         (folder / f"{name}.json").write_text(json.dumps(config, indent=4) + "\n")
     np.save(folder / f"{DENSE_NOISE}.npy", dense_noise_movie(configs[DENSE_NOISE]))
+    # Written through a memory map: the demo's bar movie is ~230 MB.
+    render_bar_movie(configs[MOVING_BAR], folder / f"{MOVING_BAR}.npy")
     return folder
 
 
