@@ -1,6 +1,6 @@
 """The pipeline's steps, one module each; ``REGISTRY`` orders them by their declarations."""
 
-from . import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time
+from . import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time, soma_geometry
 from .registry import Registry, Step, StepContext
 
 REGISTRY = Registry([
@@ -9,6 +9,7 @@ REGISTRY = Registry([
     section_spike_times.STEP,
     dense_noise_sta.STEP,
     file_metadata.STEP,
+    soma_geometry.STEP,
 ])
 
 __all__ = ["REGISTRY", "Registry", "Step", "StepContext"]

@@ -1,0 +1,73 @@
+"""Step 6: soma centre, extent and area of every unit from its electrical image (eimage_sta).
+
+The maths is :func:`mea_pipeline.geometry.soma.soma_geometry` (the lab's MaxMin centre and
+half-max footprint, vectorised over electrodes, plus a sub-electrode centre). Axes: ``row`` is
+eimage axis 1 and ``col`` eimage axis 2, as the lab names them; in this project's files axis 1
+is the MCS Column - 1 and axis 2 the MCS Row - 1 (see :func:`mea_pipeline.mcs_io.sensor_frame_index`).
+A unit without a usable eimage gets NaN values and its reason, never (0, 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..geometry.soma import SOMA_GEOMETRY_KEYS, soma_geometry
+from ..schema import Out
+from . import load_recording
+from .registry import Step, StepContext
+
+GEOMETRY = "features/eimage_sta/geometry"
+
+
+@dataclass(frozen=True)
+class SomaGeometryParams:
+    baseline_frames: int = 5
+    sigma_t: float = 2.0
+    savgol_window: int = 7
+    savgol_order: int = 3
+    frame_range: tuple[int, int] = (10, 14)
+    threshold_fraction: float = 0.5
+    size_sigma: float = 1.0
+    subpixel_radius: int = 2
+
+
+def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
+    located = 0
+    for unit in load_recording.unit_ids(ctx):
+        geometry = soma_geometry(load_recording.eimage(ctx, unit), **asdict(p))
+        base = f"units/{unit}/{GEOMETRY}"
+        for key in SOMA_GEOMETRY_KEYS:
+            ctx.tx.write(f"{base}/{key}", np.float64(geometry[key]))
+        ctx.tx.write(f"{base}/diff_map", np.asarray(geometry["diff_map"], dtype=np.float64))
+        ctx.tx.write(f"{base}/status", geometry["status"])
+        ctx.tx.write(f"{base}/reason", geometry["reason"])
+        if geometry["status"] == "ok":
+            located += 1
+        else:
+            ctx.warn(f"{unit}: no soma geometry: {geometry['reason']}")
+    return {"n_units_located": located}
+
+
+STEP = Step(
+    name="soma_geometry", number=6, upstream=("load_recording",), reads=frozenset(),
+    params=SomaGeometryParams, version="1", run=run,
+    outputs=(
+        Out(f"units/{{unit}}/{GEOMETRY}/center_row", "f", 0,
+            "argmax of the peak-to-peak map along eimage axis 1 (lab 'row' = MCS Column - 1); NaN if no eimage"),
+        Out(f"units/{{unit}}/{GEOMETRY}/center_col", "f", 0,
+            "argmax along eimage axis 2 (lab 'col' = MCS Row - 1); NaN if no eimage"),
+        Out(f"units/{{unit}}/{GEOMETRY}/size_x", "f", 0, "footprint extent along eimage axis 2 (electrodes)"),
+        Out(f"units/{{unit}}/{GEOMETRY}/size_y", "f", 0, "footprint extent along eimage axis 1 (electrodes)"),
+        Out(f"units/{{unit}}/{GEOMETRY}/area", "f", 0, "footprint area (electrodes^2): half-max component at the centre"),
+        Out(f"units/{{unit}}/{GEOMETRY}/equivalent_diameter", "f", 0, "2 sqrt(area / pi)"),
+        Out(f"units/{{unit}}/{GEOMETRY}/center_row_subpixel", "f", 0,
+            "trough-depth centre of mass near the centre, eimage axis 1 (sub-electrode)"),
+        Out(f"units/{{unit}}/{GEOMETRY}/center_col_subpixel", "f", 0, "same along eimage axis 2"),
+        Out(f"units/{{unit}}/{GEOMETRY}/diff_map", "f", 2, "(65, 65) max - min over frames 10-14 (unsmoothed)"),
+        Out(f"units/{{unit}}/{GEOMETRY}/status", "str", 0, "'ok' or 'no_data'"),
+        Out(f"units/{{unit}}/{GEOMETRY}/reason", "str", 0, "why a unit has no geometry ('' when ok)"),
+    ),
+    description="Soma centre, extent, area and diff map of each unit from its electrical image",
+)
