@@ -133,7 +133,7 @@ def test_edited_output_reruns_the_edited_step(finished, body_calls):
         noise = next(k for k in h5[f"units/{unit}/features"] if k.startswith("sta_"))
         h5[f"units/{unit}/features/{noise}/data"][0, 0, 0] += 1.0
     states = rerun(finished, recording)
-    assert body_calls == ["dense_noise_sta"]
+    assert body_calls == ["dense_noise_sta", *REGISTRY.dependents("dense_noise_sta")]
     assert states["dense_noise_sta"] == "Completed" and states["load_recording"] == "Cached"
 
 

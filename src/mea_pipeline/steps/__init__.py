@@ -1,6 +1,7 @@
 """The pipeline's steps, one module each; ``REGISTRY`` orders them by their declarations."""
 
-from . import dense_noise_sta, file_metadata, load_recording, section_spike_times, section_time, soma_geometry
+from . import (dense_noise_sta, file_metadata, load_recording, rf_geometry, section_spike_times, section_time,
+               soma_geometry)
 from .registry import Registry, Step, StepContext
 
 REGISTRY = Registry([
@@ -10,6 +11,7 @@ REGISTRY = Registry([
     dense_noise_sta.STEP,
     file_metadata.STEP,
     soma_geometry.STEP,
+    rf_geometry.STEP,
 ])
 
 __all__ = ["REGISTRY", "Registry", "Step", "StepContext"]

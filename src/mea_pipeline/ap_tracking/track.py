@@ -1,0 +1,276 @@
+"""AP tracking of one recording, CNN excluded: from eimages to pathways, ONH and polar positions.
+
+:func:`track_recording` runs the lab's step-10 flow on arrays (the CNN is the ``predict``
+callable) and returns plain dataclasses; :meth:`UnitTrack.features` and
+:meth:`RecordingTrack.metadata` give the dicts to write under
+``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys plus this
+project's additions (per-unit ``direction_deg``, ``status``, ``reason``; recording-level R^2
+threshold, kept/outlier ids, consensus direction, lanes fixed, selection note, counts).
+
+Axis conventions (as in the lab, and mixed on purpose: the keys must match its files):
+
+* eimage / prediction volumes: ``(t, row, col)`` with row = axis 1 and col = axis 2.
+* ``refined_soma`` and ``axon_initial_segment``: ``t``, ``x`` = **row** (axis 1), ``y`` = **col** (axis 2).
+* ``axon_centroids``: columns ``[t, row, col]``.
+* ``ap_pathway``: the line ``row = slope * col + intercept``.
+* ``all_ap_intersection`` (the ONH): ``x`` = **col** (axis 2), ``y`` = **row** (axis 1).
+* ``soma_polar_coordinates``: ``cartesian_x`` = soma col - ONH x, ``cartesian_y`` = soma row - ONH y,
+  ``original_x`` = soma row, ``original_y`` = soma col.
+* ``direction_deg`` and ``consensus_direction``: degrees, 0 = +col, 90 = +row.
+
+Unit statuses: ``tracked`` (first pass with a pathway), ``no_pathway`` (first pass; reason
+``too_few_centroids: N < M`` or ``vertical_track``), ``second_pass`` (soma, AIS and polar
+coordinates only), ``no_eimage`` (all-NaN or malformed eimage) and ``not_tracked`` (not selected,
+and no ONH for a second pass).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .lanes import fix_bad_lanes, parse_bad_lanes, sheet_text
+from .onh import OnhResult, TrackedPathway, find_onh
+from .orientation import RetinaPosition, angle_correction, parse_center_xy, soma_polar_coordinates
+from .params import APTrackingParams
+from .pathway import Pathway, direction_deg, fit_pathway
+from .postprocess import axon_centroids, filter_noise, longest_smooth_segment
+from .soma import axon_initial_segment, coarse_soma, refined_soma
+
+_PATHWAY_KEYS = ("slope", "intercept", "r_value", "p_value", "std_err")
+
+
+@dataclass
+class UnitTrack:
+    """What step 10 found for one unit (positions as (t, row, col) tuples)."""
+
+    unit_id: str
+    label: str
+    first_pass: bool
+    status: str
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    refined_soma: tuple[int, int, int] | None = None
+    axon_initial_segment: tuple[int, int, int] | None = None
+    prediction: np.ndarray | None = None
+    filtered_prediction: np.ndarray | None = None
+    axon_centroids: np.ndarray | None = None
+    pathway: Pathway | None = None
+    direction_deg: float = float("nan")
+    polar: dict | None = None
+
+    def features(self) -> dict:
+        """``features/ap_tracking`` of this unit in the lab's keys; None values are left out."""
+        out = {"status": self.status, "reason": self.reason}
+        if self.notes:
+            out["notes"] = "; ".join(self.notes)
+        if self.refined_soma is None:
+            return out
+        t, row, col = self.refined_soma
+        out["refined_soma"] = {"t": t, "x": row, "y": col}
+        out["axon_initial_segment"] = ({} if self.axon_initial_segment is None else
+                                       dict(zip(("t", "x", "y"), self.axon_initial_segment)))
+        if self.prediction is not None:
+            out["prediction_sta_data"] = self.prediction
+            post = {"filtered_prediction": self.filtered_prediction}
+            if len(self.axon_centroids):
+                post["axon_centroids"] = self.axon_centroids
+            out["post_processed_data"] = post
+        out["ap_pathway"] = {k: (float("nan") if self.pathway is None else getattr(self.pathway, k))
+                             for k in _PATHWAY_KEYS}
+        out["direction_deg"] = self.direction_deg
+        if self.polar is not None:
+            out["soma_polar_coordinates"] = self.polar
+        return out
+
+
+@dataclass
+class RecordingTrack:
+    """Step 10's result for one recording."""
+
+    units: dict[str, UnitTrack]
+    onh: OnhResult | None
+    onh_reason: str
+    retina: RetinaPosition
+    angle_correction_deg: float | None
+    bad_lanes: list[int]
+    rejected_lane_tokens: list[str]
+    selection_note: str
+    filter_by_cell_type: bool
+    cell_type_filter: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def units_processed(self) -> int:
+        """First-pass units that got soma, prediction and post-processing."""
+        return sum(u.status in ("tracked", "no_pathway") for u in self.units.values())
+
+    @property
+    def non_rgc_processed(self) -> int:
+        return sum(u.status == "second_pass" for u in self.units.values())
+
+    def metadata(self) -> dict:
+        """``metadata/ap_tracking`` in the lab's keys plus additions (the step adds ``model_path``)."""
+        out = {
+            "units_processed": self.units_processed, "non_rgc_processed": self.non_rgc_processed,
+            "filter_by_cell_type": self.filter_by_cell_type, "cell_type_filter": self.cell_type_filter,
+            "selection_note": self.selection_note, "n_units": len(self.units),
+            "n_units_first_pass": sum(u.first_pass for u in self.units.values()),
+            "n_units_with_pathway": sum(u.status == "tracked" for u in self.units.values()),
+            "bad_lanes_fixed": np.asarray(self.bad_lanes, dtype=np.int64),
+        }
+        if self.rejected_lane_tokens:
+            out["bad_lanes_rejected"] = list(self.rejected_lane_tokens)
+        for key, value in zip(("dvnt_lr", "dvnt_dv", "dvnt_nt"), self.retina):
+            if value is not None:
+                out[key] = value
+        if self.angle_correction_deg is not None:
+            out["angle_correction_deg"] = self.angle_correction_deg
+        if self.onh is None:
+            out["onh_reason"] = self.onh_reason
+            return out
+        o = self.onh
+        out["all_ap_intersection"] = {
+            "x": o.x, "y": o.y, "method": o.method, "mse": o.mse, "rmse": o.rmse,
+            "total_squared_error": o.total_squared_error, "r2_threshold": o.r2_threshold,
+            "consensus_direction": o.consensus_direction, "n_valid_after_direction": o.n_valid_after_direction,
+            "n_cells_used": o.n_cells_used, "n_centroids_used": o.n_centroids_used,
+            "kept_unit_ids": list(o.kept_unit_ids), "outlier_unit_ids": list(o.outlier_unit_ids),
+            "n_iterations": o.n_iterations, "inside_boundary": o.inside_boundary,
+        }
+        return out
+
+
+def select_units(unit_ids: list[str], labels: dict[str, str] | None,
+                 params: APTrackingParams) -> tuple[list[str], str, bool]:
+    """Units for the first pass, a note saying why, and whether the cell-type filter applied."""
+    wanted = params.cell_type_filter.lower()
+    label_of = {u: sheet_text((labels or {}).get(u)).lower() for u in unit_ids}
+    chosen = [u for u in unit_ids if label_of[u] == wanted]
+    if chosen:
+        return chosen, (f"{len(chosen)} of {len(unit_ids)} units labelled '{wanted}' tracked; the others "
+                        "get soma, AIS and polar coordinates only"), True
+    if not labels:
+        why = "no cell-type labels were given"
+    else:
+        counts = Counter(label or "no_label" for label in label_of.values())
+        why = f"no unit is labelled '{wanted}' (labels: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + ")"
+    if params.track_all_when_unlabelled:
+        return list(unit_ids), f"{why}: tracking all {len(unit_ids)} units", False
+    return [], f"{why}: no unit tracked", True
+
+
+def _prepare(eimage: np.ndarray, lanes: list[int]) -> tuple[np.ndarray | None, str]:
+    """Bad-lane-fixed float32 copy with NaN replaced by 0, and a note; (None, reason) if unusable."""
+    array = np.asarray(eimage)
+    if array.ndim != 3 or min(array.shape) == 0:
+        return None, f"eimage_sta has shape {array.shape}, expected (t, rows, cols)"
+    if not np.isfinite(array).any():
+        return None, "eimage_sta is all NaN (no usable spikes)"
+    array = fix_bad_lanes(array, lanes).astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        array[bad] = 0.0
+        return array, f"{int(bad.sum())} non-finite eimage_sta values replaced by 0 before tracking"
+    return array, ""
+
+
+def _soma_and_ais(array: np.ndarray, p: APTrackingParams):
+    soma = refined_soma(array, coarse_soma(array, p.soma_std_threshold, p.soma_temporal_range), p.soma_refine_radius)
+    return soma, axon_initial_segment(array, soma, p.ais_search_xy_radius, p.ais_search_t_radius, p.ais_fraction)
+
+
+def _first_pass(unit: UnitTrack, array: np.ndarray, predict: Callable[[np.ndarray], np.ndarray],
+                p: APTrackingParams) -> None:
+    unit.refined_soma, unit.axon_initial_segment = _soma_and_ais(array, p)
+    prediction = np.asarray(predict(array), dtype=np.float32)
+    if prediction.shape != array.shape:
+        raise ValueError(f"the CNN returned shape {prediction.shape} for an eimage of shape {array.shape}")
+    unit.prediction = prediction
+    unit.filtered_prediction = filter_noise(prediction, p.centroid_threshold, p.min_cluster_size,
+                                            p.temporal_window_size)
+    _, row, col = unit.refined_soma
+    centroids = axon_centroids(unit.filtered_prediction, row, col, p.centroid_start_frame, p.exclude_radius,
+                               p.max_displacement)
+    unit.axon_centroids = longest_smooth_segment(centroids, p.max_displacement_post)
+    if len(unit.axon_centroids) < p.min_points_for_fit:
+        unit.status, unit.reason = "no_pathway", f"too_few_centroids: {len(unit.axon_centroids)} < {p.min_points_for_fit}"
+        return
+    unit.pathway = fit_pathway(unit.axon_centroids)
+    if unit.pathway is None:
+        unit.status, unit.reason = "no_pathway", "vertical_track"
+        return
+    unit.status = "tracked"
+    unit.direction_deg = direction_deg(unit.axon_centroids)
+
+
+def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarray], np.ndarray],
+                    labels: dict[str, str] | None = None, bad_lanes_text=None, center_xy_text=None,
+                    params: APTrackingParams = APTrackingParams()) -> RecordingTrack:
+    """Step 10 for one recording.
+
+    Parameters
+    ----------
+    eimages : dict
+        Unit id -> eimage_sta (t, row, col); never modified (the bad-lane fix works on copies).
+    predict : callable
+        The CNN: float32 (t, row, col) eimage -> axon probability volume of the same shape.
+    labels : dict or None
+        Unit id -> manual cell-type label (step 9); None when there are none.
+    bad_lanes_text, center_xy_text :
+        The sheet's ``Bad_lanes`` and ``Center_xy`` cells (str, bytes or None).
+    params : APTrackingParams
+
+    Returns
+    -------
+    RecordingTrack
+    """
+    unit_ids = sorted(eimages)
+    lanes, rejected = parse_bad_lanes(bad_lanes_text)
+    warnings = []
+    if rejected:
+        warnings.append(f"Bad_lanes: ignored {rejected}: not 1-based column numbers; correct the sheet's Bad_lanes cell")
+    width = next((np.shape(e)[-1] for e in eimages.values() if np.ndim(e) == 3), None)
+    if width is not None and any(c >= width for c in lanes):
+        warnings.append(f"Bad_lanes: columns {[c + 1 for c in lanes if c >= width]} are beyond the {width} columns; ignored")
+        lanes = [c for c in lanes if c < width]
+    retina = parse_center_xy(center_xy_text)
+    if retina.lr not in (None, "L", "R"):
+        warnings.append(f"Center_xy: eye '{retina.lr}' is neither L nor R; kept as given")
+    first, note, filtered_by_type = select_units(unit_ids, labels, params)
+
+    units, arrays = {}, {}
+    for unit_id in unit_ids:
+        arrays[unit_id], prepared_note = _prepare(eimages[unit_id], lanes)
+        unit = UnitTrack(unit_id, sheet_text((labels or {}).get(unit_id)), unit_id in first, status="not_tracked")
+        if arrays[unit_id] is None:
+            unit.status, unit.reason = "no_eimage", prepared_note
+        elif prepared_note:
+            unit.notes.append(prepared_note)
+        units[unit_id] = unit
+    for unit_id in first:
+        if arrays[unit_id] is not None:
+            _first_pass(units[unit_id], arrays[unit_id], predict, params)
+
+    tracks = [TrackedPathway(u.unit_id, u.pathway, u.direction_deg, u.axon_centroids)
+              for u in units.values() if u.status == "tracked"]
+    onh, onh_reason = find_onh(tracks, params)
+    correction = None
+    if onh is None:
+        warnings.append(f"no optic-nerve head: {onh_reason}")
+    else:
+        correction = angle_correction((onh.x, onh.y), retina.dv, retina.nt, params.angle_reference_point)
+    for unit in units.values():
+        if unit.status == "not_tracked" and onh is not None:
+            unit.refined_soma, unit.axon_initial_segment = _soma_and_ais(arrays[unit.unit_id], params)
+            unit.status = "second_pass"
+        elif unit.status == "not_tracked":
+            unit.reason = "not selected for tracking; no ONH, so no second pass"
+        if onh is not None and unit.refined_soma is not None:
+            _, row, col = unit.refined_soma
+            unit.polar = soma_polar_coordinates(row, col, (onh.x, onh.y), correction, retina.dv, retina.nt)
+    return RecordingTrack(units, onh, onh_reason, retina, correction, lanes, rejected, note, filtered_by_type,
+                          params.cell_type_filter, warnings)

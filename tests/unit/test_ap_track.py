@@ -1,0 +1,158 @@
+"""track_recording end to end on synthetic eimages, with a stand-in for the CNN."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mea_pipeline.ap_tracking.params import APTrackingParams
+from mea_pipeline.ap_tracking.track import track_recording
+
+CENTER = np.array([32.5, 32.5])                                          # (col, row)
+ONH = CENTER + 40 * np.array([math.cos(math.radians(45)), math.sin(math.radians(45))])   # off the array
+RR, CC = np.mgrid[0:65, 0:65]
+
+
+def _eimage(soma_rc, rng, axon_to=ONH, axon_frames=40):
+    """Soma trough at frame 10 plus a negative axon blob moving one electrode per frame toward ``axon_to``."""
+    row, col = soma_rc
+    image = rng.normal(0, 0.3, (50, 65, 65)).astype(np.float32)
+    wave = -np.exp(-(np.arange(50) - 10) ** 2 / 4.0) + 0.3 * np.exp(-(np.arange(50) - 16) ** 2 / 8.0)
+    image += 40 * wave[:, None, None] * np.exp(-((RR - row) ** 2 + (CC - col) ** 2) / 2.0)[None]
+    if axon_to is not None:
+        heading = (axon_to - np.array([col, row])) / np.hypot(*(axon_to - np.array([col, row])))
+        for step in range(1, axon_frames):
+            x, y = np.array([col, row]) + step * heading
+            image[10 + step] -= 10 * np.exp(-((RR - y) ** 2 + (CC - x) ** 2) / (2 * 0.7 ** 2))
+    return image
+
+
+def fake_cnn(eimage):
+    """Like the lab's network: probability ~1 for local negative deflections of a few counts."""
+    return 1.0 / (1.0 + np.exp(np.clip(2.0 * (eimage + 4.0), -50, 50)))
+
+
+RGC_SOMAS = [(8, 12), (12, 30), (20, 8), (30, 16), (10, 20), (24, 26), (35, 6), (6, 36)]
+
+
+@pytest.fixture(scope="module")
+def recording():
+    rng = np.random.default_rng(0)
+    eimages = {f"unit_{i + 1:03d}": _eimage(soma, rng) for i, soma in enumerate(RGC_SOMAS)}
+    labels = {uid: "RGC" for uid in eimages}
+    eimages["unit_020"], labels["unit_020"] = _eimage((45, 45), rng, axon_to=None), "ac"
+    eimages["unit_021"] = _eimage((50, 20), rng, axon_to=None)           # no label
+    eimages["unit_022"], labels["unit_022"] = np.full((50, 65, 65), np.nan, np.float32), "rgc"
+    partial = _eimage((16, 40), rng)
+    partial[:, 0, :5] = np.nan
+    eimages["unit_023"], labels["unit_023"] = partial, "rgc"
+    eimages["unit_024"], labels["unit_024"] = _eimage((28, 40), rng, axon_frames=8), "rgc"   # short axon
+    return eimages, labels
+
+
+def _true_direction(soma_rc):
+    return math.degrees(math.atan2(ONH[1] - soma_rc[0], ONH[0] - soma_rc[1])) % 360
+
+
+def test_labelled_recording_end_to_end(recording):
+    eimages, labels = recording
+    before = {k: v.copy() for k, v in eimages.items()}
+    result = track_recording(eimages, fake_cnn, labels, bad_lanes_text="60, 18. 38", center_xy_text="L, 5, -5")
+    for key, array in eimages.items():
+        np.testing.assert_array_equal(array, before[key])
+
+    for i, soma in enumerate(RGC_SOMAS):
+        unit = result.units[f"unit_{i + 1:03d}"]
+        assert unit.status == "tracked", (unit.unit_id, unit.reason)
+        assert unit.refined_soma[1:] == soma
+        assert abs((unit.direction_deg - _true_direction(soma) + 180) % 360 - 180) < 20
+    assert result.onh is not None and result.onh.method == "iterative_refinement"
+    assert np.hypot(result.onh.x - ONH[0], result.onh.y - ONH[1]) < 5
+
+    assert result.units["unit_022"].status == "no_eimage"
+    assert result.units["unit_023"].status == "tracked" and "replaced by 0" in result.units["unit_023"].notes[0]
+    short = result.units["unit_024"]
+    assert short.status == "no_pathway" and short.reason.startswith("too_few_centroids: ")
+    assert short.reason.endswith("< 10") and short.prediction is not None and short.polar is not None
+    for unit_id in ("unit_020", "unit_021"):
+        unit = result.units[unit_id]
+        assert unit.status == "second_pass" and not unit.first_pass and unit.prediction is None
+        assert unit.refined_soma is not None and unit.polar is not None
+
+    assert result.bad_lanes == [59] and result.rejected_lane_tokens == ["18. 38"]
+    assert any("18. 38" in w for w in result.warnings)
+    assert result.retina == ("L", -5.0, -5.0) and result.angle_correction_deg is not None
+    assert result.filter_by_cell_type and "11 of 13" in result.selection_note
+
+
+def test_output_dicts_use_the_labs_keys(recording):
+    eimages, labels = recording
+    result = track_recording(eimages, fake_cnn, labels, center_xy_text="L, 5, -5")
+    tracked = result.units["unit_001"].features()
+    assert set(tracked["refined_soma"]) == {"t", "x", "y"}
+    assert (tracked["refined_soma"]["x"], tracked["refined_soma"]["y"]) == RGC_SOMAS[0]   # x = row
+    assert tracked["prediction_sta_data"].shape == (50, 65, 65)
+    assert tracked["post_processed_data"]["axon_centroids"].shape[1] == 3
+    assert set(tracked["ap_pathway"]) == {"slope", "intercept", "r_value", "p_value", "std_err"}
+    polar = tracked["soma_polar_coordinates"]
+    assert polar["anatomical_quadrant"] == "ventral-temporal" and "angle_correction_applied" in polar
+    second = result.units["unit_020"].features()
+    assert "prediction_sta_data" not in second and all(math.isnan(v) for v in second["ap_pathway"].values())
+    assert result.units["unit_022"].features() == {"status": "no_eimage", "reason": result.units["unit_022"].reason}
+
+    meta = result.metadata()
+    assert meta["units_processed"] == 10 and meta["non_rgc_processed"] == 2
+    assert (meta["dvnt_lr"], meta["dvnt_dv"], meta["dvnt_nt"]) == ("L", -5.0, -5.0)
+    onh = meta["all_ap_intersection"]
+    assert {"x", "y", "method", "rmse", "n_cells_used", "r2_threshold", "kept_unit_ids",
+            "outlier_unit_ids", "consensus_direction"} <= set(onh)
+    assert onh["r2_threshold"] == 0.8 and "unit_024" not in onh["kept_unit_ids"]
+
+
+def test_without_labels_every_unit_is_tracked(recording):
+    eimages, _ = recording
+    result = track_recording(eimages, fake_cnn, None)
+    assert "tracking all 13 units" in result.selection_note and not result.filter_by_cell_type
+    assert all(u.first_pass for u in result.units.values())
+    assert not any(u.status == "second_pass" for u in result.units.values())
+    assert result.units["unit_020"].status == "no_pathway"   # no axon: tracked, but no track
+    assert result.onh is not None
+
+
+def test_no_rgc_label_and_no_fallback_tracks_nothing(recording):
+    eimages, labels = recording
+    others = {uid: "ac" for uid in labels}
+    result = track_recording(eimages, fake_cnn, others, params=APTrackingParams(track_all_when_unlabelled=False))
+    assert "no unit tracked" in result.selection_note and result.onh is None
+    assert all(u.status in ("not_tracked", "no_eimage") for u in result.units.values())
+    assert "onh_reason" in result.metadata() and "all_ap_intersection" not in result.metadata()
+
+
+def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
+    rng = np.random.default_rng(1)
+    eimages = {"unit_001": _eimage((20, 20), rng), "unit_002": _eimage((12, 30), rng)}
+    seen = []
+
+    def recording_cnn(eimage):
+        seen.append(eimage.copy())
+        return fake_cnn(eimage)
+
+    original = eimages["unit_001"].copy()
+    result = track_recording(eimages, recording_cnn, {"unit_001": "rgc", "unit_002": "rgc"}, bad_lanes_text="53, 59, 99")
+    assert result.bad_lanes == [52, 58] and any("99" in w for w in result.warnings)
+    np.testing.assert_array_equal(eimages["unit_001"], original)
+    fixed = seen[0]
+    assert np.allclose(fixed[..., 52], original.mean(), atol=1e-4)
+    np.testing.assert_array_equal(fixed[..., 51], original[..., 51])
+    # Two pathways are fewer than the 5 cells of the refinement: the legacy intersection.
+    assert result.onh.method == "legacy" and "2 usable cells, need 5" in result.onh.attempts[0]
+
+
+def test_a_single_pathway_gives_no_onh_and_no_second_pass():
+    rng = np.random.default_rng(2)
+    eimages = {"unit_001": _eimage((20, 20), rng), "unit_002": _eimage((40, 40), rng, axon_to=None)}
+    result = track_recording(eimages, fake_cnn, {"unit_001": "rgc", "unit_002": "ac"})
+    assert result.onh is None and "at least 2" in result.onh_reason
+    assert result.units["unit_001"].polar is None
+    assert result.units["unit_002"].status == "not_tracked" and "no ONH" in result.units["unit_002"].reason
+    assert any("no optic-nerve head" in w for w in result.warnings)
