@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from mea_pipeline.batch_options import DEFAULT_OUTPUT
+from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
 from mea_pipeline.store import OutputFile
@@ -68,10 +68,14 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     ``options`` are batch options (None = from ``[batch]`` of the config file); ``inputs`` are
     input flags (stimuli, playlist, labels, ...).
     """
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    # The flow resolves both again (a deployment has no CLI in front of it); checked here first so
+    # a missing CSV or a bad config key is one line at once, not after a Prefect server start.
+    BatchOptions.load(config_file, **options)
+    _config(config_file, inputs or {})
     _prefect_environment(debug)
     from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
-    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
     state = batch_all_steps(config_file=str(config_file) if config_file else None, inputs=inputs or {},
                             return_state=True, **options)
     summary = state.result(raise_on_failure=False)
@@ -310,13 +314,14 @@ def server(host: str = "127.0.0.1", port: int = 4200):
 
 @app.command()
 def serve(
-    csv: Path = typer.Option(..., "--csv"),
-    output: Path = typer.Option(Path(DEFAULT_OUTPUT), "--output"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Mapping CSV (default: [batch] csv of --config)"),
+    output: Optional[Path] = typer.Option(None, "--output", help=f"Output folder (default: [batch] output, else {DEFAULT_OUTPUT})"),
     config_file: Optional[Path] = ConfigOpt,
     cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule"),
     timezone: str = typer.Option("Europe/Berlin", "--timezone"),
 ):
     """Serve the nightly and rerun-failed deployments (needs PREFECT_API_URL of a running server)."""
+    BatchOptions.load(config_file, csv=csv, output=output)  # one clear line now, not at 02:00
     _prefect_environment(False)
     from mea_pipeline.deployments.serve import serve_deployments
 

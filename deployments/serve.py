@@ -17,7 +17,7 @@ from prefect.schedules import Cron
 from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
 
-def deployments(csv: Path, output: Path, config_file: Path | None = None,
+def deployments(csv: Path | None = None, output: Path | None = None, config_file: Path | None = None,
                 cron: str = "0 2 * * *", timezone: str = "Europe/Berlin") -> list:
     # Only what the command line gave: every other batch option comes from the config's [batch].
     base = {k: str(v) for k, v in {"csv": csv, "output": output, "config_file": config_file}.items() if v}

@@ -6,9 +6,9 @@ is the same as ``mea-pipeline batch ...``. The batch options (``[batch]`` of ``c
 overridden by the parameters given) are resolved here, inside the flow, so the command line,
 the script and every deployment behave alike. Recordings whose output is complete are skipped
 (unless ``overwrite``); at most ``concurrency`` recordings run at once and at most ``raw_reads``
-recordings read raw files at once; one failing recording never stops the others. When step 8
-is selected the lab's sheet is fetched once for the whole batch (a dated snapshot next to the
-outputs) and every recording reads that snapshot.
+recordings read raw files at once; one failing recording never stops the others. When a
+selected step reads the lab's sheet, it is fetched once for the whole batch (a dated snapshot
+next to the outputs) and every recording reads that snapshot.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def batch_all_steps(
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
     ensure_raw_reads_limit(options.raw_reads)
-    if selection and any(step.name == "gsheet_metadata" for step in REGISTRY.select(options.steps)):
+    if selection and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
         config = sheet_snapshot(config, options.output)
 
     total = len(selection)

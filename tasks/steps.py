@@ -13,11 +13,12 @@ from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
 from mea_pipeline import runner
 from mea_pipeline.steps import REGISTRY
+from mea_pipeline.steps.registry import Step
 
 from .caching import step_cache_key
 
 RETRY_DELAYS_S = [10, 60]
-_TASKS: dict[tuple, Task] = {}
+_TASKS: dict[Step, Task] = {}
 
 
 def transient_io_error(task, task_run, state) -> bool:
@@ -36,13 +37,13 @@ def step_task(name: str) -> Task:
     Made once per declaration, so a step registered at run time gets its task like the others.
     """
     step = REGISTRY[name]
-    if (name, step) not in _TASKS:
+    if step not in _TASKS:
         def run(recording: RecordingInputs, config: PipelineConfig, force: bool = False) -> dict:
             return runner.run_step(name, recording, config, force=force)
 
         run.__name__ = name
         run.__doc__ = step.description
-        _TASKS[(name, step)] = task(
+        _TASKS[step] = task(
             run,
             name=name,
             task_run_name=f"{name}-{{recording.recording_id}}",
@@ -53,4 +54,4 @@ def step_task(name: str) -> Task:
             retry_delay_seconds=RETRY_DELAYS_S,
             retry_condition_fn=transient_io_error,
         )
-    return _TASKS[(name, step)]
+    return _TASKS[step]

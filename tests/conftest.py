@@ -28,6 +28,25 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def processed(dataset, tmp_path_factory):
+    """Recording 0 of ``dataset`` through every step with the plain runner, once per session.
+
+    ``inputs``, ``config``, ``result`` (of that first run) and ``truth``. Treat the output as
+    read-only; copy it first (``output_copy.copy_output``) to change anything.
+    """
+    from mea_pipeline.config import PipelineConfig, RecordingInputs
+    from mea_pipeline.runner import run_recording
+    from mea_pipeline.synth import load_truth
+
+    rec = dataset["recordings"][0]
+    out = tmp_path_factory.mktemp("processed") / f"{rec['recording_id']}.h5"
+    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
+    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    result = run_recording(inputs, config)
+    return {"inputs": inputs, "config": config, "result": result, "truth": load_truth(rec["truth"])}
+
+
+@pytest.fixture(scope="session")
 def prefect_server():
     """One temporary Prefect server (SQLite) for every flow test of the session."""
     from prefect.testing.utilities import prefect_test_harness

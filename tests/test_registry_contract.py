@@ -9,33 +9,16 @@ from dataclasses import dataclass
 import h5py
 import pytest
 
-from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import StepFailed, plan_step, run_recording, run_step
 from mea_pipeline.schema import Out, render_markdown, validate
 from mea_pipeline.steps import REGISTRY, load_recording
 from mea_pipeline.steps.registry import Step, UndeclaredUpstream
 from mea_pipeline.store import OutputFile
+from output_copy import copy_output
 
 
 def statuses(result: dict) -> dict:
     return {s["step"]: s["status"] for s in result["steps"]}
-
-
-@pytest.fixture(scope="module")
-def finished(dataset, tmp_path_factory):
-    rec = dataset["recordings"][0]
-    out = tmp_path_factory.mktemp("contract") / f"{rec['recording_id']}.h5"
-    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
-    run_recording(inputs, config)
-    return inputs, config
-
-
-def copy_of(finished, tmp_path) -> RecordingInputs:
-    inputs, _ = finished
-    target = tmp_path / inputs.output_path.name
-    shutil.copy(inputs.output_path, target)
-    return dataclasses.replace(inputs, output_path=target)
 
 
 def changed_params(step: Step):
@@ -56,23 +39,22 @@ def changed_params(step: Step):
 
 
 @pytest.mark.parametrize("name", REGISTRY.names())
-def test_step_contract(name, finished, tmp_path):
+def test_step_contract(name, processed, tmp_path):
     """Schema-valid output; rerun = up to date; a parameter change reruns exactly the step and its
     dependents; a failure inside the step leaves every output as it was."""
     step = REGISTRY[name]
-    inputs, config = finished
+    inputs, config = processed["inputs"], processed["config"]
     with h5py.File(inputs.output_path) as h5:
         assert [p for p in validate(h5, REGISTRY) if p.startswith(name)] == []
     assert run_step(name, inputs, config)["status"] == "up-to-date"
 
-    copy = copy_of(finished, tmp_path)
+    copy = copy_output(processed, tmp_path)
     changed = dataclasses.replace(config, step_params={name: changed_params(step)})
     result = statuses(run_recording(copy, changed))
     rerun = {s for s, status in result.items() if status == "done"}
     assert rerun == {name, *REGISTRY.dependents(name)}
 
-    (tmp_path / "failing").mkdir()
-    copy = copy_of(finished, tmp_path / "failing")
+    copy = copy_output(processed, tmp_path / "failing")
     before = OutputFile(copy.output_path).verified_records()
     broken = dataclasses.replace(step, run=_write_then_fail)
     REGISTRY.replace(broken)
@@ -114,9 +96,9 @@ def toy_step():
     REGISTRY.unregister(TOY.name)
 
 
-def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema(finished, tmp_path, toy_step):
-    inputs, config = finished
-    copy = copy_of(finished, tmp_path)
+def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema(processed, tmp_path, toy_step):
+    config = processed["config"]
+    copy = copy_output(processed, tmp_path)
     assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "done"}
     assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "up-to-date"}
     changed = dataclasses.replace(config, step_params={"toy_count": ToyParams(scale=3.0)})
@@ -127,16 +109,16 @@ def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema
         assert validate(h5, REGISTRY) == []
 
 
-def test_toy_step_runs_as_a_prefect_task(finished, tmp_path, toy_step, prefect_server):
+def test_toy_step_runs_as_a_prefect_task(processed, tmp_path, toy_step, prefect_server):
     from mea_pipeline.flows.process_recording import process_recording
 
-    copy = copy_of(finished, tmp_path)
-    state = process_recording(copy, finished[1], steps="toy_count", return_state=True)
+    copy = copy_output(processed, tmp_path)
+    state = process_recording(copy, processed["config"], steps="toy_count", return_state=True)
     assert state.is_completed(), state.message
     assert "toy_count" in state.result()["completed_steps"]
 
 
-def test_a_reader_refuses_an_undeclared_upstream(finished, tmp_path):
+def test_a_reader_refuses_an_undeclared_upstream(processed, tmp_path):
     def sneaky(ctx, params):
         load_recording.unit_ids(ctx)
         return {}
@@ -145,11 +127,11 @@ def test_a_reader_refuses_an_undeclared_upstream(finished, tmp_path):
                 run=sneaky, outputs=(), description="reads step 1 without declaring it")
     REGISTRY.register(step)
     try:
-        with pytest.raises(StepFailed, match="does not declare 'load_recording'"):
-            run_step("sneaky", copy_of(finished, tmp_path), finished[1])
+        with pytest.raises(StepFailed, match="does not declare 'load_recording'") as failure:
+            run_step("sneaky", copy_output(processed, tmp_path), processed["config"])
     finally:
         REGISTRY.unregister("sneaky")
-    assert UndeclaredUpstream
+    assert isinstance(failure.value.__cause__, UndeclaredUpstream)
 
 
 def test_unknown_input_is_an_error_at_declaration():
@@ -158,9 +140,9 @@ def test_unknown_input_is_an_error_at_declaration():
              run=_toy_run, outputs=(), description="")
 
 
-def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(finished, tmp_path):
+def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(processed, tmp_path):
     """Every declared input enters the cache key: edit one, and only its readers' keys change."""
-    inputs, config = finished
+    inputs, config = processed["inputs"], processed["config"]
     records = OutputFile(inputs.output_path).verified_records()
     stimuli = tmp_path / "stimuli"
     shutil.copytree(config.stimuli, stimuli)

@@ -19,29 +19,11 @@ from mea_pipeline.schema import validate
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.load_recording import LoadRecordingParams
 from mea_pipeline.store import OutputFile
-from mea_pipeline.synth import load_truth
+from output_copy import copy_output
 
 
 def statuses(result: dict) -> dict:
     return {s["step"]: s["status"] for s in result["steps"]}
-
-
-@pytest.fixture(scope="module")
-def processed(dataset, tmp_path_factory):
-    """Recording 0 through steps 1-5 with the plain runner."""
-    rec = dataset["recordings"][0]
-    out = tmp_path_factory.mktemp("steps") / f"{rec['recording_id']}.h5"
-    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
-    result = run_recording(inputs, config)
-    return {"inputs": inputs, "config": config, "result": result, "truth": load_truth(rec["truth"])}
-
-
-def copy_output(processed, tmp_path) -> RecordingInputs:
-    inputs = processed["inputs"]
-    target = tmp_path / inputs.output_path.name
-    shutil.copy(inputs.output_path, target)
-    return RecordingInputs(inputs.recording_id, target, inputs.cmcr_path, inputs.cmtr_path)
 
 
 def test_all_steps_done_with_records(processed):

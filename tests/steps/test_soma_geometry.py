@@ -5,19 +5,11 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mcs_io import sensor_frame_index
-from mea_pipeline.runner import run_recording
-from mea_pipeline.synth import load_truth
 
 
-def test_soma_centre_within_one_electrode_of_the_truth(dataset, tmp_path):
-    rec = dataset["recordings"][0]
-    out = tmp_path / f"{rec['recording_id']}.h5"
-    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
-    run_recording(inputs, config, steps="load_recording,soma_geometry")
-    truth = load_truth(rec["truth"])
+def test_soma_centre_within_one_electrode_of_the_truth(processed):
+    out, truth = processed["inputs"].output_path, processed["truth"]
     located = 0
     with h5py.File(out) as h5:
         for unit in truth["units"]:

@@ -69,7 +69,6 @@ def reader(writer: str):
             h5 = source.upstream_file(writer) if isinstance(source, StepContext) else source
             return function(h5, *args, **kwargs)
 
-        read.writer = writer
         return read
 
     return decorate

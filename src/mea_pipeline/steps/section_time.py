@@ -116,12 +116,6 @@ def sectioned_movies(h5) -> list[str]:
 
 
 @reader("section_time")
-def section_frames_of(h5, movie: str) -> np.ndarray:
-    """(occurrences, 2) section [start, end] of ``movie`` in display frames."""
-    return h5[f"stimulus/section_frames/{movie}"][()]
-
-
-@reader("section_time")
 def movie_frame0(h5, movie: str) -> int:
     """Display frame of the first movie frame of ``movie``'s first occurrence.
 
