@@ -339,13 +339,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        if _is_usage_error(exc):
             exc.show()
             return exc.exit_code
         raise
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A bad flag or argument: click's exception, which typer >= 0.29 vendors under its own name."""
+    import click
+
+    return isinstance(exc, click.exceptions.ClickException) or (
+        isinstance(exc, getattr(typer, "TyperException", ())) and hasattr(exc, "show") and hasattr(exc, "exit_code"))
 
 
 if __name__ == "__main__":
