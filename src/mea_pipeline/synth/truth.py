@@ -52,8 +52,13 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def write_truth(folder: Path, recording_id: str, spec: SynthSpec, timeline: Timeline, cells: list[Cell],
-                onh: np.ndarray, n_sensor: int, cmcr_name: str, cmtr_name: str) -> Path:
-    """Write the truth JSON and npz; returns the JSON path."""
+                onh: np.ndarray, n_sensor: int, cmcr_name: str, cmtr_name: str, sheet: dict,
+                labels: dict[str, str] | None) -> Path:
+    """Write the truth JSON and npz; returns the JSON path.
+
+    ``sheet`` holds the recording's sheet facts (``bad_lanes``, ``center_xy``); ``labels`` maps
+    unit IDs to the manual label its folder gives (None: no label folder was written).
+    """
     samples = timeline.frame_samples
     npz_name = f"{recording_id}.truth.npz"
     truth = {
@@ -71,8 +76,11 @@ def write_truth(folder: Path, recording_id: str, spec: SynthSpec, timeline: Time
         "trial_frames": {m: f.tolist() for m, f in timeline.trial_frames.items()},
         "trials": {m: samples(f).tolist() for m, f in timeline.trial_frames.items()},
         "onh": [float(onh[0]), float(onh[1])], "electrode_pitch_um": PITCH_UM, "rf_grid": [GRID, GRID],
-        "units": [_unit_truth(cell) for cell in cells],
+        "sheet": sheet, "units": [_unit_truth(cell) for cell in cells],
     }
+    if labels is not None:
+        for unit in truth["units"]:
+            unit["label"] = labels[unit["unit_id"]]
     arrays = {"frame_onsets": timeline.frame_onsets, "frame_level": timeline.light_level.astype(np.float32)}
     for cell in cells:
         arrays[f"spikes_{unit_id(cell.unit_number)}"] = cell.spikes.astype(np.int64)
