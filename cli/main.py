@@ -328,6 +328,31 @@ def serve(
     serve_deployments(csv=csv, output=output, config_file=config_file, cron=cron, timezone=timezone)
 
 
+@app.command("train-ap-model")
+def train_ap_model(
+    out: Path = typer.Option(..., "--out", help="Weight file to write; <name>.validation.json goes beside it"),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training cubes (default 6)"),
+    units: Optional[int] = typer.Option(None, "--units", help="Synthetic training units (default 1000)"),
+    validation_units: Optional[int] = typer.Option(None, "--validation-units", help="Held-apart units (default 24)"),
+    scene_units: Optional[int] = typer.Option(None, "--scene-units", help="Units of the tracking check (default 30)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default 1)"),
+):
+    """Train the AP-tracking CNN on synthetic eimages (deterministic for a seed) and validate it."""
+    from dataclasses import replace
+
+    from mea_pipeline.ap_tracking.training import TrainingSpec, train_model, write_weights
+
+    spec = TrainingSpec()
+    given = {"epochs": epochs, "n_train_units": units, "n_validation_units": validation_units, "threads": threads}
+    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
+    if scene_units is not None:
+        spec = replace(spec, scene=replace(spec.scene, n_units=scene_units))
+    model, report = train_model(spec, seed, log=lambda line: print(line, flush=True))
+    weights, validation = write_weights(model, report, out)
+    print(f"weights {weights}\nvalidation {validation}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point; user errors become one line on stderr and exit code 2."""
     try:
