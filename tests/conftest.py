@@ -1,6 +1,12 @@
 """Shared fixtures, built once per test session."""
 
+import os
+
 import pytest
+
+# Tests never report to a server a developer runs on this machine (mea-pipeline server records it
+# under MEA_PIPELINE_HOME): each session gets an empty home.
+os.environ["MEA_PIPELINE_HOME"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mea-pipeline-test-{os.getpid()}")
 
 from mea_pipeline.synth import SynthSpec, write_dataset
 
@@ -36,12 +42,13 @@ def processed(dataset, tmp_path_factory):
     """
     from mea_pipeline.config import PipelineConfig, RecordingInputs
     from mea_pipeline.runner import run_recording
+    from mea_pipeline.steps import REGISTRY
     from mea_pipeline.synth import load_truth
 
     rec = dataset["recordings"][0]
     out = tmp_path_factory.mktemp("processed") / f"{rec['recording_id']}.h5"
     inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    config = PipelineConfig.load(dataset["config_file"], REGISTRY)  # stimuli, playlist, labels, sheet CSV
     result = run_recording(inputs, config)
     return {"inputs": inputs, "config": config, "result": result, "truth": load_truth(rec["truth"])}
 

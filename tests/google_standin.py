@@ -22,6 +22,7 @@ import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -52,6 +53,20 @@ def service_account_info(private_key_pem: str, token_uri: str) -> dict:
         "client_id": "100000000000000000000",
         "token_uri": token_uri,
     }
+
+
+def tabs_of(table) -> dict[str, list[list[str]]]:
+    """Split a sheet table (as exported, with a ``Sheet Name`` column) back into worksheets, in tab order."""
+    columns = [c for c in table.columns if c != "Sheet Name"]
+    return {name: [columns] + part[columns].values.tolist()
+            for name, part in table.groupby("Sheet Name", sort=False)}
+
+
+def write_credentials(folder, pem: str, standin: "GoogleStandin"):
+    """A service-account JSON file in ``folder`` whose token requests go to ``standin``."""
+    path = Path(folder) / "service_account.json"
+    path.write_text(json.dumps(service_account_info(pem, standin.token_uri)))
+    return path
 
 
 def _trimmed(values: list[list[str]]) -> list[list[str]]:

@@ -7,10 +7,12 @@ import shutil
 from dataclasses import dataclass
 
 import h5py
+import pandas as pd
 import pytest
 
 from mea_pipeline.runner import StepFailed, plan_step, run_recording, run_step
 from mea_pipeline.schema import Out, render_markdown, validate
+from mea_pipeline.sheet.table import canonical_file_name
 from mea_pipeline.steps import REGISTRY, load_recording
 from mea_pipeline.steps.registry import Step, UndeclaredUpstream
 from mea_pipeline.store import OutputFile
@@ -163,3 +165,25 @@ def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(
         handle.write(b"\x01")
     again = keys(base, rec)
     assert {n for n in after if after[n] != again[n]} == {s.name for s in REGISTRY if "cmtr" in s.reads}
+
+    labels = tmp_path / "labels"
+    shutil.copytree(config.labels, labels)
+    with_labels = dataclasses.replace(base, labels=labels)
+    before = keys(with_labels, rec)
+    (labels / inputs.recording_id / "AC" / f"{inputs.recording_id}_unit999.png").write_bytes(b"png")
+    after = keys(with_labels, rec)
+    assert {n for n in before if before[n] != after[n]} == {s.name for s in REGISTRY if "labels" in s.reads}
+
+    sheet = tmp_path / "sheet.csv"
+    table = pd.read_csv(config.gsheet_csv, dtype=str, keep_default_na=False)
+    with_sheet = dataclasses.replace(base, gsheet_csv=sheet)
+    table.to_csv(sheet, index=False)
+    before = keys(with_sheet, rec)
+    mine = table["File_name"] == canonical_file_name(inputs.recording_id)
+    table.loc[~mine, "Note"] = "another recording's row edited"
+    table.to_csv(sheet, index=False)
+    assert keys(with_sheet, rec) == before
+    table.loc[mine, "Note"] = "this recording's row edited"
+    table.to_csv(sheet, index=False)
+    after = keys(with_sheet, rec)
+    assert {n for n in before if before[n] != after[n]} == {s.name for s in REGISTRY if "sheet" in s.reads}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import pytest
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mcs_io import sensor_frame_index
-from mea_pipeline.runner import FAULT_ENV, StepFailed, run_recording, run_step
+from mea_pipeline.runner import FAULT_ENV, StepFailed, is_complete, run_recording, run_step
 from mea_pipeline.schema import validate
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.load_recording import LoadRecordingParams
@@ -136,8 +137,8 @@ def test_rerun_does_nothing(processed):
 
 def test_changed_parameter_reruns_step_and_its_dependents(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
-    config = PipelineConfig(stimuli=processed["config"].stimuli, playlist=processed["config"].playlist,
-                            step_params={"load_recording": LoadRecordingParams(spike_limit=2)})
+    config = dataclasses.replace(processed["config"],
+                                 step_params={"load_recording": LoadRecordingParams(spike_limit=2)})
     result = statuses(run_recording(inputs, config))
     rerun = {"load_recording", *REGISTRY.dependents("load_recording")}
     assert rerun >= {"section_spike_times", "dense_noise_sta", "file_metadata"} and "section_time" not in rerun
@@ -178,7 +179,7 @@ def test_missing_noise_movie_fails_step4_naming_the_file(processed, tmp_path):
     noise = next(stimuli.glob("*dense_noise*.npy"))
     noise.unlink()
     inputs = copy_output(processed, tmp_path)
-    config = PipelineConfig(stimuli=stimuli, playlist=processed["config"].playlist)
+    config = dataclasses.replace(processed["config"], stimuli=stimuli)
     with pytest.raises(StepFailed, match=noise.name) as failure:
         run_recording(inputs, config, steps="4")
     assert failure.value.step == "dense_noise_sta"
@@ -192,7 +193,7 @@ def test_bad_movie_json_fails_only_that_movie(processed, tmp_path):
     bad_movie = processed["truth"]["movies"][1]
     (stimuli / f"{bad_movie}.json").write_text(json.dumps({"section_kwargs": {"start_frame": 0}}))
     inputs = copy_output(processed, tmp_path)
-    config = PipelineConfig(stimuli=stimuli, playlist=processed["config"].playlist)
+    config = dataclasses.replace(processed["config"], stimuli=stimuli)
     run_step("section_spike_times", inputs, config)
     record = OutputFile(inputs.output_path).verified_records()["section_spike_times"]
     assert record.summary["failed_movies"] == [bad_movie]
@@ -205,7 +206,7 @@ def test_bad_movie_json_fails_only_that_movie(processed, tmp_path):
 
 def test_unknown_playlist_is_a_clear_error(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
-    config = PipelineConfig(stimuli=processed["config"].stimuli, playlist="no_such_playlist")
+    config = dataclasses.replace(processed["config"], playlist="no_such_playlist")
     with pytest.raises(StepFailed, match="unknown playlist 'no_such_playlist'"):
         run_step("section_time", inputs, config)
 
@@ -214,3 +215,14 @@ def test_missing_raw_file_is_a_clear_error(processed, tmp_path):
     inputs = RecordingInputs("x-Rec", tmp_path / "x-Rec.h5", tmp_path / "x-Rec.cmcr", tmp_path / "x-Rec-.cmtr")
     with pytest.raises(StepFailed, match="cmcr file not found"):
         run_step("load_recording", inputs, processed["config"])
+
+
+def test_a_step_whose_last_attempt_failed_runs_again(processed, tmp_path):
+    """Outputs of an earlier success stay intact after a failed attempt, but the step is not done."""
+    inputs, config = copy_output(processed, tmp_path), processed["config"]
+    OutputFile(inputs.output_path).record_failure("soma_geometry", "OSError: drive went away")
+    assert not is_complete(inputs, config)
+    result = statuses(run_recording(inputs, config, steps="6"))
+    assert result == {"soma_geometry": "done"}
+    assert is_complete(inputs, config)
+    assert OutputFile(inputs.output_path).step_states()["soma_geometry"] == "done"

@@ -129,7 +129,9 @@ def cached_table(path: Path):
 
 
 def _ap_model(rec, config) -> dict:
-    return content_fingerprint(config.ap_model) | {"device": config.device}
+    from .ap_tracking.model_io import default_model_path
+
+    return content_fingerprint(config.ap_model or default_model_path()) | {"device": config.device}
 
 
 def _on_off_table(rec, config) -> dict:

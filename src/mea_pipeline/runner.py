@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,16 +74,18 @@ def plan_step(step: Step, rec: RecordingInputs, config: PipelineConfig,
     key = f"{step.name}-{rec.recording_id}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
     current = records.get(step.name)
     return StepPlan(step, params, fingerprint, key,
-                    up_to_date=current is not None and current.cache_key == key)
+                    up_to_date=current is not None and current.cache_key == key and not current.last_error)
 
 
 def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
-             registry: Registry = REGISTRY, force: bool = False) -> dict:
+             registry: Registry = REGISTRY, force: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> dict:
     """Run one step unless the output file already holds its current result (or ``force``).
 
     Returns a small summary (``step``, ``status`` 'done' or 'up-to-date', ``seconds``,
     ``warnings`` and the step's own counts). Raises :class:`StepFailed` on any error, after
-    which the output file is exactly as before the step.
+    which the output file is exactly as before the step. ``progress(done, total)`` is called by
+    steps that loop over units.
     """
     step = registry[name]
     t0 = time.perf_counter()
@@ -92,7 +95,7 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
             return {"step": name, "status": "up-to-date", "seconds": 0.0, "warnings": []}
         output = OutputFile(rec.output_path)
         with output.transaction(name, registry.dependents(name), registry.names()) as tx:
-            context = StepContext(rec, config, tx, step)
+            context = StepContext(rec, config, tx, step, progress=progress)
             summary = step.run(context, plan.params) or {}
             if os.environ.get(FAULT_ENV) == name:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -106,8 +109,9 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
         except OSError:
             pass  # the failure is still raised; only its note in the file is lost
         raise failure from exc
-    return {"step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),
-            "warnings": context.warnings, **summary}
+    # The step's own counts first: its summary cannot overwrite what the runner reports.
+    return {**summary, "step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),
+            "warnings": context.warnings}
 
 
 def run_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
@@ -115,6 +119,20 @@ def run_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | Non
     """Run the selected steps in order; stops at the first failing step (raising StepFailed)."""
     results = [run_step(step.name, rec, config, registry, force) for step in registry.select(steps)]
     return {"recording_id": rec.recording_id, "steps": results, **output_summary(rec.output_path)}
+
+
+def up_to_date(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
+               registry: Registry = REGISTRY) -> bool:
+    """True when every selected step's cache key, raw-file fingerprints included, matches the file.
+
+    What ``--recheck`` asks before running a recording: a recording that passes has nothing to
+    compute, so no subflow is started for it.
+    """
+    records = OutputFile(rec.output_path).verified_records()
+    try:
+        return all(plan_step(step, rec, config, records).up_to_date for step in registry.select(steps))
+    except (PipelineError, OSError):
+        return False  # a missing upstream or an unreadable input: the subflow reports it
 
 
 def output_summary(path: Path) -> dict:
@@ -133,12 +151,13 @@ def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None 
     """True when every selected step is done in the output file with its current parameters.
 
     Raw-file fingerprints are not re-read here (the raw files may be offline); a step counts
-    when its record is intact and its parameters and code version match the configuration.
+    when its record is intact, its parameters and code version match the configuration and its
+    last attempt did not fail.
     """
     records = OutputFile(rec.output_path).verified_records()
     for step in registry.select(steps):
         record = records.get(step.name)
-        if record is None or record.code_version != step.version \
+        if record is None or record.last_error or record.code_version != step.version \
                 or record.parameters != params_json(config.params_for(step)):
             return False
     return True

@@ -117,8 +117,8 @@ class StimulusLibrary:
     def movie_config_path(self, movie: str) -> Path:
         return self.folder / f"{movie}.json"
 
-    def trial_layout(self, movie: str) -> TrialLayout:
-        """Validated ``section_kwargs`` of ``<movie>.json``."""
+    def movie_config(self, movie: str) -> dict:
+        """The content of ``<movie>.json`` (an object)."""
         path = self.movie_config_path(movie)
         if not path.is_file():
             raise InputError(f"{path} is missing: movie '{movie}' needs a JSON with section_kwargs")
@@ -126,7 +126,14 @@ class StimulusLibrary:
             config = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} is not valid JSON: {exc}") from exc
-        kwargs = config.get("section_kwargs") if isinstance(config, dict) else None
+        if not isinstance(config, dict):
+            raise InputError(f"{path}: expected a JSON object with section_kwargs")
+        return config
+
+    def trial_layout(self, movie: str) -> TrialLayout:
+        """Validated ``section_kwargs`` of ``<movie>.json``."""
+        path = self.movie_config_path(movie)
+        kwargs = self.movie_config(movie).get("section_kwargs")
         if not isinstance(kwargs, dict):
             raise InputError(f"{path}: no 'section_kwargs' object")
         for key in ("start_frame", "trial_length_frame", "repeat"):

@@ -60,13 +60,17 @@ class StepRecord:
     warnings: list[str] = field(default_factory=list)
     pipeline_version: str = __version__
     summary: dict = field(default_factory=dict)
+    # Set (by record_failure, never by write) when the step's last attempt failed after this record
+    # was written: the outputs are intact, but the step must run again.
+    last_error: str = ""
 
     _JSON_FIELDS = ("parameters", "input_fingerprint", "outputs", "warnings", "summary")
 
     def write(self, h5: h5py.File) -> None:
         group = h5.require_group(f"{STEPS_GROUP}/{self.step}")
         for key, value in self.__dict__.items():
-            group.attrs[key] = json.dumps(value) if key in self._JSON_FIELDS else value
+            if key not in FAILURE_ATTRS:
+                group.attrs[key] = json.dumps(value) if key in self._JSON_FIELDS else value
 
     @classmethod
     def read(cls, h5: h5py.File, step: str) -> "StepRecord | None":

@@ -53,6 +53,13 @@ def test_segments_of_the_lab_json_are_550_frames():
     np.testing.assert_array_equal(layout.directions, [0, 45, 90, 135, 180, 225, 270, 315])
     assert np.all(np.diff(layout.segments, axis=1) == 550)
     assert layout.segments[0, 0] == 60 + 120 and layout.segments[9, 0] == 60 + 4520 + 120 + 550
+    # The lab's movie file holds 3 x 4520 frames, no 60-frame lead-in: its sweeps start where its
+    # ON/OFF dictionary generator cuts them (4520 rep + 120 + 550 d).
+    in_file = direction_segments(json.loads(LAB_BAR_JSON.read_text()), movie_frames=13560)
+    assert in_file.lead_in == 0 and in_file.segments[9, 0] == 4520 + 120 + 550
+    assert in_file.segments[-1, 1] == 13560
+    with pytest.raises(InputError, match="13000 frames, fewer than its 3 trials"):
+        direction_segments(json.loads(LAB_BAR_JSON.read_text()), movie_frames=13000)
 
 
 def test_segments_reject_a_trial_that_does_not_split_into_directions():
@@ -82,7 +89,7 @@ def test_crossing_table_recovers_the_ground_truth_crossings(tiny_bar):
 
 
 def _one_segment(length: int) -> DirectionLayout:
-    return DirectionLayout(directions=np.array([0.0]), n_repetitions=1, segments=np.array([[0, length]]),
+    return DirectionLayout(directions=np.array([0.0]), n_repetitions=1, lead_in=0, segments=np.array([[0, length]]),
                            trial_direction=np.array([0]), trial_rep=np.array([0]))
 
 
@@ -191,7 +198,7 @@ def test_pixel_rule_is_the_labs_checker_centre_truncated_and_clipped():
 
 def _two_by_two() -> DirectionLayout:
     """2 directions (0, 180) x 2 repetitions, repetition-major."""
-    return DirectionLayout(directions=np.array([0.0, 180.0]), n_repetitions=2,
+    return DirectionLayout(directions=np.array([0.0, 180.0]), n_repetitions=2, lead_in=0,
                            segments=np.array([[0, 100], [100, 200], [200, 300], [300, 400]]),
                            trial_direction=np.array([0, 1, 0, 1]), trial_rep=np.array([0, 0, 1, 1]))
 

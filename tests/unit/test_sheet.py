@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from google_standin import GoogleStandin, make_private_key_pem, service_account_info
+from google_standin import GoogleStandin, make_private_key_pem, service_account_info, tabs_of, write_credentials
 from mea_pipeline.errors import InputError
 from mea_pipeline.sheet.fetch import SheetUnavailable, fetch_sheet_table
 from mea_pipeline.sheet.table import (canonical_file_name, match_row, read_table, row_digest, row_fields,
@@ -33,19 +33,6 @@ def synth_csv(tmp_path):
     rng = np.random.default_rng(8)
     rows = [{**sheet_row_truth(rid, rng), "duration_s": 120.0 + i} for i, rid in enumerate(SYNTH_IDS)]
     return write_sheet_export(tmp_path / "export.csv", rows)
-
-
-def tabs_of(table: pd.DataFrame) -> dict[str, list[list[str]]]:
-    """Split a table (as exported) back into worksheets in first-seen tab order."""
-    columns = [c for c in table.columns if c != "Sheet Name"]
-    return {name: [columns] + part[columns].values.tolist()
-            for name, part in table.groupby("Sheet Name", sort=False)}
-
-
-def write_credentials(folder: Path, pem: str, standin: GoogleStandin) -> Path:
-    path = folder / "service_account.json"
-    path.write_text(json.dumps(service_account_info(pem, standin.token_uri)))
-    return path
 
 
 def key_fragments(pem: str) -> list[str]:

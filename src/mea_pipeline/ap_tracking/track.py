@@ -209,7 +209,8 @@ def _first_pass(unit: UnitTrack, array: np.ndarray, predict: Callable[[np.ndarra
 
 def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarray], np.ndarray],
                     labels: dict[str, str] | None = None, bad_lanes_text=None, center_xy_text=None,
-                    params: APTrackingParams = APTrackingParams()) -> RecordingTrack:
+                    params: APTrackingParams = APTrackingParams(),
+                    progress: Callable[[int, int], None] | None = None) -> RecordingTrack:
     """Step 10 for one recording.
 
     Parameters
@@ -223,6 +224,8 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     bad_lanes_text, center_xy_text :
         The sheet's ``Bad_lanes`` and ``Center_xy`` cells (str, bytes or None).
     params : APTrackingParams
+    progress : callable, optional
+        ``progress(done, total)`` after each unit of the first pass (the CNN's share of the time).
 
     Returns
     -------
@@ -251,9 +254,11 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
         elif prepared_note:
             unit.notes.append(prepared_note)
         units[unit_id] = unit
-    for unit_id in first:
+    for done, unit_id in enumerate(first, start=1):
         if arrays[unit_id] is not None:
             _first_pass(units[unit_id], arrays[unit_id], predict, params)
+        if progress is not None:
+            progress(done, len(first))
 
     tracks = [TrackedPathway(u.unit_id, u.pathway, u.direction_deg, u.axon_centroids)
               for u in units.values() if u.status == "tracked"]

@@ -23,6 +23,8 @@ class DirectionLayout:
         (n_directions,) float64 motion directions in degrees (0 = toward +column, 90 = toward +row).
     n_repetitions : int
         Repetitions of the full set of directions.
+    lead_in : int
+        Frames before the first trial in the movie file (``start_frame`` or 0).
     segments : np.ndarray
         (n_trials, 2) int64 ``[start, end)`` movie-relative frames of each sweep.
     trial_direction : np.ndarray
@@ -33,6 +35,7 @@ class DirectionLayout:
 
     directions: np.ndarray
     n_repetitions: int
+    lead_in: int
     segments: np.ndarray
     trial_direction: np.ndarray
     trial_rep: np.ndarray
@@ -52,7 +55,7 @@ def _int_field(section: dict, key: str, where: str, source: str, minimum: int) -
     return value
 
 
-def direction_segments(config: dict, n_directions: int = 8) -> DirectionLayout:
+def direction_segments(config: dict, n_directions: int = 8, movie_frames: int | None = None) -> DirectionLayout:
     """Sweep segments of every direction and repetition, in movie-relative frames.
 
     Parameters
@@ -65,23 +68,28 @@ def direction_segments(config: dict, n_directions: int = 8) -> DirectionLayout:
         (else 0, 45, ..., 315).
     n_directions : int
         Directions per repetition; spaced evenly from 0 deg when the JSON does not list them.
+    movie_frames : int, optional
+        Frames of the movie file the sweeps are located in; decides the lead-in (see Notes).
+        None: the file holds the ``start_frame`` lead-in.
 
     Returns
     -------
     DirectionLayout
-        Sweep ``i = rep * n_directions + d`` starts at ``start_frame + rep * trial_length_frame +
+        Sweep ``i = rep * n_directions + d`` starts at ``lead_in + rep * trial_length_frame +
         pre_pad_frame + d * frames_per_direction`` and lasts ``frames_per_direction`` frames.
 
     Notes
     -----
     ``start_frame`` counts from movie frame 0, as in step 3 (movie frame 0 = section start + 60).
     The lab's JSON gives ``start_frame`` 60, ``trial_length_frame`` 4520 = 120 + 8 x 550 and
-    ``repeat`` 3, hence 550-frame sweeps starting at frame 180 + 4520 rep + 550 d. The lab's
-    moving-bar ``.npy`` however holds 13 560 = 3 x 4520 frames, and the lab's ON/OFF dictionary
-    generator cuts its segments at 4520 rep + 120 + 550 d, i.e. without the 60-frame
-    ``start_frame``: on the lab's movie this layout is 60 frames later than the lab's dictionary
-    and its last sweep would end at frame 13 620, past the movie's end (``crossing_table`` refuses
-    that). The synthetic library's movies do contain their ``start_frame`` lead-in.
+    ``repeat`` 3, but the lab's moving-bar ``.npy`` holds 13 560 = 3 x 4520 frames and the lab's
+    ON/OFF dictionary generator cuts its segments at 4520 rep + 120 + 550 d: that file holds no
+    lead-in, its sweeps start at its first trial. The synthetic library's movies do hold their
+    ``start_frame`` lead-in. So the lead-in is decided by the file: ``start_frame`` when the file
+    has room for it and every trial (``movie_frames >= start_frame + repeat * trial_length_frame``),
+    0 when it holds exactly the trials' frames or more but not the lead-in, and a movie shorter
+    than its trials is an error. Frames stay movie-relative either way: file frame k is shown at
+    movie frame k.
 
     Raises
     ------
@@ -120,11 +128,18 @@ def direction_segments(config: dict, n_directions: int = 8) -> DirectionLayout:
             f"{source}: generate_kwargs.pre_pad_frame + {n_directions} x frames_per_direction = "
             f"{pre_pad + n_directions * per_direction} exceeds section_kwargs.trial_length_frame = {trial}")
 
+    lead_in = start
+    if movie_frames is not None and movie_frames < start + repeat * trial:
+        if movie_frames < repeat * trial:
+            raise InputError(f"{source}: the movie has {movie_frames} frames, fewer than its {repeat} trials of "
+                             f"{trial} frames (section_kwargs); use the movie made for this JSON")
+        lead_in = 0
     trial_rep, trial_direction = np.divmod(np.arange(repeat * n_directions, dtype=np.int64), n_directions)
-    starts = start + trial_rep * trial + pre_pad + trial_direction * per_direction
+    starts = lead_in + trial_rep * trial + pre_pad + trial_direction * per_direction
     return DirectionLayout(
         directions=np.asarray(directions, dtype=np.float64),
         n_repetitions=repeat,
+        lead_in=lead_in,
         segments=np.stack([starts, starts + per_direction], axis=1).astype(np.int64),
         trial_direction=trial_direction,
         trial_rep=trial_rep,

@@ -40,6 +40,8 @@ class StepContext:
     tx: "StepTransaction"
     step: "Step | None" = None
     warnings: list[str] = field(default_factory=list)
+    # Called as progress(done, total) by steps that loop over units (terminal bars, UI artifacts).
+    progress: Callable[[int, int], None] | None = None
 
     @property
     def h5(self):
@@ -55,6 +57,11 @@ class StepContext:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def report_progress(self, done: int, total: int) -> None:
+        """Tell whoever runs the step how far it got (``done`` of ``total`` items)."""
+        if self.progress is not None:
+            self.progress(done, total)
 
 
 def reader(writer: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..geometry.rf import rf_geometry
 from ..schema import Out
 from ..stimulus_library import StimulusLibrary
 from . import dense_noise_sta, load_recording, section_spike_times, section_time
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,39 @@ class RfGeometryParams:
     lnl_bins: int = 50
 
 
+@reader("rf_geometry")
+def rf_movies(h5) -> list[str]:
+    """Dense-noise movies whose STAs step 7 measured."""
+    return list(h5["metadata/rf_sta_geometry"]) if "metadata/rf_sta_geometry" in h5 else []
+
+
+class RfCenter(NamedTuple):
+    """A unit's RF centre in checker units of its dense-noise movie."""
+
+    col: float
+    row: float
+    source: str                 # 'gaussian_fit' or 'argmax'
+    grid: tuple[int, int]       # checkers (rows, cols) of the noise movie
+
+
+@reader("rf_geometry")
+def rf_center(h5, unit: str, movie: str) -> RfCenter | None:
+    """RF centre of ``unit`` in ``movie``, None if it has none.
+
+    The rotated Gaussian's centre when that fit succeeded, else the argmax of the peak-to-peak
+    map when the STA had signal.
+    """
+    base = f"units/{unit}/features/sta_{movie}/sta_geometry"
+    if base not in h5:
+        return None
+    grid = tuple(h5[f"{base}/diff_map"].shape)
+    fit = h5[f"{base}/gaussian_fit"] if f"{base}/gaussian_fit" in h5 else None
+    if fit is not None and fit["fit_status"].asstr()[()] == "ok":
+        return RfCenter(float(fit["center_x"][()]), float(fit["center_y"][()]), "gaussian_fit", grid)
+    col, row = (float(h5[f"{base}/{key}"][()]) for key in ("center_col", "center_row"))
+    return RfCenter(col, row, "argmax", grid) if np.isfinite(col) and np.isfinite(row) else None
+
+
 def run(ctx: StepContext, p: RfGeometryParams) -> dict:
     movies = dense_noise_sta.sta_movies(ctx)
     if not movies:
@@ -51,7 +85,9 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
     for movie in movies:
         noise = library.movie_array(movie) if p.lnl_fitting else None
         frame0 = section_time.movie_frame0(ctx, movie)
-        for unit in load_recording.unit_ids(ctx):
+        units = load_recording.unit_ids(ctx)
+        for done, unit in enumerate(units):
+            ctx.report_progress(done, len(units))
             sta = dense_noise_sta.sta(ctx, unit, movie)
             result = rf_geometry(sta, **geometry_args)
             if noise is not None and sta is not None:

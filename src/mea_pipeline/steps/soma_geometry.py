@@ -35,7 +35,9 @@ class SomaGeometryParams:
 
 def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
     located = 0
-    for unit in load_recording.unit_ids(ctx):
+    units = load_recording.unit_ids(ctx)
+    for done, unit in enumerate(units):
+        ctx.report_progress(done, len(units))
         geometry = soma_geometry(load_recording.eimage(ctx, unit), **asdict(p))
         base = f"units/{unit}/{GEOMETRY}"
         for key in SOMA_GEOMETRY_KEYS:

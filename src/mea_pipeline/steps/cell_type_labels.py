@@ -1,0 +1,79 @@
+"""Step 9: manual cell-type labels from the lab's folders of sorted unit images.
+
+Layout and precedence are those of :mod:`mea_pipeline.labels`. Every unit gets
+``auto_label/axon_type`` (``rgc``, ``ac``, ``other``, ``unknown`` or ``no_label``); the record counts
+the labelled units, so step 10 can say why it tracked none. A missing folder (or no ``--labels``) is
+a recorded warning, never a failure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..labels import NO_LABEL, VOCABULARY, read_labels
+from ..schema import Out
+from . import load_recording
+from .registry import Step, StepContext, reader
+
+SUMMARY = "metadata/cell_type_labels"
+_UNIT_NUMBER = re.compile(r"unit_(\d+)$")
+
+
+@dataclass(frozen=True)
+class CellTypeLabelsParams:
+    """The labels have no parameters: layout and precedence are the lab's."""
+
+
+@reader("cell_type_labels")
+def axon_types(h5) -> dict[str, str]:
+    """Unit ID -> label of every unit step 9 labelled."""
+    units = h5["units"] if "units" in h5 else {}
+    return {unit: units[unit]["auto_label/axon_type"].asstr()[()] for unit in units
+            if "auto_label/axon_type" in units[unit]}
+
+
+@reader("cell_type_labels")
+def n_labelled(h5) -> int:
+    """Units with a label other than ``no_label``."""
+    return int(h5[f"{SUMMARY}/n_labelled"][()])
+
+
+def run(ctx: StepContext, p: CellTypeLabelsParams) -> dict:
+    units = load_recording.unit_ids(ctx)
+    numbers = {unit: int(_UNIT_NUMBER.search(unit).group(1)) for unit in units}
+    labels_root = ctx.config.labels
+    if labels_root is None:
+        labels = {unit: NO_LABEL for unit in units}
+        folder, found, n_files = "", False, 0
+        ctx.warn(f"no --labels folder given: all {len(units)} units are '{NO_LABEL}'")
+    else:
+        result = read_labels(labels_root, ctx.recording.recording_id, numbers.values())
+        labels = {unit: result.labels[numbers[unit]] for unit in units}
+        folder, found, n_files = str(result.folder), result.folder_found, result.n_files
+        for warning in result.warnings:
+            ctx.warn(warning)
+    for unit, label in labels.items():
+        ctx.tx.write(f"units/{unit}/auto_label/axon_type", label)
+    counts = {label: sum(v == label for v in labels.values()) for label in VOCABULARY}
+    labelled = len(units) - counts[NO_LABEL]
+    ctx.tx.write_tree(SUMMARY, {"folder": folder, "folder_found": int(found), "n_files": n_files,
+                                "n_labelled": labelled, "counts": counts})
+    return {"n_labelled": labelled, "counts": counts}
+
+
+STEP = Step(
+    name="cell_type_labels", number=9, upstream=("load_recording",), reads=frozenset({"labels"}),
+    params=CellTypeLabelsParams, version="1", run=run,
+    outputs=(
+        Out("units/{unit}/auto_label/axon_type", "str", 0,
+            "rgc, ac, other, unknown (from <labels>/<recording_id>/{RGC,AC,Other,Unknown}/**/*_unit<N>.png; "
+            "a unit in several folders takes the last) or no_label"),
+        Out(f"{SUMMARY}/folder", "str", 0, "the recording's label folder ('' without --labels)"),
+        Out(f"{SUMMARY}/folder_found", "i", 0, "1 if that folder exists"),
+        Out(f"{SUMMARY}/n_files", "i", 0, "label images found"),
+        Out(f"{SUMMARY}/n_labelled", "i", 0, "units with a label other than no_label"),
+        Out(f"{SUMMARY}/counts/{{field}}", "i", 0, "units per label"),
+    ),
+    description="Manual cell-type label of every unit from the lab's label folders",
+)

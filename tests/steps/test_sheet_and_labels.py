@@ -1,0 +1,91 @@
+"""Steps 8-9 on a synthetic recording: the sheet row and the manual labels against the truth."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+
+from mea_pipeline.config import RecordingInputs
+from mea_pipeline.runner import run_step
+from mea_pipeline.sheet.table import canonical_file_name
+from mea_pipeline.store import OutputFile
+from mea_pipeline.synth.sheet_export import SHEET_COLUMNS
+from output_copy import copy_output
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+LAB_CSV = SHARED / "reference" / "gsheet" / "gsheet_table.csv"
+
+
+def text(h5, path: str) -> str:
+    return h5[path].asstr()[()]
+
+
+def test_sheet_row_is_the_recordings_row_as_text(processed):
+    rid, truth = processed["inputs"].recording_id, processed["truth"]
+    with h5py.File(processed["inputs"].output_path) as h5:
+        row = h5["metadata/gsheet_row"]
+        assert len(row) == len(SHEET_COLUMNS)
+        assert "Max_min_mm2" in row and "Max_Count_sec" in row and "Quality (1-5)" in row
+        assert all(row[key].dtype.kind == "O" and row[key].shape == () for key in row)
+        assert text(h5, "metadata/gsheet_row/File_name") == canonical_file_name(rid)
+        assert text(h5, "metadata/gsheet_row/Bad_lanes") == ", ".join(map(str, truth["sheet"]["bad_lanes"]))
+        assert text(h5, "metadata/gsheet_row/Center_xy") == truth["sheet"]["center_xy"]
+        assert text(h5, "metadata/gsheet_match/rule") == "exact"
+        assert text(h5, "metadata/gsheet_match/source") == "csv"
+    record = OutputFile(processed["inputs"].output_path).verified_records()["gsheet_metadata"]
+    assert record.summary["source"] == "csv" and record.summary["rule"] == "exact"
+
+
+def test_recording_without_a_sheet_row_completes_with_a_warning(processed, tmp_path):
+    inputs = copy_output(processed, tmp_path)
+    table = pd.read_csv(processed["config"].gsheet_csv, dtype=str, keep_default_na=False)
+    other = tmp_path / "other_rows.csv"
+    table[table["File_name"] != canonical_file_name(inputs.recording_id)].to_csv(other, index=False)
+    assert run_step("gsheet_metadata", inputs, dataclasses.replace(processed["config"], gsheet_csv=other))["status"] == "done"
+    record = OutputFile(inputs.output_path).verified_records()["gsheet_metadata"]
+    assert record.summary["rule"] == "none"
+    assert any(canonical_file_name(inputs.recording_id) in w and "add the recording" in w for w in record.warnings)
+    with h5py.File(inputs.output_path) as h5:
+        assert "metadata/gsheet_row" not in h5 and text(h5, "metadata/gsheet_match/rule") == "none"
+
+
+def test_lab_sheet_export_gives_the_row_of_a_real_recording(tmp_path, processed):
+    if not LAB_CSV.exists():
+        pytest.skip("shared reference files absent")
+    rid = "2024.08.08-10.40.20-Rec"
+    inputs = RecordingInputs(rid, tmp_path / f"{rid}.h5")
+    config = dataclasses.replace(processed["config"], gsheet_csv=LAB_CSV)
+    assert run_step("gsheet_metadata", inputs, config)["status"] == "done"
+    with h5py.File(inputs.output_path) as h5:
+        assert text(h5, "metadata/gsheet_row/File_name") == "2024.08.08.10.40.20.Rec.cmcr"
+        assert text(h5, "metadata/gsheet_row/Center_xy") == "R, -5, 5"
+        assert text(h5, "metadata/gsheet_row/Sheet Name") == "Data_2024"
+        assert text(h5, "metadata/gsheet_row/Hour") == "#REF!"
+        assert text(h5, "metadata/gsheet_match/rule") == "exact"
+
+
+def test_labels_equal_the_truth(processed):
+    truth = {u["unit_id"]: u["label"] for u in processed["truth"]["units"]}
+    assert {"rgc", "unknown", "no_label"} <= set(truth.values())  # precedence and an unlabelled unit occur
+    with h5py.File(processed["inputs"].output_path) as h5:
+        found = {unit: text(h5, f"units/{unit}/auto_label/axon_type") for unit in h5["units"]}
+        assert found == truth
+        assert h5["metadata/cell_type_labels/n_labelled"][()] == sum(v != "no_label" for v in truth.values())
+        assert h5["metadata/cell_type_labels/folder_found"][()] == 1
+
+
+def test_missing_label_folder_is_a_warning_and_step_10_says_why(processed, tmp_path):
+    inputs = copy_output(processed, tmp_path)
+    config = dataclasses.replace(processed["config"], labels=tmp_path / "no_such_labels")
+    assert run_step("cell_type_labels", inputs, config)["status"] == "done"
+    record = OutputFile(inputs.output_path).verified_records()["cell_type_labels"]
+    assert record.summary["n_labelled"] == 0 and any("no label folder" in w for w in record.warnings)
+    with h5py.File(inputs.output_path) as h5:
+        assert {text(h5, f"units/{u}/auto_label/axon_type") for u in h5["units"]} == {"no_label"}
+    assert run_step("ap_tracking", inputs, config)["status"] == "done"
+    summary = OutputFile(inputs.output_path).verified_records()["ap_tracking"].summary
+    assert "no unit is labelled 'rgc'" in summary["selection"] and "tracking all" in summary["selection"]
