@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,9 +15,13 @@ from typing import Optional
 import typer
 
 from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
-from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.config import INPUT_KEYS, PipelineConfig, RecordingInputs
 from mea_pipeline.errors import PipelineError
 from mea_pipeline.store import OutputFile
+
+from . import local_server
+
+HEARTBEAT_S = 30
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
@@ -40,10 +43,18 @@ DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO lo
 
 
 def _prefect_environment(debug: bool) -> None:
-    """Quiet, offline-friendly Prefect defaults; must run before Prefect is imported."""
+    """Offline-friendly Prefect settings and the local server; must run before Prefect is imported.
+
+    Runs log at INFO (the UI shows the batch's lines); the terminal shows Prefect's own messages
+    from WARNING up unless ``--debug``. Flow runs send heartbeats, so a run whose process was
+    killed is marked Crashed on the server.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if debug else "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if debug else "WARNING")
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+    local_server.connect()
 
 
 def _registry():
@@ -53,9 +64,10 @@ def _registry():
     return REGISTRY
 
 
-def _inputs(**values) -> dict:
-    """Input flags given on the command line (None = not given, the config file decides)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
+def _inputs(flags: dict) -> dict:
+    """The input flags (``INPUT_KEYS``) among a command's arguments that were given (None: the config decides)."""
+    return {k: str(flags[k]) if isinstance(flags[k], Path) else flags[k] for k in INPUT_KEYS
+            if flags.get(k) is not None}
 
 
 def _config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:
@@ -71,13 +83,22 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
     # The flow resolves both again (a deployment has no CLI in front of it); checked here first so
     # a missing CSV or a bad config key is one line at once, not after a Prefect server start.
-    BatchOptions.load(config_file, **options)
+    resolved = BatchOptions.load(config_file, **options)
     _config(config_file, inputs or {})
     _prefect_environment(debug)
-    from mea_pipeline.flows.batch_all_steps import batch_all_steps
+    from prefect import tags
 
-    state = batch_all_steps(config_file=str(config_file) if config_file else None, inputs=inputs or {},
-                            return_state=True, **options)
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps, run_tags
+
+    flow = batch_all_steps
+    if resolved.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        flow = batch_all_steps.with_options(task_runner=DaskTaskRunner(address=resolved.dask_address))
+    options.pop("dask_address", None)  # chosen here, as the flow's task runner
+    with tags(*run_tags(resolved, trigger="cli")):
+        state = flow(config_file=str(config_file) if config_file else None, inputs=inputs or {},
+                     return_state=True, **options)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
         raise summary
@@ -110,14 +131,17 @@ def batch(
     only_failed: Optional[bool] = typer.Option(None, "--only-failed", help="Only recordings with a failed step"),
     recheck: Optional[bool] = typer.Option(
         None, "--recheck", help="Check complete outputs against the raw files too (cached steps are not rerun)"),
+    scan_root: Optional[list[Path]] = typer.Option(
+        None, "--scan-root", help="Scan this data folder for recordings instead of reading --csv (repeatable)"),
+    dask_address: Optional[str] = typer.Option(
+        None, "--dask-address", help="Run the recordings on an existing Dask scheduler (tcp://host:port)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
-    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv,
-                     gsheet_credentials=gsheet_credentials, gsheet_title=gsheet_title, ap_model=ap_model,
-                     on_off_dict=on_off_dict, device=device)
+    inputs = _inputs(locals())
     summary = run_batch(
         csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
         raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
+        scan_roots=[str(p) for p in scan_root] if scan_root else None, dask_address=dask_address,
         config_file=config_file, inputs=inputs, debug=debug,
     )
     raise typer.Exit(1 if summary["failed"] else 0)
@@ -130,6 +154,12 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
     from mea_pipeline.flows.process_recording import process_recording
 
     ensure_raw_reads_limit(1)
+    if any("sheet" in step.reads for step in _registry().select(steps)):
+        # A run of one recording is a batch of one: the sheet is fetched (or its CSV taken) once.
+        from mea_pipeline.sheet.source import resolve_sheet
+
+        config, note = resolve_sheet(config, recording.output_path.parent)
+        print(note, flush=True)
     state = process_recording(recording, config, steps, return_state=True)
     if not state.is_completed():
         state.result()  # raises the step's error, printed as one line by main()
@@ -149,6 +179,8 @@ def run_one(
     playlist: Optional[str] = PlaylistOpt,
     labels: Optional[Path] = LabelsOpt,
     gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
     ap_model: Optional[Path] = ApModelOpt,
     on_off_dict: Optional[Path] = OnOffOpt,
     device: Optional[str] = DeviceOpt,
@@ -159,8 +191,7 @@ def run_one(
 
     rid = recording_id_from_path(cmtr)
     recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
-    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv, ap_model=ap_model,
-                     on_off_dict=on_off_dict, device=device)
+    inputs = _inputs(locals())
     _run_one_recording(recording, _config(config_file, inputs), steps, debug)
 
 
@@ -173,6 +204,8 @@ def resume(
     playlist: Optional[str] = PlaylistOpt,
     labels: Optional[Path] = LabelsOpt,
     gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
     ap_model: Optional[Path] = ApModelOpt,
     on_off_dict: Optional[Path] = OnOffOpt,
     device: Optional[str] = DeviceOpt,
@@ -190,8 +223,7 @@ def resume(
         print(f"{file}: nothing to do, all selected steps are done")
         return
     recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
-    inputs = _inputs(stimuli=stimuli, playlist=playlist, labels=labels, gsheet_csv=gsheet_csv, ap_model=ap_model,
-                     on_off_dict=on_off_dict, device=device)
+    inputs = _inputs(locals())
     _run_one_recording(recording, _config(config_file, inputs), ",".join(lacking), debug)
 
 
@@ -304,28 +336,60 @@ def schema():
 
 
 @app.command()
-def server(host: str = "127.0.0.1", port: int = 4200):
-    """Start a local Prefect server with its UI (SQLite; set PREFECT_API_DATABASE_CONNECTION_URL for PostgreSQL)."""
+def server(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(4200, "--port"),
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", help="postgresql+asyncpg://user:pw@host:5432/db (default: SQLite in PREFECT_HOME)"),
+):
+    """Run a local Prefect server with its UI; every mea-pipeline command on this machine reports to it."""
     _prefect_environment(False)
-    print(f"Prefect UI at http://{host}:{port}  (clients: export PREFECT_API_URL=http://{host}:{port}/api)")
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start",
-                                      "--host", host, "--port", str(port)]))
+    raise typer.Exit(local_server.serve_forever(host, port, database_url))
 
 
 @app.command()
 def serve(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Mapping CSV (default: [batch] csv of --config)"),
     output: Optional[Path] = typer.Option(None, "--output", help=f"Output folder (default: [batch] output, else {DEFAULT_OUTPUT})"),
+    scan_root: Optional[list[Path]] = typer.Option(
+        None, "--scan-root", help="Scan this data folder each night instead of reading a CSV (repeatable)"),
     config_file: Optional[Path] = ConfigOpt,
-    cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule"),
-    timezone: str = typer.Option("Europe/Berlin", "--timezone"),
+    cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule (cron)"),
+    timezone: str = typer.Option("Europe/Berlin", "--timezone", help="Time zone of the schedule"),
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="tcp://host:port of a Dask scheduler"),
 ):
-    """Serve the nightly and rerun-failed deployments (needs PREFECT_API_URL of a running server)."""
-    BatchOptions.load(config_file, csv=csv, output=output)  # one clear line now, not at 02:00
+    """Serve the nightly, rerun-failed and batch deployments; keep it running (stopping it pauses them)."""
+    inputs = _inputs(locals())
+    scan_roots = [str(p) for p in scan_root] if scan_root else None
+    # One clear line now, not at 02:00.
+    options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
+                                scan_roots=scan_roots, dask_address=dask_address)
+    _config(config_file, inputs)
     _prefect_environment(False)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise PipelineError("serve needs a running server: start `mea-pipeline server` first "
+                            "(or set PREFECT_API_URL)")
     from mea_pipeline.deployments.serve import serve_deployments
 
-    serve_deployments(csv=csv, output=output, config_file=config_file, cron=cron, timezone=timezone)
+    base = {"csv": str(csv) if csv else None, "output": str(output) if output else None, "scan_roots": scan_roots,
+            "config_file": str(config_file) if config_file else None, "inputs": inputs or None}
+    runner = None
+    if options.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner(address=options.dask_address)
+    print(f"serving batch_all_steps/nightly ({cron}, {timezone}), /rerun-failed and /batch on "
+          f"{os.environ['PREFECT_API_URL']}; keep this running for the schedule to fire", flush=True)
+    serve_deployments({k: v for k, v in base.items() if v}, cron, timezone, runner)
 
 
 @app.command("train-ap-model")

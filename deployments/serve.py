@@ -1,37 +1,45 @@
-"""The pipeline's deployments, served from one long-lived process.
+"""The pipeline's deployments, served from one long-lived process (``mea-pipeline serve``).
 
-* ``batch_all_steps/nightly``: on a cron schedule, every recording without a complete output.
-* ``batch_all_steps/rerun-failed``: exactly the recordings whose output records a failed step.
+* ``batch_all_steps/nightly``: on a cron schedule (default 02:00 Europe/Berlin), every recording of
+  the configured mapping CSV, or of the data folders scanned that night, without a complete output.
+* ``batch_all_steps/rerun-failed``: exactly the recordings whose output records a failed step, each
+  from its failed step on (the steps before it are cached in the file).
+* ``batch_all_steps/batch``: a manual run taking every batch parameter.
 
-Both can be started by hand from the UI or with
-``prefect deployment run 'batch_all_steps/rerun-failed' --param concurrency=2``.
+Each can be started from the UI or with ``prefect deployment run 'batch_all_steps/batch' --param
+start=0 --param end=3``. The schedule fires only while ``serve`` runs: stopping it pauses the
+deployments. Each run reads ``[batch]`` of the config file when it starts.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect import serve
 from prefect.schedules import Cron
 
 from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
+TAGS = ["mea-pipeline"]
 
-def deployments(csv: Path | None = None, output: Path | None = None, config_file: Path | None = None,
-                cron: str = "0 2 * * *", timezone: str = "Europe/Berlin") -> list:
-    # Only what the command line gave: every other batch option comes from the config's [batch].
-    base = {k: str(v) for k, v in {"csv": csv, "output": output, "config_file": config_file}.items() if v}
-    nightly = batch_all_steps.to_deployment(
+
+def deployments(base: dict, cron: str = "0 2 * * *", timezone: str = "Europe/Berlin", task_runner=None) -> list:
+    """The three deployments; ``base`` holds the parameters every run gets (csv, output, config_file, inputs)."""
+    flow = batch_all_steps if task_runner is None else batch_all_steps.with_options(task_runner=task_runner)
+    nightly = flow.to_deployment(
         name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters=base,
-        concurrency_limit=1, tags=["mea-pipeline"],
-        description="Nightly: process every recording that has no complete output yet",
+        concurrency_limit=1, tags=TAGS + ["trigger:nightly"],
+        description="Nightly: every recording without a complete output yet",
     )
-    rerun = batch_all_steps.to_deployment(
+    rerun = flow.to_deployment(
         name="rerun-failed", parameters=base | {"only_failed": True}, concurrency_limit=1,
-        tags=["mea-pipeline"], description="Rerun exactly the recordings whose output records a failed step",
+        tags=TAGS + ["trigger:rerun-failed"],
+        description="Rerun exactly the recordings whose output records a failed step, from that step on",
     )
-    return [nightly, rerun]
+    manual = flow.to_deployment(
+        name="batch", parameters=base, tags=TAGS + ["trigger:manual"],
+        description="A batch with any parameters (start, end, steps, overwrite, recording_ids, ...)",
+    )
+    return [nightly, rerun, manual]
 
 
-def serve_deployments(**kwargs) -> None:
-    serve(*deployments(**kwargs))
+def serve_deployments(base: dict, cron: str, timezone: str, task_runner=None) -> None:
+    serve(*deployments(base, cron, timezone, task_runner))

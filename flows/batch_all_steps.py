@@ -16,20 +16,22 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.mapping import parse_path_map, recordings
-from mea_pipeline.runner import StepFailed, is_complete, output_summary
+from mea_pipeline.mapping import parse_path_map, recordings, scan
+from mea_pipeline.runner import StepFailed, is_complete, output_summary, up_to_date
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
@@ -48,23 +50,38 @@ def has_failed_step(path: Path) -> bool:
     return any(state.startswith("failed") for state in OutputFile(path).step_states().values())
 
 
+def say(logger, line: str) -> None:
+    """A progress line on the terminal (as the lab's script prints it) and in the run's logs."""
+    print(line, flush=True)
+    logger.info(line)
+
+
 @task(name="recording", task_run_name="recording-{recording.recording_id}")
 def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
-                  force: bool, position: str) -> dict:
-    """Run one recording's subflow and report it as a plain dict (never raises)."""
-    print(f"{position} {recording.recording_id}", flush=True)
+                  force: bool, recheck: bool, position: str):
+    """Run one recording's subflow; its row of the summary, as a Failed state when it failed.
+
+    Failing this task (not only its subflow) shows the recording red in the batch's graph.
+    """
+    logger = get_run_logger()
+    say(logger, f"{position} {recording.recording_id}")
     t0 = time.perf_counter()
+    row = {"recording_id": recording.recording_id}
+    if recheck and not force and up_to_date(recording, config, steps):
+        # Nothing to compute: no subflow, no task runs.
+        say(logger, f"  {recording.recording_id}: up to date (every step's inputs unchanged)")
+        return row | {"status": "success", "note": "up to date", "seconds": round(time.perf_counter() - t0, 2),
+                      **_counts(recording.output_path)}
     # The parent flow's heartbeat already tells the server this process is alive; a subflow's
     # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = process_recording(recording, config, steps, force, return_state=True)
-    result = {"recording_id": recording.recording_id, "seconds": round(time.perf_counter() - t0, 2)}
+    row["seconds"] = round(time.perf_counter() - t0, 2)
     if state.is_completed():
         summary = state.result()
-        print(f"  {recording.recording_id}: Units: {summary['n_units']}, "
-              f"Steps: {len(summary['completed_steps'])}", flush=True)
-        return result | {"status": "success", "n_units": summary["n_units"],
-                         "n_steps": len(summary["completed_steps"])}
+        say(logger, f"  {recording.recording_id}: Units: {summary['n_units']}, "
+                    f"Steps: {len(summary['completed_steps'])}")
+        return row | {"status": "success", "n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
     try:
         state.result()
         message, step = state.message or "failed", ""
@@ -72,19 +89,51 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         message, step = exc.reason, exc.step
     except Exception as exc:  # noqa: BLE001 - a crash of the subflow itself is reported too
         message, step = f"{type(exc).__name__}: {exc}", ""
-    print(f"  {recording.recording_id}: FAILED at {step or '?'}: {message}", flush=True)
-    return result | {"status": "failed", "failed_step": step, "message": message}
+    say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
+    row |= {"status": "failed", "failed_step": step, "message": message, **_counts(recording.output_path)}
+    return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)
 
 
 @task(name="sheet-snapshot")
 def sheet_snapshot(config: PipelineConfig, output: str) -> PipelineConfig:
     """Fetch the lab's sheet once for the batch; the returned config points every recording at it."""
     resolved, note = resolve_sheet(config, Path(output))
-    print(note, flush=True)
+    say(get_run_logger(), note)
     return resolved
 
 
-@flow(name="batch_all_steps", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+def run_tags(options: BatchOptions, trigger: str) -> list[str]:
+    """Tags of a batch run in the UI: the project, what started it, the CSV (or scanned roots), the rows."""
+    source = f"csv:{Path(options.csv).name}" if options.csv and not options.scan_roots else \
+        "scan:" + ",".join(Path(root).name for root in options.scan_roots or ())
+    rows = f"rows:{options.start}-{'end' if options.end is None else options.end}"
+    return ["mea-pipeline", f"trigger:{trigger}", source, rows]
+
+
+def scanned_csv(roots, output: str, logger) -> Path:
+    """Scan the data folders now and write the mapping CSV next to the outputs (``scan-YYYY-MM-DD.csv``)."""
+    table, problems = scan(list(roots))
+    path = Path(output) / f"scan-{date.today().isoformat()}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    say(logger, f"scanned {', '.join(map(str, roots))}: {int(table['matched'].sum()) if len(table) else 0} "
+                f"recordings -> {path}")
+    for problem in problems:
+        logger.warning(problem)
+    return path
+
+
+def batch_run_name() -> str:
+    """A readable run name from the parameters given: ``batch-<csv or config>-rows-<start>-<end>``."""
+    given = flow_run.parameters
+    source = Path(given.get("csv") or given.get("config_file") or "batch").stem
+    start, end = given.get("start"), given.get("end")
+    rows = f"-rows-{start or 0}-{'end' if end is None else end}" if start is not None or end is not None else ""
+    return f"batch-{source}{rows}"
+
+
+@flow(name="batch_all_steps", flow_run_name=batch_run_name,
+      task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
 def batch_all_steps(
     csv: str | None = None,
     output: str | None = None,
@@ -98,6 +147,7 @@ def batch_all_steps(
     only_failed: bool | None = None,
     recheck: bool | None = None,
     recording_ids: list[str] | None = None,
+    scan_roots: list[str] | None = None,
     config_file: str | None = None,
     inputs: dict[str, str] | None = None,
 ):
@@ -107,16 +157,17 @@ def batch_all_steps(
     (stimuli, playlist, labels, gsheet_csv, ap_model, ...) override the file's input keys.
     ``overwrite`` recomputes every step; ``recheck`` reruns only steps whose cache key changed
     (e.g. a re-sorted .cmtr) instead of skipping complete outputs; ``only_failed`` and
-    ``recording_ids`` narrow the selection.
+    ``recording_ids`` narrow the selection; ``scan_roots`` scans data folders for the recordings
+    instead of reading ``csv``.
     """
     logger = get_run_logger()
     options = BatchOptions.load(
         config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,
         concurrency=concurrency, raw_reads=raw_reads, path_map=path_map, only_failed=only_failed,
-        recheck=recheck, recording_ids=recording_ids)
+        recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots)
     config = PipelineConfig.load(config_file, REGISTRY, inputs or {})
-    selection = recordings(options.csv, options.output, parse_path_map(list(options.path_map)),
-                           options.start, options.end)
+    csv = scanned_csv(options.scan_roots, options.output, logger) if options.scan_roots else options.csv
+    selection = recordings(csv, options.output, parse_path_map(list(options.path_map)), options.start, options.end)
     if options.recording_ids:
         wanted = set(options.recording_ids)
         selection = [r for r in selection if r.recording_id in wanted]
@@ -128,29 +179,37 @@ def batch_all_steps(
 
     total = len(selection)
     rows, running = [], []
+    progress = create_progress_artifact(progress=0.0, description=f"recordings of this batch ({total})") \
+        if total else None
     t0 = time.perf_counter()
+
+    def finished(row: dict) -> None:
+        rows.append(row)
+        if progress is not None:
+            update_progress_artifact(artifact_id=progress, progress=100.0 * len(rows) / total)
+
     for index, recording in enumerate(selection, start=1):
         position = f"[{index}/{total}]"
         # is_complete trusts the file's records without reading the raw files (they may be
-        # offline); --recheck instead runs every subflow, whose cache keys include the raw
-        # files' fingerprints, so only steps whose inputs changed run again.
+        # offline); --recheck instead compares every step's cache key, raw files included, so
+        # only recordings whose inputs changed run again.
         if not (options.overwrite or options.recheck) and is_complete(recording, config, options.steps):
-            print(f"{position} {recording.recording_id}: skipped (output complete)", flush=True)
-            rows.append({"recording_id": recording.recording_id, "status": "skipped",
-                         **_counts(recording.output_path)})
+            say(logger, f"{position} {recording.recording_id}: skipped (output complete)")
+            finished({"recording_id": recording.recording_id, "status": "skipped", **_counts(recording.output_path)})
             continue
-        args = (recording, config, options.steps, options.overwrite, position)
+        args = (recording, config, options.steps, options.overwrite, options.recheck, position)
         if options.concurrency == 1:
             # In the flow's own thread, where a step's timeout can interrupt it.
-            rows.append(run_recording(*args))
+            finished(run_recording(*args, return_state=True).result(raise_on_failure=False))
             continue
         if len(running) >= options.concurrency:
             # The parameter bounds the recordings in flight, whatever runner the flow has.
-            finished = next(as_completed(running))
-            rows.append(finished.result())
-            running.remove(finished)
+            done = next(as_completed(running))
+            finished(done.result(raise_on_failure=False))
+            running.remove(done)
         running.append(run_recording.submit(*args))
-    rows += [future.result() for future in running]
+    for future in running:
+        finished(future.result(raise_on_failure=False))
     rows.sort(key=lambda row: row["recording_id"])
 
     summary = {
@@ -163,8 +222,11 @@ def batch_all_steps(
         "recordings": rows,
     }
     _report(summary, logger)
-    message = f"{summary['failed']}/{total} recordings failed"
-    return Failed(message=message, data=summary) if summary["failed"] else Completed(data=summary)
+    if not summary["failed"]:
+        return Completed(message=f"{summary['success']} successful, {summary['skipped']} skipped", data=summary)
+    failed = [f"{r['recording_id']} ({r.get('failed_step') or '?'})" for r in rows if r["status"] == "failed"]
+    shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+    return Failed(message=f"{summary['failed']}/{total} recordings failed: {shown}", data=summary)
 
 
 def _counts(path: Path) -> dict:
@@ -180,8 +242,7 @@ def _report(summary: dict, logger) -> None:
     ]
     lines += [f"  FAILED {r['recording_id']} at {r.get('failed_step') or '?'}: {r['message']}"
               for r in summary["recordings"] if r["status"] == "failed"]
-    print("\n".join(lines), flush=True)
-    logger.info("\n".join(lines))
+    say(logger, "\n".join(lines))
     create_table_artifact(
         key="batch-summary",
         table=[{k: r.get(k, "") for k in ("recording_id", "status", "n_units", "n_steps", "failed_step",

@@ -1,4 +1,4 @@
-"""Per-recording subflow: the selected steps in order, each a cached Prefect task.
+"""Per-recording subflow: the selected steps in order, each a cached Prefect task, then the QC report.
 
 A failing step fails this flow with the step's error as its message; the steps before it have
 already been committed to the output file. A recording whose selected steps read raw files
@@ -8,19 +8,23 @@ many recordings read the (network) drives at once, across every batch sharing th
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import output_summary
 from mea_pipeline.steps import REGISTRY
+from mea_pipeline.tasks.qc import qc_report
 from mea_pipeline.tasks.steps import step_task
 
 CACHE_FOLDER = ".prefect-cache"
 RAW_READS_LIMIT = "mea-raw-reads"
+# A slot is leased and renewed while held: a killed process's slot frees itself within this time.
+RAW_SLOT_LEASE_S = 60  # the server accepts no shorter lease
+RAW_SLOT_POLL_S = 10
 
 
 def cache_folder(recording: RecordingInputs) -> Path:
@@ -28,18 +32,54 @@ def cache_folder(recording: RecordingInputs) -> Path:
     return recording.output_path.parent / CACHE_FOLDER
 
 
+@contextmanager
+def raw_read_slot(logger):
+    """Hold one slot of the raw-read limit, saying so while every slot is busy."""
+    waited, acquired = 0.0, False
+    while True:
+        try:
+            with concurrency(RAW_READS_LIMIT, occupy=1, timeout_seconds=RAW_SLOT_POLL_S,
+                             lease_duration=RAW_SLOT_LEASE_S):
+                acquired = True
+                if waited:
+                    logger.info(f"got a raw-read slot after {waited:.0f} s")
+                yield
+                return
+        except TimeoutError:
+            if acquired:
+                raise  # the steps' own timeout, not the wait for a slot
+            waited += RAW_SLOT_POLL_S
+            logger.warning(f"waiting for a raw-read slot ('{RAW_READS_LIMIT}' limit, {waited:.0f} s so far): "
+                           "other recordings are reading raw files")
+
+
+def step_line(result: dict) -> str:
+    """One log line per step: status, time and the step's own counts."""
+    counts = ", ".join(f"{k}={v}" for k, v in result.items()
+                       if k not in ("step", "status", "seconds", "warnings") and not isinstance(v, (dict, list)))
+    warnings = f", {len(result['warnings'])} warning(s)" if result.get("warnings") else ""
+    return f"{result['step']}: {result['status']} in {result['seconds']} s{warnings}" + (f" ({counts})" if counts else "")
+
+
 @flow(name="process_recording", flow_run_name="rec-{recording.recording_id}")
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
+    logger = get_run_logger()
     selected = REGISTRY.select(steps)
     # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
     # only after a ~2 s poll.
     reads_raw = any(step.needs_raw for step in selected)
-    with concurrency(RAW_READS_LIMIT, occupy=1) if reads_raw else nullcontext():
+    with raw_read_slot(logger) if reads_raw else nullcontext():
         for step in selected:
-            step_task(step.name).with_options(
+            state = step_task(step.name).with_options(
                 timeout_seconds=config.timeout_for(step.name),
                 result_storage=cache_folder(recording),
                 refresh_cache=force,
-            )(recording, config, force)
+            )(recording, config, force, return_state=True)
+            result = state.result()  # raises the step's error: this recording stops here
+            logger.info(f"{step.name}: cached" if state.name == "Cached" else step_line(result))
+    qc = qc_report.with_options(result_storage=cache_folder(recording))(recording, return_state=True)
+    if not qc.is_completed():
+        # The science is committed; a figure that cannot be drawn is reported, not fatal.
+        logger.warning(f"QC report of {recording.recording_id} failed: {qc.message}")
     return {"recording_id": recording.recording_id, **output_summary(recording.output_path)}

@@ -16,6 +16,7 @@ from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.registry import Step
 
 from .caching import step_cache_key
+from .progress import StepProgress
 
 RETRY_DELAYS_S = [10, 60]
 _TASKS: dict[Step, Task] = {}
@@ -39,10 +40,17 @@ def step_task(name: str) -> Task:
     step = REGISTRY[name]
     if step not in _TASKS:
         def run(recording: RecordingInputs, config: PipelineConfig, force: bool = False) -> dict:
-            return runner.run_step(name, recording, config, force=force)
+            progress = StepProgress(f"{name} {recording.recording_id}")
+            try:
+                return runner.run_step(name, recording, config, force=force, progress=progress)
+            finally:
+                progress.close()
 
         run.__name__ = name
         run.__doc__ = step.description
+        # Only steps that read the raw files (network drives) retry; the others get no retry settings.
+        retries = {"retries": len(RETRY_DELAYS_S), "retry_delay_seconds": RETRY_DELAYS_S,
+                   "retry_condition_fn": transient_io_error} if step.needs_raw else {}
         _TASKS[step] = task(
             run,
             name=name,
@@ -50,8 +58,6 @@ def step_task(name: str) -> Task:
             description=step.description,
             cache_key_fn=step_cache_key,
             persist_result=True,
-            retries=len(RETRY_DELAYS_S) if step.needs_raw else 0,
-            retry_delay_seconds=RETRY_DELAYS_S,
-            retry_condition_fn=transient_io_error,
+            **retries,
         )
     return _TASKS[step]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from mea_pipeline.flows.process_recording import process_recording
 from mea_pipeline.mapping import recordings
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.section_time import SectionTimeParams
+from mea_pipeline.synth import load_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_STEPS = set(REGISTRY.names())
@@ -43,7 +45,7 @@ def body_calls(monkeypatch, prefect_server):
 
 def batch(dataset, output, *args) -> int:
     return main(["batch", "--csv", str(dataset["mapping_csv"]), "--output", str(output),
-                 "--stimuli", str(dataset["stimuli_dir"]), "--playlist", dataset["playlist"], *args])
+                 "--config", str(dataset["config_file"]), *args])
 
 
 def task_states(flow_state) -> dict[str, str]:
@@ -58,7 +60,7 @@ def finished(dataset, tmp_path_factory, prefect_server):
     """A finished batch over the whole synthetic dataset."""
     output = tmp_path_factory.mktemp("batch")
     assert batch(dataset, output) == 0
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    config = PipelineConfig.load(dataset["config_file"], REGISTRY)
     return {"output": output, "config": config, "recordings": recordings(dataset["mapping_csv"], output)}
 
 
@@ -94,7 +96,7 @@ def test_script_entry_point(dataset, tmp_path, prefect_server):
 
 def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
     states = rerun(finished, finished["recordings"][0])
-    assert states == {name: "Cached" for name in ALL_STEPS}
+    assert states == {name: "Cached" for name in ALL_STEPS | {"qc_report"}}
     assert body_calls == []
 
 
@@ -105,8 +107,8 @@ def test_recheck_of_finished_batch_runs_no_step_body(dataset, finished, body_cal
 
 
 def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls):
-    config = PipelineConfig(stimuli=finished["config"].stimuli, playlist=finished["config"].playlist,
-                            step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
+    config = dataclasses.replace(finished["config"],
+                                 step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
     states = rerun(finished, finished["recordings"][1], config)
     assert sorted(body_calls) == sorted(["section_time", *REGISTRY.dependents("section_time")])
     assert states["load_recording"] == states["file_metadata"] == "Cached"
@@ -123,7 +125,7 @@ def test_damaged_output_never_hits_the_cache(finished, body_calls, damage):
         recording.output_path.write_bytes(data[: len(data) // 3])
     states = rerun(finished, recording)
     assert sorted(body_calls) == sorted(ALL_STEPS)
-    assert "Cached" not in states.values()
+    assert "Cached" not in [states[name] for name in ALL_STEPS]
 
 
 def test_edited_output_reruns_the_edited_step(finished, body_calls):
@@ -145,13 +147,45 @@ def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys)
     csv = tmp_path / "mapping.csv"
     pd.DataFrame({"cmcr_path": [cmcr], "cmtr_path": [cmtr], "matched": [True]}).to_csv(csv, index=False)
     staged = dataset | {"mapping_csv": csv}
-    assert batch(staged, tmp_path / "out", "--steps", "1-2") == 0
+    assert batch(staged, tmp_path / "out", "--steps", "1-5") == 0
     shutil.rmtree(raw)
-    assert batch(staged, tmp_path / "out", "--steps", "3-4") == 0
+    assert batch(staged, tmp_path / "out", "--steps", "6-9") == 0
+    assert "1 successful" in capsys.readouterr().out
+    assert batch(staged, tmp_path / "out", "--steps", "10-11") == 0
     assert "1 successful" in capsys.readouterr().out
     with h5py.File(tmp_path / "out" / f"{source['recording_id']}.h5") as h5:
-        assert [s.decode() for s in h5["pipeline/completed_steps"][()]] == [
-            "load_recording", "section_time", "section_spike_times", "dense_noise_sta"]
+        assert [s.decode() for s in h5["pipeline/completed_steps"][()]] == REGISTRY.names()
+
+
+def test_sheet_is_fetched_once_per_batch_with_gspread_and_falls_back_to_the_csv(dataset, tmp_path, prefect_server,
+                                                                                 capsys, monkeypatch):
+    from google_standin import GoogleStandin, make_private_key_pem, tabs_of, write_credentials
+    from mea_pipeline.sheet.source import API_BASE_ENV
+    from mea_pipeline.sheet.table import read_table
+
+    pem, public_key = make_private_key_pem()
+    out = tmp_path / "out"
+    tabs = tabs_of(read_table(dataset["gsheet_csv"]))
+    with GoogleStandin(tabs, public_key=public_key) as standin:
+        monkeypatch.setenv(API_BASE_ENV, standin.base_url)
+        credentials = write_credentials(tmp_path, pem, standin)
+        assert batch(dataset, out, "--steps", "8", "--gsheet-credentials", str(credentials)) == 0
+        counts = dict(standin.counts)
+    # One fetch for the 3 recordings: one token, one lookup, the metadata, one values read per Data_ tab.
+    assert counts == {"token": 1, "drive_files": 1, "spreadsheet": 2, "values": len(tabs)}
+    assert "sheet: fetched 'MEA dashboard' (3 rows)" in capsys.readouterr().out
+    snapshots = list(out.glob("gsheet_snapshot_*.csv"))
+    assert len(snapshots) == 1
+    for record in dataset["recordings"]:
+        with h5py.File(out / f"{record['recording_id']}.h5") as h5:
+            assert h5["metadata/gsheet_match/source"].asstr()[()] == "gspread"
+            assert h5["metadata/gsheet_match/table"].asstr()[()] == str(snapshots[0])
+            assert h5["metadata/gsheet_row/Center_xy"].asstr()[()] == load_truth(record["truth"])["sheet"]["center_xy"]
+    # The stand-in is gone: the batch reads the CSV export and says so, in its output and in the files.
+    assert batch(dataset, out, "--steps", "8", "--overwrite", "--gsheet-credentials", str(credentials)) == 0
+    assert "using --gsheet-csv" in capsys.readouterr().out
+    with h5py.File(out / f"{dataset['recordings'][0]['recording_id']}.h5") as h5:
+        assert h5["metadata/gsheet_match/source"].asstr()[()].startswith("csv (gspread failed")
 
 
 def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
@@ -173,8 +207,7 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):
     assert batch(dataset, tmp_path, "--start", "2", "--steps", "1-2") == 0
     output = tmp_path / f"{dataset['recordings'][2]['recording_id']}.h5"
-    assert main(["resume", str(output), "--stimuli", str(dataset["stimuli_dir"]),
-                 "--playlist", dataset["playlist"]]) == 0
+    assert main(["resume", str(output), "--config", str(dataset["config_file"])]) == 0
     assert f"Steps: {len(ALL_STEPS)}" in capsys.readouterr().out
     assert main(["resume", str(output)]) == 0
     assert "nothing to do" in capsys.readouterr().out

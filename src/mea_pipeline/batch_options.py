@@ -47,6 +47,12 @@ class BatchOptions:
         Run every recording's steps through the cache even when its output is complete.
     recording_ids : list of str or None
         Only these recordings.
+    scan_roots : list of str or None
+        Data folders to scan for recordings when the batch starts (``mea-pipeline scan``); the
+        mapping CSV found there is written next to the outputs and replaces ``csv``.
+    dask_address : str or None
+        ``tcp://host:port`` of an existing Dask scheduler that runs the recordings (read by the
+        command line and ``serve``, which choose the flow's task runner).
     """
 
     csv: str | None = None
@@ -61,6 +67,8 @@ class BatchOptions:
     only_failed: bool = False
     recheck: bool = False
     recording_ids: tuple[str, ...] | None = None
+    scan_roots: tuple[str, ...] | None = None
+    dask_address: str | None = None
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides) -> "BatchOptions":
@@ -75,9 +83,10 @@ class BatchOptions:
         if unknown:
             raise TypeError(f"unknown batch option(s) {unknown}")
         values = table | {k: v for k, v in overrides.items() if v is not None}
-        if isinstance(values.get("path_map"), str):
-            values["path_map"] = [values["path_map"]]
-        for key in ("path_map", "recording_ids"):
+        for key in ("path_map", "scan_roots"):
+            if isinstance(values.get(key), str):
+                values[key] = [values[key]]
+        for key in ("path_map", "recording_ids", "scan_roots"):
             if values.get(key) is not None:
                 values[key] = tuple(str(v) for v in values[key])
         for key in ("csv", "output"):
@@ -89,8 +98,10 @@ class BatchOptions:
 
     def validate(self, where=None) -> None:
         prefix = f"{where}: " if where else ""
-        if not self.csv:
+        if not self.csv and not self.scan_roots:
             raise InputError(f"{prefix}no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)")
+        if self.dask_address and not str(self.dask_address).startswith(("tcp://", "tls://")):
+            raise InputError(f"{prefix}--dask-address {self.dask_address!r}: give the scheduler as tcp://host:port")
         for key in ("start", "concurrency", "raw_reads"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):

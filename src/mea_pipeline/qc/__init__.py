@@ -1,0 +1,1 @@
+"""QC figures and key numbers of a recording, drawn from its output file."""

@@ -1,0 +1,65 @@
+"""A recording's QC report as a Prefect task: cached like a step, shown as a markdown artifact.
+
+The figures are PNG files next to the output (:mod:`mea_pipeline.qc.report`); the artifact shows
+them (embedded, so the UI needs no access to the output folder) with the recording's key numbers.
+It is created only when the report is drawn, not on cached reruns.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from mea_pipeline.config import RecordingInputs
+from mea_pipeline.qc.report import cached_report, report_folder, report_key, write_report
+
+from .caching import storage_folder
+
+NUMBER_LABELS = {"units": "units", "spikes": "spikes", "rfs_fitted": "RFs fitted", "axons_tracked": "axons tracked",
+                 "onh": "ONH (x = col, y = row)", "dsgc_sectioned": "DSGC units", "dsgc_p_below_0_05": "DSGC p < 0.05"}
+
+
+def artifact_key(recording_id: str) -> str:
+    """Artifact keys are lowercase letters, digits and dashes."""
+    return "qc-" + re.sub(r"[^a-z0-9]+", "-", recording_id.lower()).strip("-")
+
+
+def qc_cache_key(context, parameters: dict) -> str | None:
+    """The report's key; a stale Prefect record is removed so a hit always means "the files are there"."""
+    output = parameters["recording"].output_path
+    if not output.is_file():
+        return None
+    key = f"qc_report-{parameters['recording'].recording_id}-{report_key(output)}"
+    if cached_report(output) is None:
+        folder = storage_folder(context.task)
+        if folder is not None:
+            (folder / key).unlink(missing_ok=True)
+    return key
+
+
+def markdown(manifest: dict) -> str:
+    numbers = manifest["numbers"]
+    shown = [k for k in NUMBER_LABELS if k in numbers]
+    lines = [f"## QC of {manifest['recording_id']}", "",
+             "| " + " | ".join(NUMBER_LABELS[k] for k in shown) + " |",
+             "|" + "---|" * len(shown),
+             "| " + " | ".join("-" if numbers[k] is None else str(numbers[k]) for k in shown) + " |", "",
+             f"Figures: `{manifest['folder']}`", ""]
+    folder = Path(manifest["folder"])
+    for topic, name in manifest["figures"].items():
+        data = base64.b64encode((folder / name).read_bytes()).decode()
+        lines += [f"**{topic}**", "", f"![{topic}](data:image/png;base64,{data})", ""]
+    return "\n".join(lines)
+
+
+@task(name="qc_report", task_run_name="qc_report-{recording.recording_id}", cache_key_fn=qc_cache_key,
+      persist_result=True, description="QC figures (PNG next to the output) and key numbers of a recording")
+def qc_report(recording: RecordingInputs) -> dict:
+    manifest = write_report(recording.output_path)
+    create_markdown_artifact(key=artifact_key(recording.recording_id), markdown=markdown(manifest),
+                             description=f"QC of {recording.recording_id}")
+    return {"folder": str(report_folder(recording.output_path)), "numbers": manifest["numbers"]}
