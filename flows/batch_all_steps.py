@@ -21,7 +21,6 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -36,14 +35,9 @@ from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
-from mea_pipeline.flows.process_recording import RAW_READS_LIMIT, process_recording
+from mea_pipeline.flows.process_recording import process_recording
+from mea_pipeline.flows.server_setup import prepare_server
 
-
-
-def ensure_raw_reads_limit(limit: int) -> None:
-    """Create or resize the global limit on concurrent raw-file readers."""
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(RAW_READS_LIMIT, max(1, limit))
 
 
 def has_failed_step(path: Path) -> bool:
@@ -173,7 +167,7 @@ def batch_all_steps(
         selection = [r for r in selection if r.recording_id in wanted]
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
-    ensure_raw_reads_limit(options.raw_reads)
+    prepare_server(options.raw_reads)
     if selection and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
         config = sheet_snapshot(config, options.output)
 
