@@ -21,11 +21,13 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import CommitMode, transaction
 
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
@@ -68,7 +70,11 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
                       **_counts(recording.output_path)}
     # The parent flow's heartbeat already tells the server this process is alive; a subflow's
     # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # The steps' cache records are written as each step ends (EAGER), not when this task ends:
+    # this task fails with a failed recording, which would roll back the records of the steps
+    # that succeeded, and a rerun from the failed step would recompute them.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
+            transaction(commit_mode=CommitMode.EAGER):
         state = process_recording(recording, config, steps, force, return_state=True)
     row["seconds"] = round(time.perf_counter() - t0, 2)
     if state.is_completed():
@@ -86,6 +92,12 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
     say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
     row |= {"status": "failed", "failed_step": step, "message": message, **_counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)
+
+
+def runs_tasks_here() -> bool:
+    """False when the flow's task runner sends tasks to other processes (Dask): then even one
+    recording at a time is submitted to it, not run in the flow's thread."""
+    return isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
 
 
 @task(name="sheet-snapshot")
@@ -192,7 +204,7 @@ def batch_all_steps(
             finished({"recording_id": recording.recording_id, "status": "skipped", **_counts(recording.output_path)})
             continue
         args = (recording, config, options.steps, options.overwrite, options.recheck, position)
-        if options.concurrency == 1:
+        if options.concurrency == 1 and runs_tasks_here():
             # In the flow's own thread, where a step's timeout can interrupt it.
             finished(run_recording(*args, return_state=True).result(raise_on_failure=False))
             continue
