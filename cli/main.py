@@ -135,6 +135,9 @@ def batch(
         None, "--scan-root", help="Scan this data folder for recordings instead of reading --csv (repeatable)"),
     dask_address: Optional[str] = typer.Option(
         None, "--dask-address", help="Run the recordings on an existing Dask scheduler (tcp://host:port)"),
+    via_deployment: Optional[str] = typer.Option(
+        None, "--via-deployment",
+        help="Hand each recording to Prefect workers as a run of this deployment (e.g. process_recording/workers)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
     inputs = _inputs(locals())
@@ -142,7 +145,7 @@ def batch(
         csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
         raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
         scan_roots=[str(p) for p in scan_root] if scan_root else None, dask_address=dask_address,
-        config_file=config_file, inputs=inputs, debug=debug,
+        via_deployment=via_deployment, config_file=config_file, inputs=inputs, debug=debug,
     )
     raise typer.Exit(1 if summary["failed"] else 0)
 
