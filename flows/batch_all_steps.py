@@ -37,6 +37,8 @@ from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
 from mea_pipeline.flows.process_recording import RAW_READS_LIMIT, process_recording
+from mea_pipeline.flows.recording_guard import guarded
+from mea_pipeline.tasks.preflight import preflight
 
 
 
@@ -57,6 +59,7 @@ def say(logger, line: str) -> None:
 
 
 @task(name="recording", task_run_name="recording-{recording.recording_id}")
+@guarded
 def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
                   force: bool, recheck: bool, position: str):
     """Run one recording's subflow; its row of the summary, as a Failed state when it failed.
@@ -173,6 +176,7 @@ def batch_all_steps(
         selection = [r for r in selection if r.recording_id in wanted]
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
+    preflight(config, options.steps, options.output, selection)
     ensure_raw_reads_limit(options.raw_reads)
     if selection and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
         config = sheet_snapshot(config, options.output)

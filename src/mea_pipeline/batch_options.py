@@ -102,8 +102,10 @@ class BatchOptions:
             raise InputError(f"{prefix}no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)")
         if self.dask_address and not str(self.dask_address).startswith(("tcp://", "tls://")):
             raise InputError(f"{prefix}--dask-address {self.dask_address!r}: give the scheduler as tcp://host:port")
-        for key in ("start", "concurrency", "raw_reads"):
+        for key in ("start", "end", "concurrency", "raw_reads"):
             value = getattr(self, key)
+            if key == "end" and value is None:
+                continue  # every row from start on
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InputError(f"{prefix}{key} must be an integer, got {value!r}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
