@@ -7,7 +7,7 @@ DEMO_DIR ?= demo_data
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test test-services bench clean
 
 env: $(STAMP)
 
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# A real server, deployments, workers on PostgreSQL, Dask and the UI in Chromium (a few minutes);
+# tests whose system packages are missing skip with the reason (.ci/run installs them).
+test-services: $(STAMP)
+	$(PY) -m pytest -q -m "services or browser" tests/services
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

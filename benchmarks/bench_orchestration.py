@@ -1,15 +1,21 @@
-"""Prefect overhead per recording, and the cost of a fully cached rerun.
+"""Prefect overhead per recording, and the cost of reruns, on the server set-ups a lab runs.
 
-The same small synthetic recordings go (a) through the step functions in a plain loop and
-(b) through the batch flow; then (c) the batch flow runs again with everything cached. The
-Prefect server is started (and warmed up) before any timing.
+For each server (the default ``mea-pipeline server`` on SQLite, and PostgreSQL when this machine
+has it), in a fresh process pointed at that server: the same small synthetic recordings go
+(a) through the step functions and the QC report in a plain loop and (b) through the batch flow;
+then the batch runs again (c) with complete outputs skipped and (d) with ``--recheck``, which
+compares every step's cache key (raw files included) and finds nothing to do.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,90 +23,155 @@ from .results import update_results
 
 WORK = Path(__file__).resolve().parent / "_work" / "orchestration"
 N_RECORDINGS = 6
+PG_ROLE = "mea_bench"
+PG_DATABASE = "mea_bench_prefect"
 
 
 def _dataset() -> dict:
     from mea_pipeline.synth import SynthSpec, write_dataset
 
-    marker = WORK / "data" / "mapping.csv"
-    if not marker.is_file():
+    config = WORK / "data" / "pipeline.toml"
+    if not config.is_file():
         shutil.rmtree(WORK / "data", ignore_errors=True)
         write_dataset(WORK / "data", n_recordings=N_RECORDINGS,
                       spec=SynthSpec(n_units=8, sensor_seconds=0.25, profile="tiny"))
-    return {"csv": marker, "stimuli": WORK / "data" / "stimuli"}
+    return {"config": config, "csv": WORK / "data" / "mapping.csv"}
 
 
-def main() -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_HOME", str(WORK / "prefect_home"))
+def measure(label: str) -> dict:
+    """The four timings against the server this process's PREFECT_API_URL names."""
     from prefect import flow
 
-    from mea_pipeline.flows.batch_all_steps import batch_all_steps
     from mea_pipeline.config import PipelineConfig
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps
     from mea_pipeline.mapping import recordings
+    from mea_pipeline.qc.report import write_report
     from mea_pipeline.runner import run_recording
     from mea_pipeline.steps import REGISTRY
-    from mea_pipeline.stimulus_library import StimulusLibrary
 
     data = _dataset()
-    playlist = StimulusLibrary(data["stimuli"]).playlist_names()[0]
-    config = PipelineConfig(stimuli=data["stimuli"], playlist=playlist)
-    plain_out, flow_out = WORK / "out_plain", WORK / "out_flow"
+    config = PipelineConfig.load(data["config"], REGISTRY)
+    plain_out, flow_out = WORK / f"out_plain_{label}", WORK / f"out_flow_{label}"
     for folder in (plain_out, flow_out):
         shutil.rmtree(folder, ignore_errors=True)
-
-    flow(lambda: None, name="warm-up")()  # starts the (ephemeral) Prefect server outside the timing
+    flow(lambda: None, name="warm-up")()  # connects (and loads the flow machinery) outside the timing
 
     t0 = time.perf_counter()
     for recording in recordings(data["csv"], plain_out):
         run_recording(recording, config)
+        write_report(recording.output_path)
     plain = time.perf_counter() - t0
 
-    kwargs = dict(csv=str(data["csv"]), output=str(flow_out), inputs={"stimuli": str(data["stimuli"]), "playlist": playlist},
-                  return_state=True)
-    t0 = time.perf_counter()
-    first = batch_all_steps(**kwargs)
-    flowed = time.perf_counter() - t0
-    assert first.is_completed(), first.message
+    kwargs = dict(csv=str(data["csv"]), output=str(flow_out), config_file=str(data["config"]), return_state=True)
 
-    # A rerun of the finished batch: complete outputs are skipped without a subflow.
-    t0 = time.perf_counter()
-    again = batch_all_steps(**kwargs)
-    skipped = time.perf_counter() - t0
-    assert again.is_completed(), again.message
+    def timed(**extra) -> float:
+        t = time.perf_counter()
+        state = batch_all_steps(**kwargs, **extra)
+        assert state.is_completed(), state.message
+        return time.perf_counter() - t
 
-    # A fully cached rerun: every recording's subflow runs and every step task is Cached.
-    # Three times, reporting the median: the SQLite server stalls now and then (HTTP 503 and a
-    # ~2 s client back-off under concurrent writes), which the worst run shows.
-    cached_runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        cached_run = batch_all_steps(**kwargs, recheck=True)
-        cached_runs.append(time.perf_counter() - t0)
-        assert cached_run.is_completed(), cached_run.message
-    cached = statistics.median(cached_runs)
-
+    flowed = timed()
+    skipped = timed()
+    rechecks = [timed(recheck=True) for _ in range(3)]
     n = N_RECORDINGS
-    figures = {
-        "n_recordings": n,
-        "steps": len(REGISTRY.names()),
+    return {
+        "n_recordings": n, "steps": len(REGISTRY.names()),
         "plain_loop_s_per_recording": round(plain / n, 3),
         "flow_s_per_recording": round(flowed / n, 3),
         "overhead_s_per_recording": round((flowed - plain) / n, 3),
-        "cached_rerun_s_per_recording": round(cached / n, 3),
-        "cached_rerun_s_per_recording_worst": round(max(cached_runs) / n, 3),
         "skip_complete_rerun_s_per_recording": round(skipped / n, 3),
+        "cached_rerun_s_per_recording": round(statistics.median(rechecks) / n, 3),
+        "cached_rerun_s_per_recording_worst": round(max(rechecks) / n, 3),
     }
-    print("orchestration (per recording, %d recordings x %d steps)" % (n, figures["steps"]))
-    print(f"  plain loop of step functions : {figures['plain_loop_s_per_recording']:.3f} s")
-    print(f"  batch flow (Prefect)         : {figures['flow_s_per_recording']:.3f} s")
-    print(f"  Prefect overhead             : {figures['overhead_s_per_recording']:.3f} s")
-    print(f"  fully cached rerun (--recheck): {figures['cached_rerun_s_per_recording']:.3f} s "
-          f"(median of 3; worst {figures['cached_rerun_s_per_recording_worst']:.3f} s)")
-    print(f"  rerun, complete outputs skipped: {figures['skip_complete_rerun_s_per_recording']:.3f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_url() -> str | None:
+    """A PostgreSQL database for Prefect on this machine, created if needed; None without PostgreSQL."""
+    if os.environ.get("MEA_PIPELINE_BENCH_DATABASE_URL"):
+        return os.environ["MEA_PIPELINE_BENCH_DATABASE_URL"]
+    if not shutil.which("pg_ctlcluster") or not shutil.which("psql"):
+        return None
+    clusters = sorted(Path("/etc/postgresql").glob("*/main"))
+    if not clusters:
+        return None
+    subprocess.run(["pg_ctlcluster", clusters[-1].parent.name, "main", "start"], capture_output=True)
+
+    def sql(statement: str) -> str:
+        return subprocess.run(["su", "postgres", "-c", f"psql -tAc \"{statement}\""], capture_output=True,
+                              text=True).stdout.strip()
+
+    if sql(f"SELECT 1 FROM pg_roles WHERE rolname='{PG_ROLE}'") != "1":
+        sql(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_ROLE}'")
+    if sql(f"SELECT 1 FROM pg_database WHERE datname='{PG_DATABASE}'") != "1":
+        sql(f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE}")
+    if sql(f"SELECT 1 FROM pg_database WHERE datname='{PG_DATABASE}'") != "1":
+        return None
+    return f"postgresql+asyncpg://{PG_ROLE}:{PG_ROLE}@127.0.0.1:5432/{PG_DATABASE}"
+
+
+def _on_server(label: str, database_url: str | None) -> dict:
+    """Start ``mea-pipeline server`` (SQLite or PostgreSQL), measure in a child process, stop it."""
+    home = WORK / f"home_{label}"
+    shutil.rmtree(home, ignore_errors=True)
+    port = _free_port()
+    env = os.environ | {"MEA_PIPELINE_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    command = [sys.executable, "-m", "mea_pipeline.cli", "server", "--port", str(port)]
+    if database_url:
+        command += ["--database-url", database_url]
+    log = WORK / f"server_{label}.log"
+    server = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        api_url = f"http://127.0.0.1:{port}/api"
+        from mea_pipeline.cli.local_server import healthy
+
+        deadline = time.monotonic() + 180
+        while not healthy(api_url, timeout_s=2):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {label} Prefect server did not start; its log {log} ends:\n"
+                                   f"{log.read_text()[-2000:]}")
+            time.sleep(1)
+        child = subprocess.run([sys.executable, "-m", "benchmarks.bench_orchestration", "--measure", label],
+                               env=env | {"PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"},
+                               capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        if child.returncode != 0:
+            raise RuntimeError(f"{label} measurement failed:\n{child.stderr[-3000:]}")
+        return json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def main() -> None:
+    _dataset()
+    figures = {"sqlite": _on_server("sqlite", None)}
+    database_url = _postgres_url()
+    if database_url:
+        figures["postgresql"] = _on_server("postgresql", database_url)
+    else:
+        figures["postgresql"] = "not measured: no PostgreSQL on this machine (apt-get install postgresql)"
+    for label, f in figures.items():
+        print(f"orchestration on {label}:")
+        if isinstance(f, str):
+            print(f"  {f}")
+            continue
+        print(f"  plain loop of step functions + QC : {f['plain_loop_s_per_recording']:.3f} s per recording")
+        print(f"  batch flow (Prefect)               : {f['flow_s_per_recording']:.3f} s")
+        print(f"  Prefect overhead                   : {f['overhead_s_per_recording']:.3f} s (target < 0.5)")
+        print(f"  rerun, complete outputs skipped    : {f['skip_complete_rerun_s_per_recording']:.3f} s")
+        print(f"  fully cached rerun (--recheck)     : {f['cached_rerun_s_per_recording']:.3f} s (target < 0.2; "
+              f"median of 3, worst {f['cached_rerun_s_per_recording_worst']:.3f} s)")
     update_results("orchestration", figures)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--measure"]:
+        print(json.dumps(measure(sys.argv[2])))
+    else:
+        main()

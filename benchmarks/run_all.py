@@ -1,6 +1,13 @@
 """`make bench`: every benchmark, each printing ratios measured side by side in one run."""
 
-from . import bench_ap_cnn, bench_eimage, bench_orchestration
+import os
+
+# Offline-friendly Prefect defaults for every benchmark (and its child processes): no analytics,
+# and time for a temporary server to migrate a new database on a fresh checkout.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+from . import bench_ap_cnn, bench_eimage, bench_orchestration  # noqa: E402 - after the settings above
 
 
 def main() -> None:

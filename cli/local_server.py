@@ -84,6 +84,7 @@ def serve_forever(host: str, port: int, database_url: str | None = None) -> int:
         "PREFECT_UI_API_URL": api_url,
         "PREFECT_API_URL": api_url,
     }
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # SQLite does not create its folder
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     database = "PostgreSQL" if "postgresql" in env.get("PREFECT_API_DATABASE_CONNECTION_URL", "") else \

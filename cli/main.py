@@ -142,6 +142,9 @@ def batch(
         None, "--scan-root", help="Scan this data folder for recordings instead of reading --csv (repeatable)"),
     dask_address: Optional[str] = typer.Option(
         None, "--dask-address", help="Run the recordings on an existing Dask scheduler (tcp://host:port)"),
+    via_deployment: Optional[str] = typer.Option(
+        None, "--via-deployment",
+        help="Hand each recording to Prefect workers as a run of this deployment (e.g. process_recording/workers)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
     inputs = _inputs(locals())
@@ -149,7 +152,7 @@ def batch(
         csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
         raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
         scan_roots=[str(p) for p in scan_root] if scan_root else None, dask_address=dask_address,
-        config_file=config_file, inputs=inputs, debug=debug,
+        via_deployment=via_deployment, config_file=config_file, inputs=inputs, debug=debug,
     )
     raise typer.Exit(1 if summary["failed"] else 0)
 
@@ -160,10 +163,10 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
 
     recording_preflight(recording, config, steps)
     _prefect_environment(debug)
-    from mea_pipeline.flows.batch_all_steps import ensure_raw_reads_limit
+    from mea_pipeline.flows.server_setup import prepare_server
     from mea_pipeline.flows.process_recording import process_recording
 
-    ensure_raw_reads_limit(1)
+    prepare_server(raw_reads=1)
     if any("sheet" in step.reads for step in _registry().select(steps)):
         # A run of one recording is a batch of one: the sheet is fetched (or its CSV taken) once.
         from mea_pipeline.sheet.source import resolve_sheet
@@ -253,25 +256,26 @@ def status(
     output: Path = typer.Option(Path(DEFAULT_OUTPUT), "--output", help="Output folder"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also list CSV recordings that have no output"),
     path_map: Optional[list[str]] = typer.Option(None, "--path-map"),
+    verify: bool = typer.Option(False, "--verify", help="Re-read every output for its digest (finds edited files; slow)"),
 ):
-    """Table of recordings x steps: done / failed / stale / edited / missing."""
-    from mea_pipeline.mapping import parse_path_map, recordings
-
+    """Table of recordings x steps: done / failed / stale / missing (and edited, with --verify)."""
     files = {p.stem: p for p in sorted(output.glob("*.h5"))}
     ids = list(files)
     if csv:
+        from mea_pipeline.mapping import parse_path_map, recordings
+
         ids += [r.recording_id for r in recordings(csv, output, parse_path_map(path_map)) if r.recording_id not in files]
     names = _registry().names()
+    states = {rid: OutputFile(files[rid]).step_states(verify) if rid in files else {} for rid in ids}
     width = max([len(i) for i in ids] + [12])
     print(f"{'recording':<{width}}  " + "  ".join(f"{n[:14]:<14}" for n in names))
     for rid in ids:
-        states = OutputFile(files[rid]).step_states() if rid in files else {}
-        cells = [states.get(n, "missing").split(":")[0] for n in names]
+        cells = [states[rid].get(n, "missing").split(":")[0] for n in names]
         print(f"{rid:<{width}}  " + "  ".join(f"{c:<14}" for c in cells))
-    failures = [(rid, n, s) for rid in ids if rid in files
-                for n, s in OutputFile(files[rid]).step_states().items() if s.startswith("failed")]
-    for rid, name, state in failures:
-        print(f"{rid} {name}: {state}")
+    for rid in ids:
+        for name, state in states[rid].items():
+            if state.startswith("failed"):
+                print(f"{rid} {name}: {state}")
 
 
 @app.command()

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import CommitMode, transaction
 
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
@@ -36,16 +37,12 @@ from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
-from mea_pipeline.flows.process_recording import RAW_READS_LIMIT, process_recording
+from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
+from mea_pipeline.flows.process_recording import process_recording
 from mea_pipeline.flows.recording_guard import guarded
+from mea_pipeline.flows.server_setup import prepare_server
 from mea_pipeline.tasks.preflight import preflight
 
-
-
-def ensure_raw_reads_limit(limit: int) -> None:
-    """Create or resize the global limit on concurrent raw-file readers."""
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(RAW_READS_LIMIT, max(1, limit))
 
 
 def has_failed_step(path: Path) -> bool:
@@ -61,8 +58,9 @@ def say(logger, line: str) -> None:
 @task(name="recording", task_run_name="recording-{recording.recording_id}")
 @guarded
 def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
-                  force: bool, recheck: bool, position: str):
-    """Run one recording's subflow; its row of the summary, as a Failed state when it failed.
+                  force: bool, recheck: bool, position: str, via_deployment: str | None = None):
+    """Run one recording's subflow (here, or as a run of ``via_deployment`` on a worker); its row
+    of the summary, as a Failed state when it failed.
 
     Failing this task (not only its subflow) shows the recording red in the batch's graph.
     """
@@ -75,26 +73,48 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         say(logger, f"  {recording.recording_id}: up to date (every step's inputs unchanged)")
         return row | {"status": "success", "note": "up to date", "seconds": round(time.perf_counter() - t0, 2),
                       **_counts(recording.output_path)}
-    # The parent flow's heartbeat already tells the server this process is alive; a subflow's
-    # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        state = process_recording(recording, config, steps, force, return_state=True)
+    if via_deployment:
+        state = run_on_deployment(via_deployment, recording, config, steps, force).state
+    else:
+        # The parent flow's heartbeat already tells the server this process is alive; a subflow's
+        # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
+        # The steps' cache records are written as each step ends (EAGER), not when this task ends:
+        # this task fails with a failed recording, which would roll back the records of the steps
+        # that succeeded, and a rerun from the failed step would recompute them.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
+                transaction(commit_mode=CommitMode.EAGER):
+            state = process_recording(recording, config, steps, force, return_state=True)
     row["seconds"] = round(time.perf_counter() - t0, 2)
     if state.is_completed():
-        summary = state.result()
+        # A worker's run keeps no result this process could read: the output file has the counts.
+        summary = output_summary(recording.output_path) if via_deployment else state.result()
         say(logger, f"  {recording.recording_id}: Units: {summary['n_units']}, "
                     f"Steps: {len(summary['completed_steps'])}")
         return row | {"status": "success", "n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
-    try:
-        state.result()
-        message, step = state.message or "failed", ""
-    except StepFailed as exc:
-        message, step = exc.reason, exc.step
-    except Exception as exc:  # noqa: BLE001 - a crash of the subflow itself is reported too
-        message, step = f"{type(exc).__name__}: {exc}", ""
+    if via_deployment:
+        step, message = recorded_failure(state, recording.output_path, steps)
+    else:
+        step, message = local_failure(state)
     say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
     row |= {"status": "failed", "failed_step": step, "message": message, **_counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)
+
+
+def runs_tasks_here() -> bool:
+    """False when the flow's task runner sends tasks to other processes (Dask): then even one
+    recording at a time is submitted to it, not run in the flow's thread."""
+    return isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
+
+
+def local_failure(state) -> tuple[str, str]:
+    """Failed step and message of a subflow run in this process (from the exception it raised)."""
+    try:
+        state.result()
+        return "", state.message or "failed"
+    except StepFailed as exc:
+        return exc.step, exc.reason
+    except Exception as exc:  # noqa: BLE001 - a crash of the subflow itself is reported too
+        return "", f"{type(exc).__name__}: {exc}"
 
 
 @task(name="sheet-snapshot")
@@ -153,6 +173,7 @@ def batch_all_steps(
     scan_roots: list[str] | None = None,
     config_file: str | None = None,
     inputs: dict[str, str] | None = None,
+    via_deployment: str | None = None,
 ):
     """Process rows [start, end) of the matched recordings; returns the batch summary.
 
@@ -161,13 +182,14 @@ def batch_all_steps(
     ``overwrite`` recomputes every step; ``recheck`` reruns only steps whose cache key changed
     (e.g. a re-sorted .cmtr) instead of skipping complete outputs; ``only_failed`` and
     ``recording_ids`` narrow the selection; ``scan_roots`` scans data folders for the recordings
-    instead of reading ``csv``.
+    instead of reading ``csv``; ``via_deployment`` (``<flow>/<deployment>``) hands each recording
+    to Prefect workers as a run of that deployment.
     """
     logger = get_run_logger()
     options = BatchOptions.load(
         config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,
         concurrency=concurrency, raw_reads=raw_reads, path_map=path_map, only_failed=only_failed,
-        recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots)
+        recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots, via_deployment=via_deployment)
     config = PipelineConfig.load(config_file, REGISTRY, inputs or {})
     csv = scanned_csv(options.scan_roots, options.output, logger) if options.scan_roots else options.csv
     selection = recordings(csv, options.output, parse_path_map(list(options.path_map)), options.start, options.end)
@@ -177,7 +199,9 @@ def batch_all_steps(
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
     preflight(config, options.steps, options.output, selection)
-    ensure_raw_reads_limit(options.raw_reads)
+    prepare_server(options.raw_reads)
+    if selection and options.via_deployment:
+        check_deployment(options.via_deployment, logger)
     if selection and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
         config = sheet_snapshot(config, options.output)
 
@@ -201,8 +225,9 @@ def batch_all_steps(
             say(logger, f"{position} {recording.recording_id}: skipped (output complete)")
             finished({"recording_id": recording.recording_id, "status": "skipped", **_counts(recording.output_path)})
             continue
-        args = (recording, config, options.steps, options.overwrite, options.recheck, position)
-        if options.concurrency == 1:
+        args = (recording, config, options.steps, options.overwrite, options.recheck, position,
+                options.via_deployment)
+        if options.concurrency == 1 and runs_tasks_here():
             # In the flow's own thread, where a step's timeout can interrupt it.
             finished(run_recording(*args, return_state=True).result(raise_on_failure=False))
             continue

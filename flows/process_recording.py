@@ -6,8 +6,9 @@ holds one slot of the ``mea-raw-reads`` global concurrency limit while it runs, 
 many recordings read the (network) drives at once, across every batch sharing the server.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: on a Dask worker this flow arrives pickled by value,
+# without its module's globals, and Prefect validates its parameters from the annotations, which
+# must therefore be the classes themselves, not their names.
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 

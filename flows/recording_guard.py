@@ -24,11 +24,12 @@ from mea_pipeline.runner import is_complete, output_summary
 
 
 def guarded(run_recording):
-    """Decorate ``run_recording(recording, config, steps, force, recheck, position)`` (the batch's task)."""
+    """Decorate ``run_recording(recording, config, steps, force, recheck, position, via_deployment)``
+    (the batch's task). With ``via_deployment`` the lock is held here while a worker runs the recording."""
 
     @functools.wraps(run_recording)
     def run(recording: RecordingInputs, config: PipelineConfig, steps: str | None, force: bool, recheck: bool,
-            position: str):
+            position: str, via_deployment: str | None = None):
         logger = get_run_logger()
         t0 = time.perf_counter()
         try:
@@ -44,7 +45,7 @@ def guarded(run_recording):
             if errors:
                 reason = "; ".join(e.removeprefix(f"{recording.recording_id}: ") for e in errors)
                 return _failed(logger, position, recording, "preflight", reason, t0)
-            return run_recording(recording, config, steps, force, recheck, position)
+            return run_recording(recording, config, steps, force, recheck, position, via_deployment)
 
     return run
 

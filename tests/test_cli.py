@@ -15,3 +15,28 @@ def test_missing_csv_and_missing_config_are_one_line(capsys, tmp_path):
         "error: no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)"
     assert main(["batch", "--csv", "x.csv", "--config", str(tmp_path / "none.toml")]) == 2
     assert capsys.readouterr().err.strip() == f"error: config file not found: {tmp_path / 'none.toml'}"
+
+
+def test_status_reads_the_records_without_torch_or_prefect(processed, tmp_path, capsys):
+    """`status` is a quick look: no torch, no Prefect, no server; --verify re-reads the digests."""
+    import shutil
+    import subprocess
+    import sys
+
+    import h5py
+
+    output = tmp_path / "out"
+    output.mkdir()
+    shutil.copy(processed["inputs"].output_path, output)
+    code = ("import sys; from mea_pipeline.cli.main import main; code = main(['status', '--output', sys.argv[1]]); "
+            "print('HEAVY', sorted(m for m in ('torch', 'prefect', 'McsPy') if m in sys.modules)); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, str(output)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith(processed["inputs"].recording_id))
+    assert row.split()[1:] == ["done"] * 11
+    with h5py.File(output / processed["inputs"].output_path.name, "r+") as h5:
+        h5["metadata/gsheet_row/Note"][()] = "edited by hand"
+    assert main(["status", "--output", str(output), "--verify"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[8] == "edited" and row.count("done") == 10  # gsheet_metadata, the 8th step, was edited

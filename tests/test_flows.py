@@ -22,7 +22,6 @@ from mea_pipeline.config import PipelineConfig
 from mea_pipeline.flows.process_recording import process_recording
 from mea_pipeline.mapping import recordings
 from mea_pipeline.steps import REGISTRY
-from mea_pipeline.steps.section_time import SectionTimeParams
 from mea_pipeline.synth import load_truth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +107,7 @@ def test_recheck_of_finished_batch_runs_no_step_body(dataset, finished, body_cal
 
 def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls):
     config = dataclasses.replace(finished["config"],
-                                 step_params={"section_time": SectionTimeParams(edge_threshold=0.4)})
+                                 step_params={"section_time": {"edge_threshold": 0.4}})
     states = rerun(finished, finished["recordings"][1], config)
     assert sorted(body_calls) == sorted(["section_time", *REGISTRY.dependents("section_time")])
     assert states["load_recording"] == states["file_metadata"] == "Cached"

@@ -10,6 +10,7 @@ import h5py
 import pandas as pd
 import pytest
 
+from mea_pipeline.config import params_json
 from mea_pipeline.runner import StepFailed, plan_step, run_recording, run_step
 from mea_pipeline.schema import Out, render_markdown, validate
 from mea_pipeline.sheet.table import canonical_file_name
@@ -51,7 +52,7 @@ def test_step_contract(name, processed, tmp_path):
     assert run_step(name, inputs, config)["status"] == "up-to-date"
 
     copy = copy_output(processed, tmp_path)
-    changed = dataclasses.replace(config, step_params={name: changed_params(step)})
+    changed = dataclasses.replace(config, step_params={name: params_json(changed_params(step))})
     result = statuses(run_recording(copy, changed))
     rerun = {s for s, status in result.items() if status == "done"}
     assert rerun == {name, *REGISTRY.dependents(name)}
@@ -103,7 +104,7 @@ def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema
     copy = copy_output(processed, tmp_path)
     assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "done"}
     assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "up-to-date"}
-    changed = dataclasses.replace(config, step_params={"toy_count": ToyParams(scale=3.0)})
+    changed = dataclasses.replace(config, step_params={"toy_count": {"scale": 3.0}})
     assert statuses(run_recording(copy, changed, steps="toy_count")) == {"toy_count": "done"}
     assert "## Step 99: toy_count" in render_markdown(REGISTRY)
     with h5py.File(copy.output_path) as h5:

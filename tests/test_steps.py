@@ -18,7 +18,6 @@ from mea_pipeline.mcs_io import sensor_frame_index
 from mea_pipeline.runner import FAULT_ENV, StepFailed, is_complete, run_recording, run_step
 from mea_pipeline.schema import validate
 from mea_pipeline.steps import REGISTRY
-from mea_pipeline.steps.load_recording import LoadRecordingParams
 from mea_pipeline.store import OutputFile
 from output_copy import copy_output
 
@@ -138,7 +137,7 @@ def test_rerun_does_nothing(processed):
 def test_changed_parameter_reruns_step_and_its_dependents(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
     config = dataclasses.replace(processed["config"],
-                                 step_params={"load_recording": LoadRecordingParams(spike_limit=2)})
+                                 step_params={"load_recording": {"spike_limit": 2}})
     result = statuses(run_recording(inputs, config))
     rerun = {"load_recording", *REGISTRY.dependents("load_recording")}
     assert rerun >= {"section_spike_times", "dense_noise_sta", "file_metadata"} and "section_time" not in rerun

@@ -9,6 +9,7 @@ with the same config behave alike.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,10 @@ class BatchOptions:
     dask_address : str or None
         ``tcp://host:port`` of an existing Dask scheduler that runs the recordings (read by the
         command line and ``serve``, which choose the flow's task runner).
+    via_deployment : str or None
+        ``<flow>/<deployment>`` of the per-recording flow on a work pool (e.g.
+        ``process_recording/workers``): each recording becomes a flow run of that deployment,
+        which a Prefect worker claims and runs, instead of running in the batch's process.
     """
 
     csv: str | None = None
@@ -69,6 +74,7 @@ class BatchOptions:
     recording_ids: tuple[str, ...] | None = None
     scan_roots: tuple[str, ...] | None = None
     dask_address: str | None = None
+    via_deployment: str | None = None
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides) -> "BatchOptions":
@@ -102,6 +108,12 @@ class BatchOptions:
             raise InputError(f"{prefix}no mapping CSV: pass --csv FILE (or csv = ... under [batch] in --config)")
         if self.dask_address and not str(self.dask_address).startswith(("tcp://", "tls://")):
             raise InputError(f"{prefix}--dask-address {self.dask_address!r}: give the scheduler as tcp://host:port")
+        if self.via_deployment and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.via_deployment):
+            raise InputError(f"{prefix}--via-deployment {self.via_deployment!r}: give it as <flow>/<deployment>, "
+                             "e.g. process_recording/workers")
+        if self.via_deployment and self.dask_address:
+            raise InputError(f"{prefix}--via-deployment and --dask-address both choose where recordings run: "
+                             "give one of them")
         for key in ("start", "end", "concurrency", "raw_reads"):
             value = getattr(self, key)
             if key == "end" and value is None:

@@ -58,7 +58,9 @@ class PipelineConfig:
     # Set by the batch flow: the sheet snapshot it fetched once for every recording of the batch.
     sheet_snapshot: Path | None = None
     sheet_source: str | None = None
-    step_params: dict[str, Any] = field(default_factory=dict)
+    # Plain values (``[steps.<name>]`` as read), checked at load: the config stays JSON, so it can
+    # be a flow run's parameter on another machine (``--via-deployment``).
+    step_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
 
     def sheet_table(self) -> Path | None:
@@ -70,8 +72,8 @@ class PipelineConfig:
         return self.timeouts.get(step_name)
 
     def params_for(self, step) -> Any:
-        """The parameter dataclass instance for ``step`` (defaults when not configured)."""
-        return self.step_params.get(step.name) or step.params()
+        """The parameter dataclass instance for ``step`` (defaults for the values not configured)."""
+        return build_params(step.params, self.step_params.get(step.name) or {}, f"[steps.{step.name}]")
 
     @classmethod
     def load(cls, path: str | Path | None, registry, overrides: dict | None = None) -> "PipelineConfig":
@@ -97,7 +99,8 @@ class PipelineConfig:
         for name, table in step_tables.items():
             if name not in registry.by_name:
                 raise InputError(f"{path}: [steps.{name}] is not a step; steps are {', '.join(registry.names())}")
-            config.step_params[name] = build_params(registry[name].params, table or {}, f"{path}: [steps.{name}]")
+            build_params(registry[name].params, table or {}, f"{path}: [steps.{name}]")  # names a bad value now
+            config.step_params[name] = dict(table or {})
         return config
 
 

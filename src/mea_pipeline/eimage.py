@@ -39,23 +39,12 @@ import torch
 import torch.nn.functional as F
 from scipy.linalg import toeplitz
 
+from mea_pipeline.eimage_params import EimageParams
 from mea_pipeline.zero_phase import ZeroPhaseHighpass
 
 _COARSE = 32  # spacing of the state scans
 _FINE = 16  # spacing of the grid points that edge states are taken from
 _TILE = 96  # rows per float32 conversion tile: 96 x 4225 float32 = 1.6 MB, stays in L2
-
-
-@dataclass(frozen=True)
-class EimageParams:
-    """Parameters of the electrical-image STA (defaults = the lab's recipe)."""
-
-    duration_s: float = 120.0
-    window: tuple[int, int] = (-10, 40)
-    spike_limit: int = 10_000
-    cutoff_hz: float = 100.0
-    filter_order: int = 2
-    chunk_samples: int = 20_000
 
 
 @dataclass

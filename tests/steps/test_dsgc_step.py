@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 
 from mea_pipeline.runner import run_step
-from mea_pipeline.steps.dsgc import DsgcParams
 from mea_pipeline.store import OutputFile
 from mea_pipeline.synth import bar_crossings
 from mea_pipeline.synth.spec import MOVING_BAR
@@ -97,7 +96,7 @@ def test_the_labs_pickle_gives_the_same_sections_as_the_movie(processed, tmp_pat
 
 def test_no_moving_bar_in_the_playlist_completes_with_the_reason(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], step_params={"dsgc": DsgcParams(movie="moving_v_bar_x")})
+    config = dataclasses.replace(processed["config"], step_params={"dsgc": {"movie": "moving_v_bar_x"}})
     assert run_step("dsgc", inputs, config)["status"] == "done"
     record = OutputFile(inputs.output_path).verified_records()["dsgc"]
     assert record.summary["result"] == "no_moving_bar" and "moving_v_bar_x" in record.warnings[0]

@@ -26,7 +26,6 @@ import torch
 
 from .cnn import N_AUX, APTrackingCNN
 from .dense import predict_dense
-from .params import APTrackingParams
 from .track import track_recording
 from .training_data import NEGATIVE, POSITIVE, SceneSpec, UnitDataSpec, make_units, onh_scene, training_cubes
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..ap_tracking.params import APTrackingParams
-from ..ap_tracking.track import track_recording
 from ..schema import Out
 from . import cell_type_labels, gsheet_metadata, load_recording
 from .registry import Step, StepContext
@@ -24,9 +23,10 @@ META = "metadata/ap_tracking"
 
 
 def run(ctx: StepContext, p: APTrackingParams) -> dict:
-    # torch is imported by this step only: commands that merely read the registry stay fast.
+    # Imported when the step runs (torch among them): reading the registry (status, schema) stays fast.
     from ..ap_tracking.dense import predict_dense
     from ..ap_tracking.model_io import default_model_path, load_model, resolve_device
+    from ..ap_tracking.track import track_recording
 
     model_path = ctx.config.ap_model or default_model_path()
     model = load_model(model_path, ctx.config.device)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dsgc.crossings import crossing_table
 from ..dsgc.pickle_table import load_on_off_table, pixel_rule
 from ..dsgc.sectioning import direction_name, section_by_direction, spike_movie_frames, trial_spike_counts
 from ..dsgc.segments import direction_segments
@@ -67,6 +66,9 @@ def unit_pixels(ctx: StepContext, units: list[str], p: DsgcParams) -> tuple[dict
 
 
 def run(ctx: StepContext, p: DsgcParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..dsgc.crossings import crossing_table
+
     units = load_recording.unit_ids(ctx)
     if p.movie not in section_time.sectioned_movies(ctx):
         reason = f"the playlist has no '{p.movie}' (or step 2 could not section it): no direction sectioning"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mcs_io import CmcrFile, CmtrFile
 from ..schema import Out
 from .registry import Step, StepContext
 
@@ -30,6 +29,9 @@ def _storable(value):
 
 
 def run(ctx: StepContext, p: FileMetadataParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..mcs_io import CmcrFile, CmtrFile
+
     rec = ctx.recording
     with CmcrFile(rec.cmcr_path) as cmcr:
         cmcr_meta = dict(cmcr.root_attributes)

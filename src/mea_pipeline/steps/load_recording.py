@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..eimage import EimageParams, compute_eimage_sta
-from ..mcs_io import CmcrFile, CmtrFile
+from ..eimage_params import EimageParams
 from ..schema import Out
 from .registry import Step, StepContext, reader
 
@@ -55,6 +54,10 @@ def eimage(h5, unit: str) -> np.ndarray:
 
 
 def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..eimage import compute_eimage_sta
+    from ..mcs_io import CmcrFile, CmtrFile
+
     rec = ctx.recording
     with CmcrFile(rec.cmcr_path) as cmcr, CmtrFile(rec.cmtr_path) as cmtr:
         rate = cmcr.sampling_rate_hz

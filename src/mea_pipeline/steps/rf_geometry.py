@@ -16,8 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..geometry.lnl import lnl_fit
-from ..geometry.rf import rf_geometry
 from ..schema import Out
 from ..stimulus_library import StimulusLibrary
 from . import dense_noise_sta, load_recording, section_spike_times, section_time
@@ -74,6 +72,10 @@ def rf_center(h5, unit: str, movie: str) -> RfCenter | None:
 
 
 def run(ctx: StepContext, p: RfGeometryParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..geometry.lnl import lnl_fit
+    from ..geometry.rf import rf_geometry
+
     movies = dense_noise_sta.sta_movies(ctx)
     if not movies:
         ctx.warn("step 4 computed no dense-noise STA; no RF geometry")

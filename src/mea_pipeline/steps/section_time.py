@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mcs_io import CmcrFile
 from ..stimulus_library import StimulusLibrary, expected_frame_count, section_frames
 from ..schema import Out
 from .registry import Step, StepContext, reader
@@ -50,6 +49,9 @@ def block_mean(signal: np.ndarray, factor: int) -> np.ndarray:
 
 
 def run(ctx: StepContext, p: SectionTimeParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..mcs_io import CmcrFile
+
     library = StimulusLibrary(ctx.config.stimuli)
     movies = library.playlist(ctx.config.playlist)
     lengths = library.movie_lengths(movies)

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..geometry.soma import SOMA_GEOMETRY_KEYS, soma_geometry
 from ..schema import Out
 from . import load_recording
 from .registry import Step, StepContext
@@ -34,6 +33,9 @@ class SomaGeometryParams:
 
 
 def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
+    # Imported when the step runs: reading the registry (status, schema) stays fast.
+    from ..geometry.soma import SOMA_GEOMETRY_KEYS, soma_geometry
+
     located = 0
     units = load_recording.unit_ids(ctx)
     for done, unit in enumerate(units):
