@@ -216,8 +216,16 @@ def batch_all_steps(
         if progress is not None:
             update_progress_artifact(artifact_id=progress, progress=100.0 * len(rows) / total)
 
+    started: set[str] = set()
     for index, recording in enumerate(selection, start=1):
         position = f"[{index}/{total}]"
+        if recording.recording_id in started:
+            # A recording named again by the CSV runs once (its lock would also keep the rows apart).
+            say(logger, f"{position} {recording.recording_id}: skipped (named again by the mapping CSV; it runs once)")
+            finished({"recording_id": recording.recording_id, "status": "skipped", "note": "duplicate row",
+                      **_counts(recording.output_path)})
+            continue
+        started.add(recording.recording_id)
         # is_complete trusts the file's records without reading the raw files (they may be
         # offline); --recheck instead compares every step's cache key, raw files included, so
         # only recordings whose inputs changed run again.

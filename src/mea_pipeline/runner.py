@@ -108,8 +108,9 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
         failure = StepFailed(rec.recording_id, name, describe(exc))
         try:
             OutputFile(rec.output_path).record_failure(name, failure.reason)
-        except OSError:
-            pass  # the failure is still raised; only its note in the file is lost
+        except OSError as note_error:  # e.g. the disk is still full: the failure is raised all the same
+            failure = StepFailed(rec.recording_id, name, f"{failure.reason} (not noted in {rec.output_path.name}: "
+                                                         f"{describe(note_error).split(';')[0]})")
         raise failure from exc
     # The step's own counts first: its summary cannot overwrite what the runner reports.
     return {**summary, "step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),

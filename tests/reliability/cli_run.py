@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import pandas as pd
 
 from mea_pipeline.cli.main import main
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """``mea-pipeline *args`` in this process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
+def cli(capture, *args) -> tuple[int, str, str]:
+    """``mea-pipeline *args`` in this process: (exit code, stdout, stderr) as ``capture`` (capsys)
+    saw them, with what Prefect's console log handler prints on a terminal.
+
+    Under pytest Prefect's logging has no console handler; this adds one writing to the captured
+    stderr, at the level the command line gives it, as on a terminal.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    console = PrefectConsoleHandler(stream=sys.stderr, level=logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(console)
+    try:
+        code = main([str(a) for a in args])
+    finally:
+        root.removeHandler(console)
+    captured = capture.readouterr()
     return code, captured.out, captured.err
 
 

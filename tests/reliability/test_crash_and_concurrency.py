@@ -1,9 +1,11 @@
 """Matrix rows R62-R69: concurrent runs, the lock per recording and crashes (docs/reliability.md).
 
-The end-to-end rows run the real command line in subprocesses against the session's Prefect
-server; the lock and the kill at each step run at the library level. The leaked raw-read slot's
-lease runs out while the other rows run: the first test of this module kills its holder and the
-last one reads what the batch waiting for it printed.
+The lock rows run in this process or against a small holder process. The end-to-end rows (marked
+``services``: minutes, so ``make test-services`` runs them, not ``make test``) run the real
+command line in subprocesses against the session's Prefect server, and the kill at each step in a
+forked child per step. The leaked raw-read slot's lease runs out while the other rows run: the
+first test of this module kills its holder and the last one reads what the batch waiting for it
+printed.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ def leaked_slot(tmp_path_factory) -> dict:
         server.wait(timeout=60)
 
 
+@pytest.mark.services
 def test_a_killed_batch_leaves_its_raw_read_slot_taken(leaked_slot):
     """The leak the lease repairs; the last test of this module sees the slot come back."""
     with temporary_settings(updates={PREFECT_API_URL: leaked_slot["url"]}):
@@ -150,6 +153,7 @@ def test_lock_held_by_another_process_is_named_and_freed_by_its_death(tmp_path):
     matrix.record("R65", line, names=(f"pid {process.pid}", "another run is processing it", ".h5.lock"))
 
 
+@pytest.mark.services
 def test_kill_at_each_step_then_rerun_recomputes_nothing_committed(tiny, tmp_path):
     rec = tiny["recordings"][1]
     result = subprocess.run([sys.executable, str(HERE / "kill_chain.py"), str(tiny["config_file"]),
@@ -181,6 +185,7 @@ def step_lines(logs: list[str]) -> Counter:
     return counts
 
 
+@pytest.mark.services
 def test_killed_batch_then_two_batches_at_once(tiny, tiny_output, tmp_path, prefect_server):
     out, config = tmp_path / "out", tiny_output["config"]
     copy_output(tiny_output, out)  # recording 0 holds steps 1-5
@@ -240,6 +245,7 @@ def test_run_one_on_a_recording_another_run_holds(tiny, tmp_path, prefect_server
     matrix.record("R69", err, out + err, names=("error: ", "another run is processing it", f"pid {process.pid}"))
 
 
+@pytest.mark.services
 def test_a_batch_waiting_for_the_leaked_slot_says_so_and_gets_it_within_the_lease(leaked_slot):
     deadline = leaked_slot["killed_at"] + LEASE_S + REPOSSESSOR_LOOP_S + 30
     output, _ = leaked_slot["waiter"].communicate(timeout=max(1.0, deadline - time.monotonic()))

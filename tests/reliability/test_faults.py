@@ -1,4 +1,4 @@
-"""Matrix rows R56-R61: faults while a step runs (docs/reliability.md).
+"""Matrix rows R56-R61, R70-R71: faults while a step runs (docs/reliability.md).
 
 Each row runs the Prefect task of step 5 (``file_metadata``, which reads the raw files and so has
 retries) on a copy of a tiny recording's output of steps 1-5, with the fault injected into the step: a
@@ -12,12 +12,15 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import re
 from contextlib import contextmanager
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import matrix
-from cli_run import cli
+from cli_run import cli, mapping
 from mea_pipeline import faults
 from mea_pipeline.errors import InputError
 from mea_pipeline.steps import REGISTRY
@@ -127,7 +130,33 @@ def test_deterministic_fault_is_not_retried_and_is_recorded(row, tiny_output, tm
     assert temporaries(recording) == []
 
 
-@pytest.mark.xfail(strict=True, reason="store cleanup lands with issue 12")
+def test_batch_prints_one_line_per_failure_and_runs_a_repeated_row_once(tiny, tiny_output, tmp_path, prefect_server,
+                                                                       capsys):
+    """A step's bug inside a batch: one FAILED line and the log file's name on the terminal, the
+    traceback only in the log file; the recording named twice by the CSV ran its step once."""
+    recording = copy_output(tiny_output, tmp_path / "out")
+    csv = tmp_path / "twice.csv"
+    pd.concat([mapping(tiny).iloc[[0]]] * 2).to_csv(csv, index=False)
+
+    def bug(attempt, tmp):
+        raise ZeroDivisionError("division by zero")
+
+    with faulty_step(bug) as attempts:
+        code, out, err = cli(capsys, "batch", "--config", tiny["config_file"], "--csv", csv, "--output",
+                             recording.output_path.parent, "--steps", "5", "--overwrite", "--concurrency", "2")
+    assert code == 1 and attempts == [1]
+    terminal = out + err
+    failed = next(line for line in out.splitlines() if "FAILED at" in line)
+    matrix.record("R70", failed, terminal, names=(recording.recording_id, STEP, "ZeroDivisionError: division by zero"))
+    duplicate = next(line for line in out.splitlines() if line.startswith("[2/2]"))
+    summary = next(line for line in out.splitlines() if line.startswith("Batch finished"))
+    assert "0 successful, 1 skipped, 1 failed (of 2)" in summary
+    matrix.record("R71", duplicate, terminal, names=("skipped", "named again by the mapping CSV", "runs once"))
+    log = Path(re.search(r"Details of the failures: (\S+)", out)[1]).read_text()
+    assert "Traceback" in log and "ZeroDivisionError" in log
+    assert OutputFile(recording.output_path).step_states()[STEP].startswith("failed: ZeroDivisionError")
+
+
 def test_disk_that_stays_full_loses_nothing_and_leaves_no_temporary(tiny_output, tmp_path, monkeypatch):
     from mea_pipeline import runner, store
 

@@ -59,7 +59,7 @@ def _check_selection(report: Report, selection: Sequence[RecordingInputs], raw_r
     for rid, count in Counter(rec.recording_id for rec in selection).items():
         if count > 1:
             report.warning(f"recording {rid} is named by {count} rows of the mapping CSV: it runs once, "
-                           "the other rows are reported as busy or skipped")
+                           "the other rows are reported as skipped")
     if not raw_reads or not selection:
         return
     unmapped = [rec for rec in selection if not Path(rec.cmtr_path).exists() and windows_path_hint(rec.cmtr_path)]
