@@ -16,7 +16,7 @@ import typer
 
 from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
 from mea_pipeline.config import INPUT_KEYS, PipelineConfig, RecordingInputs
-from mea_pipeline.errors import PipelineError, RecordingError
+from mea_pipeline.errors import InputError, PipelineError, RecordingError
 from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
@@ -259,6 +259,8 @@ def status(
     verify: bool = typer.Option(False, "--verify", help="Re-read every output for its digest (finds edited files; slow)"),
 ):
     """Table of recordings x steps: done / failed / stale / missing (and edited, with --verify)."""
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file; give the folder that holds the <recording_id>.h5 outputs")
     files = {p.stem: p for p in sorted(output.glob("*.h5"))}
     ids = list(files)
     if csv:

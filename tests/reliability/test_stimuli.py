@@ -1,4 +1,4 @@
-"""Matrix rows R28-R42: the stimulus library and every movie the steps read (docs/reliability.md).
+"""Matrix rows R28-R42 and R81: the stimulus library and every movie the steps read (docs/reliability.md).
 
 The library is shared by every recording, so bad content stops ``batch`` before step 1 of any
 recording (exit code 2, one line): no silent result, no recording half done.
@@ -14,6 +14,8 @@ import pytest
 
 import matrix
 from cli_run import cli
+from mea_pipeline.store import OutputFile
+from output_copy import copy_output
 
 NOISE = "perfect_dense_noise_15x15_15hz_r42_3min"
 BAR = "moving_h_bar_s5_d8_3x"
@@ -92,3 +94,16 @@ def test_moving_bar_missing_from_the_playlist_is_a_warning(tiny, library, tmp_pa
     assert code == 0  # step 11 completes with the reason (tests/steps/test_dsgc_step.py)
     line = next(line for line in out.splitlines() if line.startswith("warning: playlist"))
     matrix.record("R42", line, out + err, names=(f"no '{BAR}'", "no_moving_bar"))
+
+
+def test_recheck_with_a_malformed_movie_json_keeps_the_earlier_sectioning(tiny, tiny_output, library, tmp_path, capsys):
+    recording = copy_output(tiny_output, tmp_path / "out")
+    before = OutputFile(recording.output_path).verified_records()
+    (library / "green_blue_3s_3i_3x.json").write_text('{"section_kwargs": {"repeat": 3,}')
+    code, out, err = cli(capsys, "batch", "--config", tiny["config_file"], "--stimuli", library, "--recheck",
+                         "--steps", "1-5", "--csv", tiny["mapping_csv"], "--output", recording.output_path.parent)
+    assert code == 2 and out == ""
+    after = OutputFile(recording.output_path).verified_records()
+    lost = sum(after.get(name) != record for name, record in before.items())
+    matrix.record("R81", err, out + err, names=("green_blue_3s_3i_3x.json is not valid JSON",), lost=lost)
+    assert "section_spike_times" in after
