@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import PipelineConfig, RecordingInputs, params_json
 from .errors import PipelineError, RecordingError, StepDependencyError
-from .faults import describe
+from .faults import classify, describe
 from .inputs import fingerprints
 from .steps import REGISTRY
 from .steps.registry import Registry, Step, StepContext
@@ -109,8 +109,8 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
         try:
             OutputFile(rec.output_path).record_failure(name, failure.reason)
         except OSError as note_error:  # e.g. the disk is still full: the failure is raised all the same
-            failure = StepFailed(rec.recording_id, name, f"{failure.reason} (not noted in {rec.output_path.name}: "
-                                                         f"{describe(note_error).split(';')[0]})")
+            failure = StepFailed(rec.recording_id, name,
+                                 f"{failure.reason} (not noted in {rec.output_path.name}: {classify(note_error)})")
         raise failure from exc
     # The step's own counts first: its summary cannot overwrite what the runner reports.
     return {**summary, "step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),

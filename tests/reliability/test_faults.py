@@ -175,7 +175,7 @@ def test_disk_that_stays_full_loses_nothing_and_leaves_no_temporary(tiny_output,
     assert failure.value.__cause__.errno == errno.ENOSPC
     assert faults.classify(failure.value.__cause__) == faults.DISK_FULL
     line = f"FAILED at {STEP}: {failure.value.reason}"
-    matrix.record("R61", line, line, names=("disk full (ENOSPC)", "free space"),
+    matrix.record("R61", line, line, names=("disk full (ENOSPC)", "free space", "not noted in"),
                   lost=lost_results(before, committed(recording)))
     assert temporaries(recording) == []
 

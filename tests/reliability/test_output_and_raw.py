@@ -38,7 +38,7 @@ def test_output_below_a_file(tiny, tmp_path, capsys):
 
 def test_output_folder_not_writable(tiny, tmp_path, capsys, monkeypatch):
     def denied(**kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", kwargs["dir"])
+        raise PermissionError(errno.EACCES, "Permission denied", str(kwargs["dir"]))
 
     # The tests run as root, which no mode bit stops: the probe meets the error a lab user would.
     monkeypatch.setattr(output_check.tempfile, "TemporaryFile", denied)
