@@ -1,4 +1,4 @@
-"""Matrix rows R62-R69: concurrent runs, the lock per recording and crashes (docs/reliability.md).
+"""Matrix rows R62-R69 and R82: concurrent runs, the lock per recording and crashes (docs/reliability.md).
 
 The lock rows run in this process or against a small holder process. The end-to-end rows (marked
 ``services``: minutes, so ``make test-services`` runs them, not ``make test``) run the real
@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import matrix
@@ -32,6 +33,7 @@ from cli_run import cli, mapping
 from mea_pipeline.cli.local_server import healthy
 from mea_pipeline.config import RecordingInputs
 from mea_pipeline.flows.process_recording import RAW_READS_LIMIT
+from mea_pipeline.flows.server_setup import HEARTBEAT_GRACE
 from mea_pipeline.recording_lock import RecordingBusy, RecordingLock
 from mea_pipeline.runner import FAULT_ENV, is_complete
 from mea_pipeline.steps import REGISTRY
@@ -42,13 +44,19 @@ LEASE_S = 60             # flows/process_recording.py RAW_SLOT_LEASE_S
 REPOSSESSOR_LOOP_S = 15  # how often a server frees expired leases (Prefect's default)
 HOLD_SLOT = """
 import logging, time
-from prefect.client.orchestration import get_client
-from mea_pipeline.flows.process_recording import RAW_READS_LIMIT, raw_read_slot
-with get_client(sync_client=True) as client:
-    client.upsert_global_concurrency_limit_by_name(RAW_READS_LIMIT, 1)
-with raw_read_slot(logging.getLogger("holder")):
-    print("holding", flush=True)
-    time.sleep(600)
+from prefect import flow
+from prefect.runtime import flow_run
+from mea_pipeline.flows.process_recording import raw_read_slot
+from mea_pipeline.flows.server_setup import prepare_server
+
+@flow
+def hold_raw_read_slot():
+    prepare_server(raw_reads=1)  # the limit and the zombie-run automation, as a batch creates them
+    with raw_read_slot(logging.getLogger("holder")):
+        print("holding", flow_run.id, flush=True)
+        time.sleep(600)
+
+hold_raw_read_slot()
 """
 WAIT_SLOT = """
 import logging, time
@@ -71,10 +79,12 @@ def environment(home: Path, **extra) -> dict:
 
 
 def holder(code: str, *args, env=None) -> subprocess.Popen:
-    """A Python process running ``code``; returns once it prints 'holding'."""
+    """A Python process running ``code``; returns once it prints 'holding' (``.holding``: the rest of that line)."""
     process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, text=True,
                                env=env)
-    assert process.stdout.readline().strip() == "holding"
+    line = process.stdout.readline().split()
+    assert line[:1] == ["holding"], line
+    process.holding = " ".join(line[1:])
     return process
 
 
@@ -86,15 +96,17 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def leaked_slot(tmp_path_factory) -> dict:
-    """A batch killed with SIGKILL while it held the raw-read slot, and a second batch waiting for it.
+    """A flow run killed with SIGKILL while it held the raw-read slot, and a second batch waiting for it.
 
     On a server of its own started with ``mea-pipeline server`` (the lab's set-up): only a full
     server runs the service that frees expired leases; the session's test server does not.
-    Yields ``url``, ``waiter`` (the waiting process) and ``killed_at`` (monotonic time).
+    Yields ``url``, ``waiter`` (the waiting process), ``killed_at`` (monotonic time) and
+    ``flow_run_id`` (the killed run's).
     """
     home, port = tmp_path_factory.mktemp("lease_home"), free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = os.environ | {"MEA_PIPELINE_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    env = os.environ | {"MEA_PIPELINE_HOME": str(home), "PREFECT_HOME": str(home / "prefect"),
+                        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}  # as the command line sets it
     server = subprocess.Popen([sys.executable, "-m", "mea_pipeline.cli", "server", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -108,7 +120,7 @@ def leaked_slot(tmp_path_factory) -> dict:
         killed_at = time.monotonic()
         waiter = subprocess.Popen([sys.executable, "-c", WAIT_SLOT], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
-        yield {"url": url, "waiter": waiter, "killed_at": killed_at}
+        yield {"url": url, "waiter": waiter, "killed_at": killed_at, "flow_run_id": process.holding}
         waiter.kill()
         waiter.wait()
     finally:
@@ -254,3 +266,18 @@ def test_a_batch_waiting_for_the_leaked_slot_says_so_and_gets_it_within_the_leas
     assert waited <= LEASE_S + REPOSSESSOR_LOOP_S + 15
     line = next(line for line in output.splitlines() if "waiting for a raw-read slot" in line)
     matrix.record("R68", line, output, names=("waiting for a raw-read slot", "mea-raw-reads"))
+
+
+@pytest.mark.services
+def test_the_killed_run_is_marked_crashed_when_its_heartbeats_stop(leaked_slot):
+    """The server's zombie-run automation (flows/server_setup.py), after the last test so its wait overlaps."""
+    deadline = leaked_slot["killed_at"] + HEARTBEAT_GRACE.total_seconds() + 90
+    with temporary_settings(updates={PREFECT_API_URL: leaked_slot["url"]}), get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(leaked_slot["flow_run_id"])
+            if run.state.type == StateType.CRASHED or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+    assert run.state.type == StateType.CRASHED, run.state
+    line = f"{run.name}: {run.state.name}: {run.state.message}"
+    matrix.record("R82", line, names=("Crashed", "no heartbeat for 90 s"))

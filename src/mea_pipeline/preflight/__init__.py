@@ -10,4 +10,4 @@ its own errors before reading its raw data.
 
 from .batch import check_batch
 from .recording import check_recording
-from .report import ERROR, WARNING, Finding, PreflightError, Report
+from .report import PreflightError, Report
