@@ -5,7 +5,8 @@
 recording named twice by the mapping CSV, never run it at once: the second reports it as busy
 and skips it. With the lock held, an output another run completed meanwhile is skipped (the
 batch's own look came before the lock), and the recording's pre-flight check runs: a missing or
-unreadable raw file fails the recording with its reason before any step reads raw data.
+unreadable raw file fails the recording with its reason before any step reads raw data, and the
+reason is recorded on its first selected step in the output file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mea_pipeline.faults import describe
 from mea_pipeline.preflight import check_recording
 from mea_pipeline.recording_lock import RecordingBusy, RecordingLock
 from mea_pipeline.runner import is_complete, output_summary
+from mea_pipeline.steps import REGISTRY
+from mea_pipeline.store import OutputFile
 
 
 def guarded(run_recording):
@@ -44,10 +47,20 @@ def guarded(run_recording):
             errors = check_recording(recording, config, steps).errors
             if errors:
                 reason = "; ".join(e.removeprefix(f"{recording.recording_id}: ") for e in errors)
+                _note_failure(recording, steps, reason)
                 return _failed(logger, position, recording, "preflight", reason, t0)
             return run_recording(recording, config, steps, force, recheck, position, via_deployment)
 
     return run
+
+
+def _note_failure(recording: RecordingInputs, steps: str | None, reason: str) -> None:
+    """Record the failure on the first selected step, so ``status`` and ``--only-failed`` see it."""
+    first = REGISTRY.select(steps)[0].name
+    try:
+        OutputFile(recording.output_path).record_failure(first, f"pre-flight: {reason}")
+    except OSError:
+        pass  # e.g. the output path is a folder: the batch's line still says why
 
 
 def _say(logger, line: str) -> None:
