@@ -10,7 +10,7 @@ from mea_pipeline.batch_options import BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mapping import parse_path_map, recordings
 from mea_pipeline.preflight import check_batch, check_recording
-from mea_pipeline.runner import is_complete
+from mea_pipeline.runner import is_complete, still_to_run
 
 
 def selected_recordings(options: BatchOptions) -> list[RecordingInputs]:
@@ -21,8 +21,16 @@ def selected_recordings(options: BatchOptions) -> list[RecordingInputs]:
 
 
 def batch_preflight(options: BatchOptions, config: PipelineConfig) -> None:
-    """Raise the batch's first input error (PreflightError), if any."""
-    check_batch(config, options.steps, options.output, selected_recordings(options)).raise_for_errors()
+    """Raise the batch's first input error (PreflightError), if any.
+
+    Only the recordings the batch will run are checked (all of them with ``--overwrite`` or
+    ``--recheck``): a rerun of a finished batch checks nothing. A batch that scans folders for its
+    recordings checks its shared inputs here, its recordings once the flow has scanned.
+    """
+    selection = selected_recordings(options)
+    pending = still_to_run(selection, config, options.steps, options.overwrite or options.recheck)
+    if pending or not selection:
+        check_batch(config, options.steps, options.output, pending).raise_for_errors()
 
 
 def recording_preflight(recording: RecordingInputs, config: PipelineConfig, steps: str | None) -> None:

@@ -32,7 +32,7 @@ from prefect.transactions import CommitMode, transaction
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mapping import parse_path_map, recordings, scan
-from mea_pipeline.runner import StepFailed, is_complete, output_summary, up_to_date
+from mea_pipeline.runner import StepFailed, is_complete, output_summary, still_to_run, up_to_date
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
@@ -198,7 +198,10 @@ def batch_all_steps(
         selection = [r for r in selection if r.recording_id in wanted]
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
-    preflight(config, options.steps, options.output, selection)
+    pending = still_to_run(selection, config, options.steps, options.overwrite or options.recheck)
+    if pending:
+        # What will run is checked; a rerun of a finished batch reads no input (not even the CNN weights).
+        preflight(config, options.steps, options.output, pending)
     prepare_server(options.raw_reads)
     if selection and options.via_deployment:
         check_deployment(options.via_deployment, logger)

@@ -137,7 +137,7 @@ _VERIFIED: dict[tuple, dict[str, StepRecord]] = {}
 def _file_identity(path: Path) -> tuple | None:
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file there (the folder may be a file)
         return None
     return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
