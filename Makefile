@@ -26,7 +26,7 @@ test: $(STAMP)
 # A real server, deployments, workers on PostgreSQL, Dask and the UI in Chromium (a few minutes);
 # tests whose system packages are missing skip with the reason (.ci/run installs them).
 test-services: $(STAMP)
-	$(PY) -m pytest -q -m "services or browser" tests/services
+	$(PY) -m pytest -q -m "services or browser" tests/services tests/reliability
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

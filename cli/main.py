@@ -16,7 +16,8 @@ import typer
 
 from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
 from mea_pipeline.config import INPUT_KEYS, PipelineConfig, RecordingInputs
-from mea_pipeline.errors import PipelineError
+from mea_pipeline.errors import InputError, PipelineError, RecordingError
+from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
 from . import local_server
@@ -84,11 +85,15 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     # The flow resolves both again (a deployment has no CLI in front of it); checked here first so
     # a missing CSV or a bad config key is one line at once, not after a Prefect server start.
     resolved = BatchOptions.load(config_file, **options)
-    _config(config_file, inputs or {})
+    from .checks import batch_preflight
+
+    batch_preflight(resolved, _config(config_file, inputs or {}))
     _prefect_environment(debug)
     from prefect import tags
 
     from mea_pipeline.flows.batch_all_steps import batch_all_steps, run_tags
+
+    from .run_log import run_log
 
     flow = batch_all_steps
     if resolved.dask_address:
@@ -96,12 +101,14 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
 
         flow = batch_all_steps.with_options(task_runner=DaskTaskRunner(address=resolved.dask_address))
     options.pop("dask_address", None)  # chosen here, as the flow's task runner
-    with tags(*run_tags(resolved, trigger="cli")):
+    with tags(*run_tags(resolved, trigger="cli")), run_log(resolved.output, debug) as log:
         state = flow(config_file=str(config_file) if config_file else None, inputs=inputs or {},
                      return_state=True, **options)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
         raise summary
+    if summary["failed"]:
+        print(f"Details of the failures: {log}")
     return summary
 
 
@@ -152,6 +159,9 @@ def batch(
 
 def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps: Optional[str],
                        debug: bool) -> None:
+    from .checks import recording_preflight
+
+    recording_preflight(recording, config, steps)
     _prefect_environment(debug)
     from mea_pipeline.flows.server_setup import prepare_server
     from mea_pipeline.flows.process_recording import process_recording
@@ -163,7 +173,12 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
 
         config, note = resolve_sheet(config, recording.output_path.parent)
         print(note, flush=True)
-    state = process_recording(recording, config, steps, return_state=True)
+    from mea_pipeline.recording_lock import RecordingLock
+
+    from .run_log import run_log
+
+    with RecordingLock(recording.output_path), run_log(recording.output_path.parent, debug):
+        state = process_recording(recording, config, steps, return_state=True)
     if not state.is_completed():
         state.result()  # raises the step's error, printed as one line by main()
     summary = state.result()
@@ -244,6 +259,8 @@ def status(
     verify: bool = typer.Option(False, "--verify", help="Re-read every output for its digest (finds edited files; slow)"),
 ):
     """Table of recordings x steps: done / failed / stale / missing (and edited, with --verify)."""
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file; give the folder that holds the <recording_id>.h5 outputs")
     files = {p.stem: p for p in sorted(output.glob("*.h5"))}
     ids = list(files)
     if csv:
@@ -261,6 +278,34 @@ def status(
         for name, state in states[rid].items():
             if state.startswith("failed"):
                 print(f"{rid} {name}: {state}")
+
+
+@app.command()
+def check(
+    csv: Optional[Path] = CsvOpt,
+    output: Optional[Path] = OutputOpt,
+    start: Optional[int] = typer.Option(None, "--start", help="First matched row (0-based, default 0)"),
+    end: Optional[int] = typer.Option(None, "--end", help="Stop before this matched row (default: all)"),
+    steps: Optional[str] = StepsOpt,
+    path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
+    overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Check recordings whose output is complete too"),
+    config_file: Optional[Path] = ConfigOpt,
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
+):
+    """Pre-flight only: check every input `batch` would read (takes seconds, reads no raw data)."""
+    from .checks import run_check
+
+    options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
+                                start=start, end=end, steps=steps, path_map=path_map or None, overwrite=overwrite)
+    raise typer.Exit(run_check(options, _config(config_file, _inputs(locals()))))
 
 
 @app.command()
@@ -422,11 +467,17 @@ def train_ap_model(
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Console entry point; user errors become one line on stderr and exit code 2."""
+    """Console entry point: 0 all good, 1 a recording failed, 2 bad invocation or input (one line on stderr)."""
     try:
         return app(args=argv, standalone_mode=False) or 0
+    except RecordingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave: a file for a folder, no permission, a full disk
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return exc.exit_code

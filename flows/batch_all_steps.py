@@ -32,14 +32,16 @@ from prefect.transactions import CommitMode, transaction
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mapping import parse_path_map, recordings, scan
-from mea_pipeline.runner import StepFailed, is_complete, output_summary, up_to_date
+from mea_pipeline.runner import StepFailed, is_complete, output_summary, still_to_run, up_to_date
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
 from mea_pipeline.flows.process_recording import process_recording
+from mea_pipeline.flows.recording_guard import guarded
 from mea_pipeline.flows.server_setup import prepare_server
+from mea_pipeline.tasks.preflight import preflight
 
 
 
@@ -54,6 +56,7 @@ def say(logger, line: str) -> None:
 
 
 @task(name="recording", task_run_name="recording-{recording.recording_id}")
+@guarded
 def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
                   force: bool, recheck: bool, position: str, via_deployment: str | None = None):
     """Run one recording's subflow (here, or as a run of ``via_deployment`` on a worker); its row
@@ -195,6 +198,10 @@ def batch_all_steps(
         selection = [r for r in selection if r.recording_id in wanted]
     if options.only_failed:
         selection = [r for r in selection if has_failed_step(r.output_path)]
+    pending = still_to_run(selection, config, options.steps, options.overwrite or options.recheck)
+    if pending:
+        # What will run is checked; a rerun of a finished batch reads no input (not even the CNN weights).
+        preflight(config, options.steps, options.output, pending)
     prepare_server(options.raw_reads)
     if selection and options.via_deployment:
         check_deployment(options.via_deployment, logger)
@@ -212,8 +219,16 @@ def batch_all_steps(
         if progress is not None:
             update_progress_artifact(artifact_id=progress, progress=100.0 * len(rows) / total)
 
+    started: set[str] = set()
     for index, recording in enumerate(selection, start=1):
         position = f"[{index}/{total}]"
+        if recording.recording_id in started:
+            # A recording named again by the CSV runs once (its lock would also keep the rows apart).
+            say(logger, f"{position} {recording.recording_id}: skipped (named again by the mapping CSV; it runs once)")
+            finished({"recording_id": recording.recording_id, "status": "skipped", "note": "duplicate row",
+                      **_counts(recording.output_path)})
+            continue
+        started.add(recording.recording_id)
         # is_complete trusts the file's records without reading the raw files (they may be
         # offline); --recheck instead compares every step's cache key, raw files included, so
         # only recordings whose inputs changed run again.

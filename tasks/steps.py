@@ -1,7 +1,8 @@
 """The Prefect task of each pipeline step, made from its declaration (a thin wrapper around ``runner.run_step``).
 
 Steps that read the raw files retry on transient I/O errors (network drives); deterministic
-errors (bad input, a step's own error) are never retried. Results passed through Prefect are
+errors (bad input, disk full, permission denied, a step's own error) are never retried
+(:mod:`mea_pipeline.faults`). Results passed through Prefect are
 small summaries; arrays stay in the HDF5.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from prefect import Task, task
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.errors import PipelineError
+from mea_pipeline.faults import is_transient
 from mea_pipeline import runner
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.steps.registry import Step
@@ -23,12 +24,12 @@ _TASKS: dict[Step, Task] = {}
 
 
 def transient_io_error(task, task_run, state) -> bool:
-    """Retry only when the step failed on I/O (e.g. a network drive hiccup), not on bad data."""
+    """Retry only a transient I/O error (e.g. a network drive hiccup): never disk full,
+    permission denied or bad data, which fail the same way on every attempt."""
     try:
         state.result()
     except Exception as exc:  # noqa: BLE001 - we classify whatever the step raised
-        cause = exc.__cause__ or exc
-        return isinstance(cause, (OSError, TimeoutError)) and not isinstance(cause, PipelineError)
+        return is_transient(exc.__cause__ or exc)
     return False
 
 

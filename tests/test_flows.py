@@ -202,9 +202,10 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     out = capsys.readouterr().out
     assert "2 successful, 0 skipped, 1 failed" in out
     failed_id = dataset["recordings"][1]["recording_id"]
-    assert f"FAILED {failed_id} at load_recording" in out and str(bad.name) in out
+    # Its pre-flight finds the file is not HDF5 before any raw read, and records that on step 1.
+    assert f"FAILED {failed_id} at preflight" in out and str(bad.name) in out
     assert main(["status", "--output", str(tmp_path / "out")]) == 0
-    assert "failed" in capsys.readouterr().out
+    assert f"{failed_id} load_recording: failed: pre-flight: " in capsys.readouterr().out
 
 
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):

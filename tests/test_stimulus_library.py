@@ -81,5 +81,5 @@ def test_missing_movie_array_names_expected_file(tmp_path):
     library = make_library(tmp_path)
     with pytest.raises(InputError, match="movie_a.npy"):
         library.movie_array("movie_a")
-    np.save(tmp_path / "movie_a.npy", np.zeros((4, 2, 2), np.uint8))
-    assert library.movie_array("movie_a").shape == (4, 2, 2)
+    np.save(tmp_path / "movie_a.npy", np.zeros((600, 2, 2), np.uint8))  # movie_length.csv: 600 frames
+    assert library.movie_array("movie_a").shape == (600, 2, 2)

@@ -114,8 +114,10 @@ class BatchOptions:
         if self.via_deployment and self.dask_address:
             raise InputError(f"{prefix}--via-deployment and --dask-address both choose where recordings run: "
                              "give one of them")
-        for key in ("start", "concurrency", "raw_reads"):
+        for key in ("start", "end", "concurrency", "raw_reads"):
             value = getattr(self, key)
+            if key == "end" and value is None:
+                continue  # every row from start on
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InputError(f"{prefix}{key} must be an integer, got {value!r}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:

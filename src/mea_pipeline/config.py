@@ -128,10 +128,41 @@ def build_params(params_type: type, values: dict, where: str):
     if unknown:
         raise InputError(f"{where}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(names)}")
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    for key, value in converted.items():
+        expected = _expected_kind(names[key], value)
+        if expected:
+            raise InputError(f"{where}: {key} = {values[key]!r}; give {expected}")
     try:
         return params_type(**converted)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: {exc}") from exc
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _expected_kind(field: dataclasses.Field, value) -> str | None:
+    """What the parameter needs when ``value`` does not fit its default's type (None: it fits).
+
+    A string where a number belongs would otherwise reach the step and fail it, or worse.
+    """
+    default = field.default
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if _is_number(value) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a text in quotes"
+    if isinstance(default, tuple) and all(_is_number(v) for v in default):
+        any_length = "..." in str(field.type)
+        fits = isinstance(value, tuple) and all(_is_number(v) for v in value) and (
+            any_length or len(value) == len(default))
+        return None if fits else (f"a list of numbers like {list(default)}" if any_length
+                                  else f"a list of {len(default)} numbers like {list(default)}")
+    return None
 
 
 def params_json(params) -> dict:

@@ -11,3 +11,7 @@ class InputError(PipelineError, ValueError):
 
 class StepDependencyError(PipelineError):
     """A step was asked to run before the steps whose output it reads."""
+
+
+class RecordingError(PipelineError):
+    """One recording was not processed (a step failed, or another run holds it); others are unaffected."""

@@ -120,7 +120,11 @@ def cached_table(path: Path):
     """The sheet table at ``path``, read once per file version (a batch reads one snapshot)."""
     from .sheet.table import read_table
 
-    stat = Path(path).stat()
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        raise InputError(f"Google-Sheet CSV {path} does not exist; give an export of the sheet (--gsheet-csv)"
+                         ) from None
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _TABLES:
         _TABLES.clear()

@@ -128,6 +128,51 @@ def _open_root(path: str | Path, kind: str) -> tuple[Path, McsCMOSMEAData]:
     return path, root
 
 
+# What each kind of file must hold for the steps that read it (HDF5 paths, not McsPy names).
+_REQUIRED_GROUPS = {"cmcr": ("Acquisition", "Acquisition/Sensor Data"), "cmtr": ("Spike Sorter",)}
+
+
+def check_header(path: str | Path, kind: str) -> None:
+    """Cheap check that ``path`` is a readable MCS ``.cmcr``/``.cmtr``: opens it, reads no data.
+
+    Reads the HDF5 superblock and the root group's links only (a few kB even on an 80 GB file
+    on a network drive), so a batch can reject a recording before the heavy steps start.
+
+    Raises
+    ------
+    McsFormatError
+        Missing, unreadable (permissions), not HDF5, truncated or damaged, not an MCS file, or
+        without the group the steps read (``Acquisition/Sensor Data`` or ``Spike Sorter``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise McsFormatError(f"{kind} file not found: {path}; check the path (mapping CSV row or --{kind})")
+    try:
+        with open(path, "rb") as handle:
+            handle.read(8)
+    except OSError as exc:
+        raise McsFormatError(f"{path}: cannot read the .{kind} ({exc.strerror}); give this user read access") from None
+    if not h5py.is_hdf5(path):
+        raise McsFormatError(f"{path} is not an HDF5 file, so not an MCS .{kind}; check it is the right file and "
+                             "copy it again if it may be truncated")
+    try:
+        with h5py.File(path, "r") as h5:
+            if "ID.Type" not in h5.attrs:
+                raise McsFormatError(f"{path} is HDF5 but not an MCS file (no root ID.Type); pass the .{kind} "
+                                     f"written by CMOS-MEA-{'Control' if kind == 'cmcr' else 'Tools'}")
+            missing = [group for group in _REQUIRED_GROUPS[kind] if group not in h5]
+            # A .cmtr's Acquisition is an external link to its .cmcr: only the .cmcr holds the data.
+            if kind == "cmcr" and not missing and not isinstance(h5.get("Acquisition", getlink=True), h5py.HardLink):
+                missing = ["Acquisition"]
+    except OSError as exc:
+        reason = " ".join(str(exc).split())
+        raise McsFormatError(f"{path}: HDF5 cannot open it ({reason}); it is damaged or truncated: copy it again") \
+            from None
+    if missing:
+        raise McsFormatError(f"{path}: no '{missing[0]}' group; is this the .{kind} "
+                             f"({'raw data from CMOS-MEA-Control' if kind == 'cmcr' else 'spike sorter results'})?")
+
+
 def _find(group, mcspy_name: str):
     """Named (per-instance) McsPy child, or None when the group has no such child."""
     try:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PipelineConfig, RecordingInputs, params_json
-from .errors import PipelineError, StepDependencyError
+from .errors import PipelineError, RecordingError, StepDependencyError
+from .faults import classify, describe
 from .inputs import fingerprints
 from .steps import REGISTRY
 from .steps.registry import Registry, Step, StepContext
@@ -28,7 +29,7 @@ from .store import OutputFile, StepRecord
 FAULT_ENV = "MEA_PIPELINE_KILL_BEFORE_COMMIT"
 
 
-class StepFailed(PipelineError):
+class StepFailed(RecordingError):
     """A step raised; the message names the recording and the step."""
 
     def __init__(self, recording_id: str, step: str, message: str):
@@ -84,8 +85,9 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
 
     Returns a small summary (``step``, ``status`` 'done' or 'up-to-date', ``seconds``,
     ``warnings`` and the step's own counts). Raises :class:`StepFailed` on any error, after
-    which the output file is exactly as before the step. ``progress(done, total)`` is called by
-    steps that loop over units.
+    which the output file is exactly as before the step except for the step record's
+    ``last_error``: one line naming the kind of fault (disk full, permission denied, ...) and
+    what to do. ``progress(done, total)`` is called by steps that loop over units.
     """
     step = registry[name]
     t0 = time.perf_counter()
@@ -103,11 +105,12 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
                       parameters=params_json(plan.params), input_fingerprint=plan.fingerprint,
                       warnings=context.warnings, summary=summary)
     except Exception as exc:  # noqa: BLE001 - every step error is reported with its step
-        failure = StepFailed(rec.recording_id, name, _one_line(exc))
+        failure = StepFailed(rec.recording_id, name, describe(exc))
         try:
             OutputFile(rec.output_path).record_failure(name, failure.reason)
-        except OSError:
-            pass  # the failure is still raised; only its note in the file is lost
+        except OSError as note_error:  # e.g. the disk is still full: the failure is raised all the same
+            failure = StepFailed(rec.recording_id, name,
+                                 f"{failure.reason} (not noted in {rec.output_path.name}: {classify(note_error)})")
         raise failure from exc
     # The step's own counts first: its summary cannot overwrite what the runner reports.
     return {**summary, "step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),
@@ -146,6 +149,13 @@ def output_summary(path: Path) -> dict:
         return {"n_units": units, "completed_steps": done}
 
 
+def still_to_run(selection: list[RecordingInputs], config: PipelineConfig, steps: str | None = None,
+                 rerun: bool = False) -> list[RecordingInputs]:
+    """The recordings a batch will run: every one when ``rerun`` (``--overwrite``, ``--recheck``),
+    else those whose output is not complete (:func:`is_complete`; the batch skips the others)."""
+    return [rec for rec in selection if rerun or not is_complete(rec, config, steps)]
+
+
 def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                 registry: Registry = REGISTRY) -> bool:
     """True when every selected step is done in the output file with its current parameters.
@@ -161,8 +171,3 @@ def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None 
                 or record.parameters != params_json(config.params_for(step)):
             return False
     return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -82,7 +82,11 @@ class StimulusLibrary:
         path = self.folder / name
         if not path.is_file():
             raise InputError(f"{path} is missing; the stimulus library needs it (columns {', '.join(columns)})")
-        table = pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not a readable CSV ({' '.join(str(exc).split())}); "
+                             f"write it with the columns {', '.join(columns)}") from None
         missing = [c for c in columns if c not in table.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
@@ -112,7 +116,12 @@ class StimulusLibrary:
                 f"{self.folder / 'movie_length.csv'} has no length for movie(s) {', '.join(missing)}; "
                 "add a row per movie (skipping one would shift every later movie)"
             )
-        return {m: int(lengths[m]) for m in movies}
+        counts = {m: pd.to_numeric(lengths[m], errors="coerce") for m in movies}
+        bad = [m for m, n in counts.items() if not (n >= 1 and n == int(n))]
+        if bad:
+            raise InputError(f"{self.folder / 'movie_length.csv'}: movie_length of {bad[0]} is {lengths[bad[0]]!r}; "
+                             "give the number of display frames (an integer >= 1)")
+        return {m: int(n) for m, n in counts.items()}
 
     def movie_config_path(self, movie: str) -> Path:
         return self.folder / f"{movie}.json"
@@ -151,11 +160,29 @@ class StimulusLibrary:
         return self.folder / f"{movie}.npy"
 
     def movie_array(self, movie: str) -> np.ndarray:
-        """The movie's frames, memory-mapped (frames, rows, cols)."""
+        """The movie's frames, memory-mapped (frames, rows, cols), checked before any frame is read.
+
+        A movie of the wrong shape would give a complete-looking wrong result (an STA from part
+        of the spikes, or of the wrong shape), so it must be 3-D, of a numeric dtype, with the
+        frame count ``movie_length.csv`` gives, or that count less the lead-in its JSON declares
+        (``start_frame``): the lab's moving-bar file starts at its first trial.
+        """
         path = self.movie_array_path(movie)
         if not path.is_file():
             raise InputError(f"stimulus movie {path} is missing; put {movie}.npy in the stimulus library")
-        return np.load(path, mmap_mode="r")
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"stimulus movie {path} is not a readable .npy file ({' '.join(str(exc).split())}); "
+                             "write it again with numpy.save") from None
+        if array.ndim != 3 or array.dtype.kind not in "uif":
+            raise InputError(f"stimulus movie {path} holds a {array.dtype} array of shape {array.shape}; expected "
+                             "numbers of shape (frames, rows, cols)")
+        n_frames, expected = array.shape[0], self.movie_lengths([movie])[movie]
+        if n_frames != expected and n_frames != expected - self.trial_layout(movie).start_frame:
+            raise InputError(f"stimulus movie {path} has {n_frames} frames, {self.folder / 'movie_length.csv'} "
+                             f"says {expected}; use the movie that was shown (or correct its length)")
+        return array
 
     def fingerprint(self) -> str:
         """Content hash of the tables and JSONs, plus size/mtime of the movie arrays."""

@@ -137,7 +137,7 @@ _VERIFIED: dict[tuple, dict[str, StepRecord]] = {}
 def _file_identity(path: Path) -> tuple | None:
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file there (the folder may be a file)
         return None
     return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
@@ -246,15 +246,19 @@ class AtomicUpdate:
     def __enter__(self) -> "AtomicUpdate":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries()
-        if self.path.is_file() and _readable(self.path):
-            shutil.copyfile(self.path, self.tmp_path)
-            self.h5 = h5py.File(self.tmp_path, "r+")
-        else:
-            # No file, or an unreadable one (e.g. truncated by hand): start afresh rather than fail.
-            self.h5 = h5py.File(self.tmp_path, "w")
-            self.h5.attrs["dataset_id"] = self.path.stem
-            self.h5.attrs["created_at"] = utc_now()
-        self.h5.attrs["mea_pipeline_version"] = __version__
+        try:
+            if self.path.is_file() and _readable(self.path):
+                shutil.copyfile(self.path, self.tmp_path)
+                self.h5 = h5py.File(self.tmp_path, "r+")
+            else:
+                # No file, or an unreadable one (e.g. truncated by hand): start afresh rather than fail.
+                self.h5 = h5py.File(self.tmp_path, "w")
+                self.h5.attrs["dataset_id"] = self.path.stem
+                self.h5.attrs["created_at"] = utc_now()
+            self.h5.attrs["mea_pipeline_version"] = __version__
+        except BaseException:
+            self._discard()  # e.g. the disk filled up during the copy
+            raise
         return self
 
     def keep(self) -> None:
@@ -263,13 +267,26 @@ class AtomicUpdate:
         self._committed = True
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.h5.close()
-        if self._committed and exc_type is None:
+        if not (self._committed and exc_type is None):
+            self._discard()
+            return
+        try:
+            self.h5.close()
             _fsync(self.tmp_path)
             os.replace(self.tmp_path, self.path)
-            _fsync_dir(self.path.parent)
-        else:
-            self.tmp_path.unlink(missing_ok=True)
+        except BaseException:
+            self._discard()  # a full disk may fail the last flush: the original stays
+            raise
+        _fsync_dir(self.path.parent)
+
+    def _discard(self) -> None:
+        """Close and remove the temporary copy (every failure path; the original is untouched)."""
+        if self.h5 is not None:
+            try:
+                self.h5.close()
+            except OSError:
+                pass  # closing flushes, which fails again on a full disk; the file goes anyway
+        self.tmp_path.unlink(missing_ok=True)
 
     def _remove_stale_temporaries(self) -> None:
         for tmp in self.path.parent.glob(f".{self.path.name}.tmp-*"):
@@ -300,7 +317,11 @@ class StepTransaction(AtomicUpdate):
         self._carried = {name: record for name, record in OutputFile(self.path).verified_records().items()
                          if name != self.step and name not in self.dependents}
         super().__enter__()
-        self._drop_previous_outputs()
+        try:
+            self._drop_previous_outputs()
+        except BaseException:
+            self._discard()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,0 +1,85 @@
+"""What the batch does around each recording's run: its lock, a second look, its pre-flight check.
+
+:func:`guarded` wraps the batch's per-recording task. The recording's lock
+(:mod:`mea_pipeline.recording_lock`) is taken first, so two batches on one output folder, or a
+recording named twice by the mapping CSV, never run it at once: the second reports it as busy
+and skips it. With the lock held, an output another run completed meanwhile is skipped (the
+batch's own look came before the lock), and the recording's pre-flight check runs: a missing or
+unreadable raw file fails the recording with its reason before any step reads raw data, and the
+reason is recorded on its first selected step in the output file.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from prefect import get_run_logger
+from prefect.states import Failed
+
+from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.faults import describe
+from mea_pipeline.preflight import check_recording
+from mea_pipeline.recording_lock import RecordingBusy, RecordingLock
+from mea_pipeline.runner import is_complete, output_summary
+from mea_pipeline.steps import REGISTRY
+from mea_pipeline.store import OutputFile
+
+
+def guarded(run_recording):
+    """Decorate ``run_recording(recording, config, steps, force, recheck, position, via_deployment)``
+    (the batch's task). With ``via_deployment`` the lock is held here while a worker runs the recording."""
+
+    @functools.wraps(run_recording)
+    def run(recording: RecordingInputs, config: PipelineConfig, steps: str | None, force: bool, recheck: bool,
+            position: str, via_deployment: str | None = None):
+        logger = get_run_logger()
+        t0 = time.perf_counter()
+        try:
+            lock = RecordingLock(recording.output_path).acquire()
+        except RecordingBusy as busy:
+            return _skipped(logger, position, recording, f"busy: {busy.reason}")
+        except OSError as exc:
+            return _failed(logger, position, recording, "lock", describe(exc), t0)
+        with lock:
+            if not (force or recheck) and is_complete(recording, config, steps):
+                return _skipped(logger, position, recording, "output complete: another run finished it")
+            errors = check_recording(recording, config, steps).errors
+            if errors:
+                reason = "; ".join(e.removeprefix(f"{recording.recording_id}: ") for e in errors)
+                _note_failure(recording, steps, reason)
+                return _failed(logger, position, recording, "preflight", reason, t0)
+            return run_recording(recording, config, steps, force, recheck, position, via_deployment)
+
+    return run
+
+
+def _note_failure(recording: RecordingInputs, steps: str | None, reason: str) -> None:
+    """Record the failure on the first selected step, so ``status`` and ``--only-failed`` see it."""
+    first = REGISTRY.select(steps)[0].name
+    try:
+        OutputFile(recording.output_path).record_failure(first, f"pre-flight: {reason}")
+    except OSError:
+        pass  # e.g. the output path is a folder: the batch's line still says why
+
+
+def _say(logger, line: str) -> None:
+    print(line, flush=True)
+    logger.info(line)
+
+
+def _counts(recording: RecordingInputs) -> dict:
+    summary = output_summary(recording.output_path)
+    return {"n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
+
+
+def _skipped(logger, position: str, recording: RecordingInputs, note: str) -> dict:
+    _say(logger, f"{position} {recording.recording_id}: skipped ({note})")
+    return {"recording_id": recording.recording_id, "status": "skipped", "note": note, **_counts(recording)}
+
+
+def _failed(logger, position: str, recording: RecordingInputs, step: str, message: str, t0: float):
+    _say(logger, f"{position} {recording.recording_id}: FAILED at {step}: {message}")
+    row = {"recording_id": recording.recording_id, "status": "failed", "failed_step": step, "message": message,
+           "seconds": round(time.perf_counter() - t0, 2), **_counts(recording)}
+    return Failed(message=f"{recording.recording_id} failed at {step}: {message}", data=row)
