@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -48,10 +49,15 @@ def batch(dataset, output, *args) -> int:
 
 
 def task_states(flow_state) -> dict[str, str]:
+    """Final state name of each task run of the flow run (the server records them shortly after)."""
+    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
-    return {run.name.split("-")[0]: run.state.name for run in runs}
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+            if all(run.state and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+                return {run.name.split("-")[0]: run.state.name if run.state else "no state" for run in runs}
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
