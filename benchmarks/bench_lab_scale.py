@@ -24,6 +24,11 @@ File size: every step of the 100-unit output committed again 10 times with the s
 without its science; growth comes from the store, not from the numbers), against the size of
 the fresh output.
 
+Duration: writing the datasets takes about 15 minutes once. Step 10 (the CNN over every ganglion
+cell's eimage) dominates the runs: on this 2-core machine, shared, it took 28 s per unit at 100
+units, so the 400-unit runs take hours; ``python -m benchmarks.bench_lab_scale cold u100_s20``,
+``reruns u100_s20`` and ``size u100_s20`` run the parts alone.
+
 Run: ``python -m benchmarks.bench_lab_scale`` (``make bench`` runs it after bench_eimage, whose
 cold and warm throughput ratios are repeated here).
 """
