@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,10 +133,14 @@ def cached_table(path: Path):
     return _TABLES[key]
 
 
-def _ap_model(rec, config) -> dict:
-    from .ap_tracking.model_io import default_model_path
+def default_ap_model_path() -> Path:
+    """The packaged default CNN weights. Named here, not in ``ap_tracking``, whose import loads
+    torch: a cache-key check (a skip, ``--recheck``) must not pay seconds for it."""
+    return Path(str(resources.files("mea_pipeline").joinpath("data", "ap_cnn_default.pth")))
 
-    return content_fingerprint(config.ap_model or default_model_path()) | {"device": config.device}
+
+def _ap_model(rec, config) -> dict:
+    return content_fingerprint(config.ap_model or default_ap_model_path()) | {"device": config.device}
 
 
 def _on_off_table(rec, config) -> dict:

@@ -23,7 +23,6 @@ Sensor layout: a full-chip frame ``SensorData[t]`` holds the electrode at (Row, 
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
@@ -202,10 +201,10 @@ class _McsFile:
         root, self._root = self._root, None
         self._drop_references()
         if root is not None:
-            # h5py's close() also closes datasets still referenced elsewhere, so the OS handle goes now.
+            # h5py's close() also closes datasets still referenced elsewhere, so the OS handle goes
+            # now; McsPy's reference cycles are left to Python's collector (a forced collection
+            # here cost 0.2 s per file, five files per recording).
             root.h5_file.close()
-            del root
-            gc.collect()
 
     def _drop_references(self) -> None:
         """Forget McsPy objects derived from the root (subclasses extend)."""

@@ -7,145 +7,39 @@ written and flushed to disk. A process killed at any moment therefore leaves the
 complete state (plus a stale temporary that the next commit removes), never a half-written file.
 
 A record lists the HDF5 paths the step owns and a CRC32 digest of their content, so a step
-whose output was deleted or edited afterwards is recognised as not done.
+whose output was deleted or edited afterwards is recognised as not done. The digest is taken as
+the step writes (:mod:`.output_digest`), and which records are verified is remembered by the
+file's identity (:mod:`.verified_memo`); docs/ARCHITECTURE.md explains why both keep the contract.
 """
 
 from __future__ import annotations
 
-import json
+import heapq
 import os
 import posixpath
 import shutil
 import time
-import zlib
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from . import __version__
+from .hdf5_writes import FRESH_FILE, STRING, create_small, rewrite_fresh
+from .output_digest import attr_crc, combine, dataset_crc, digest_paths, with_attrs
+from .step_record import BOOKKEEPING, COMPLETED_STEPS, FAILURE_ATTRS, STEPS_GROUP, StepRecord, utc_now
+from .verified_memo import file_identity, recall, remember, vouched
 
-STEPS_GROUP = "pipeline/steps"
-COMPLETED_STEPS = "pipeline/completed_steps"
 # Arrays with more elements than this are chunked and compressed.
 COMPRESS_MIN_ELEMENTS = 4096
-STRING = h5py.string_dtype("utf-8")
-# Attributes of pipeline/steps/<step> telling that the last attempt failed (cleared on success).
-FAILURE_ATTRS = ("last_error", "last_error_at")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class StepRecord:
-    """What ``pipeline/steps/<step>`` holds."""
-
-    step: str
-    status: str
-    cache_key: str
-    code_version: str
-    parameters: dict
-    input_fingerprint: dict
-    outputs: list[str]
-    output_digest: str
-    started_at: str
-    finished_at: str
-    duration_s: float
-    warnings: list[str] = field(default_factory=list)
-    pipeline_version: str = __version__
-    summary: dict = field(default_factory=dict)
-    # Set (by record_failure, never by write) when the step's last attempt failed after this record
-    # was written: the outputs are intact, but the step must run again.
-    last_error: str = ""
-
-    _JSON_FIELDS = ("parameters", "input_fingerprint", "outputs", "warnings", "summary")
-
-    def write(self, h5: h5py.File) -> None:
-        group = h5.require_group(f"{STEPS_GROUP}/{self.step}")
-        for key, value in self.__dict__.items():
-            if key not in FAILURE_ATTRS:
-                group.attrs[key] = json.dumps(value) if key in self._JSON_FIELDS else value
-
-    @classmethod
-    def read(cls, h5: h5py.File, step: str) -> "StepRecord | None":
-        path = f"{STEPS_GROUP}/{step}"
-        if path not in h5:
-            return None
-        attrs = dict(h5[path].attrs)
-        values = {}
-        for key in cls.__dataclass_fields__:
-            if key.startswith("_") or key not in attrs:
-                continue
-            value = attrs[key]
-            value = value.decode() if isinstance(value, bytes) else value
-            values[key] = json.loads(value) if key in cls._JSON_FIELDS else value
-        values["duration_s"] = float(values.get("duration_s", 0.0))
-        try:
-            return cls(**values)
-        except TypeError:
-            return None  # a record from an incompatible writer counts as absent
-
-
-def _digest_object(obj, crc: int) -> int:
-    crc = zlib.crc32(obj.name.encode(), crc)
-    for key in sorted(obj.attrs):
-        crc = zlib.crc32(key.encode(), crc)
-        crc = zlib.crc32(np.asarray(obj.attrs[key]).tobytes(), crc)
-    if isinstance(obj, h5py.Dataset):
-        crc = zlib.crc32(f"{obj.dtype}{obj.shape}".encode(), crc)
-        value = obj[()]
-        if obj.dtype.kind == "O":
-            value = "\0".join(v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(value))
-            return zlib.crc32(value.encode(), crc)
-        return zlib.crc32(np.ascontiguousarray(value).tobytes(), crc)
-    for key in sorted(obj):
-        crc = _digest_object(obj[key], crc)
-    return crc
-
-
-def digest_paths(h5: h5py.File, paths: Iterable[str]) -> str:
-    """CRC32 over the named objects (recursively: data, dtype, shape, attributes).
-
-    A path ``group@attr`` covers one attribute of a group the step does not own.
-    A missing path yields a digest no real content produces.
-    """
-    crc = 0
-    for path in sorted(paths):
-        crc = zlib.crc32(path.encode(), crc)
-        obj_path, _, attr = path.partition("@")
-        if obj_path not in h5:
-            return "missing:" + path
-        if attr:
-            if attr not in h5[obj_path].attrs:
-                return "missing:" + path
-            crc = zlib.crc32(np.asarray(h5[obj_path].attrs[attr]).tobytes(), crc)
-        else:
-            crc = _digest_object(h5[obj_path], crc)
-    return f"{crc:08x}"
-
-
-# verified_records() results by file identity (see there).
-_VERIFIED: dict[tuple, dict[str, StepRecord]] = {}
-
-
-def _file_identity(path: Path) -> tuple | None:
-    try:
-        stat = path.stat()
-    except (FileNotFoundError, NotADirectoryError):  # no file there (the folder may be a file)
-        return None
-    return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def _remember(identity: tuple, records: dict[str, "StepRecord"]) -> None:
-    if len(_VERIFIED) >= 256:
-        _VERIFIED.pop(next(iter(_VERIFIED)))
-    _VERIFIED[identity] = records
+# HDF5 reuses the space of a rerun's deleted outputs only in part. The file growth of every
+# rerun's commit is counted (root attribute RERUN_GROWTH); once it passes this fraction of the
+# file, the commit writes a fresh, compact file instead: reruns never grow a file past 1.2 x a
+# fresh one, and a cold run never pays for a rewrite.
+MAX_RERUN_GROWTH = 0.15
+RERUN_GROWTH = "rerun_growth_bytes"
 
 
 class OutputFile:
@@ -170,26 +64,33 @@ class OutputFile:
     def verified_records(self) -> dict[str, StepRecord]:
         """Records of steps that are done and whose outputs still match their digest.
 
-        Checking the digests reads every output, so the answer is remembered for the file's
-        identity (inode, size, mtime): any write, ours (a new file) or an edit, changes it.
+        Checking a digest re-reads the step's outputs, so the answer is remembered for the
+        file's identity (:mod:`..verified_memo`): any write, ours (a new file) or an edit,
+        changes it, and the outputs are read again.
         """
-        identity = _file_identity(self.path)
+        identity = file_identity(self.path)
         if identity is None:
             return {}
-        if identity not in _VERIFIED:
-            _remember(identity, self._verify_records())
-        return dict(_VERIFIED[identity])
-
-    def _verify_records(self) -> dict[str, StepRecord]:
+        remembered = recall(self.path, identity)
+        if remembered is not None:
+            return remembered
+        t0 = time.perf_counter()
+        vouches = vouched(self.path, identity)
         with self.open() as h5:
             if h5 is None or STEPS_GROUP not in h5:
                 return {}
             verified = {}
             for name in h5[STEPS_GROUP]:
                 record = StepRecord.read(h5, name)
-                if record and record.status == "done" and digest_paths(h5, record.outputs) == record.output_digest:
+                if record and record.status == "done" and (
+                        vouches.get(name) == (record.cache_key, record.output_digest)
+                        or digest_paths(h5, record.outputs) == record.output_digest):
                     verified[name] = record
-            return verified
+        if file_identity(self.path) == identity:  # not replaced while we read it
+            remember(self.path, identity, verified,
+                     write_side_file=vouches != {n: (r.cache_key, r.output_digest) for n, r in verified.items()})
+        BOOKKEEPING.add("verify", time.perf_counter() - t0)
+        return dict(verified)
 
     def record_failure(self, step: str, message: str) -> None:
         """Note a failed attempt on the step's record; outputs of earlier runs are kept."""
@@ -248,11 +149,11 @@ class AtomicUpdate:
         self._remove_stale_temporaries()
         try:
             if self.path.is_file() and _readable(self.path):
-                shutil.copyfile(self.path, self.tmp_path)
+                _copy(self.path, self.tmp_path)
                 self.h5 = h5py.File(self.tmp_path, "r+")
             else:
                 # No file, or an unreadable one (e.g. truncated by hand): start afresh rather than fail.
-                self.h5 = h5py.File(self.tmp_path, "w")
+                self.h5 = h5py.File(self.tmp_path, "w", **FRESH_FILE)
                 self.h5.attrs["dataset_id"] = self.path.stem
                 self.h5.attrs["created_at"] = utc_now()
             self.h5.attrs["mea_pipeline_version"] = __version__
@@ -308,6 +209,8 @@ class StepTransaction(AtomicUpdate):
         self.dependents = dependents
         self.order = order
         self.owned: set[str] = set()
+        self._crcs: dict[str, int | None] = {}  # per owned path, taken as it is written
+        self._groups: dict = {}  # parent groups opened by write(), by path
         self.started_at = utc_now()
         self._t0 = time.perf_counter()
 
@@ -318,6 +221,7 @@ class StepTransaction(AtomicUpdate):
                          if name != self.step and name not in self.dependents}
         super().__enter__()
         try:
+            self._size_at_enter = self.tmp_path.stat().st_size
             self._drop_previous_outputs()
         except BaseException:
             self._discard()
@@ -325,49 +229,97 @@ class StepTransaction(AtomicUpdate):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        t0 = time.perf_counter()
         super().__exit__(exc_type, exc, tb)
+        BOOKKEEPING.add("close", time.perf_counter() - t0)  # HDF5's final flush, fsync, rename
         if self._committed and exc_type is None:
-            _remember(_file_identity(self.path), self._carried | {self.step: self.record})
+            remember(self.path, file_identity(self.path), self._carried | {self.step: self.record})
 
     def _drop_previous_outputs(self) -> None:
         previous = StepRecord.read(self.h5, self.step)
+        self._rerun = previous is not None
         if previous is None:
             return
+        t0 = time.perf_counter()
+        parents = set()
         for path in previous.outputs:
             obj_path, _, attr = path.partition("@")
-            if obj_path not in self.h5:
-                continue
-            if attr:
-                self.h5[obj_path].attrs.pop(attr, None)
-                continue
-            del self.h5[obj_path]
-            # Groups that held only this step's datasets go too (e.g. a movie no longer sectioned).
-            parent = posixpath.dirname(obj_path)
-            while parent and parent in self.h5 and len(self.h5[parent]) == 0 and not self.h5[parent].attrs:
+            try:
+                if attr:
+                    self.h5[obj_path].attrs.pop(attr, None)
+                else:
+                    self.h5.id.unlink(obj_path.encode())
+                    parents.add(posixpath.dirname(obj_path))
+            except KeyError:
+                continue  # already gone (deleted by hand, or with a group above it)
+        # Groups that held only this step's datasets go too (e.g. a movie no longer sectioned),
+        # deepest first, so a group emptied by removing its subgroups goes as well.
+        pending = [(-p.count("/"), p) for p in parents if p]
+        heapq.heapify(pending)
+        while pending:
+            _, parent = heapq.heappop(pending)
+            group = self.h5.get(parent)
+            if isinstance(group, h5py.Group) and len(group) == 0 and not group.attrs:
                 del self.h5[parent]
-                parent = posixpath.dirname(parent)
+                grandparent = posixpath.dirname(parent)
+                if grandparent and grandparent not in parents:
+                    parents.add(grandparent)
+                    heapq.heappush(pending, (-grandparent.count("/"), grandparent))
+        BOOKKEEPING.add("drop", time.perf_counter() - t0)
 
     # -- writing ----------------------------------------------------------------------------
-    def write(self, path: str, value, **dataset_options) -> h5py.Dataset:
-        """Create dataset ``path`` (replacing it) and mark it as owned by this step."""
-        if path in self.h5:
-            del self.h5[path]
-        if isinstance(value, str):
-            dataset = self.h5.create_dataset(path, data=value, dtype=STRING)
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+    def write(self, path: str, value, attrs: Mapping | None = None, **dataset_options) -> None:
+        """Create dataset ``path`` (replacing it), with ``attrs``, and mark it as owned by this step.
+
+        Its CRC is taken here from ``value``, so the commit does not read it back: write the
+        whole value at once (the dataset is not handed out for later changes).
+        """
+        t0 = time.perf_counter()
+        if isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
             # Lists (also empty ones) are lists of names; numeric data comes as arrays.
-            dataset = self.h5.create_dataset(path, data=list(value), dtype=STRING)
+            array = np.array(value if isinstance(value, str) else list(value), dtype=STRING)
         else:
             array = np.asarray(value)
-            options = dict(dataset_options)
-            if array.size > COMPRESS_MIN_ELEMENTS and array.ndim > 0:
-                options.setdefault("compression", "gzip")
-                options.setdefault("compression_opts", 1)
-                options.setdefault("shuffle", True)
-                options.setdefault("chunks", True)
-            dataset = self.h5.create_dataset(path, data=array, **options)
+        big = array.size > COMPRESS_MIN_ELEMENTS and array.ndim > 0 and array.dtype.kind != "O"
+        self._create(path, array, dataset_options, big)
+        if attrs:
+            dataset = self.h5[path]
+            for key, attr_value in attrs.items():
+                dataset.attrs[key] = attr_value
+        t1 = time.perf_counter()
+        if dataset_options.get("dtype") is not None:
+            self._crcs[path] = None  # converted on the way in: the commit reads it back
+        else:
+            crc = dataset_crc("/" + path.strip("/"), array.dtype, array.shape, array)
+            self._crcs[path] = with_attrs(crc, self.h5[path].attrs) if attrs else crc
         self.owned.add(path)
-        return dataset
+        BOOKKEEPING.add("create", t1 - t0)
+        BOOKKEEPING.add("digest", time.perf_counter() - t1)
+
+    def _create(self, path: str, array: np.ndarray, dataset_options: dict, big: bool) -> None:
+        for attempt in (0, 1):
+            try:
+                if big or dataset_options:
+                    options = dict(dataset_options)
+                    if big:
+                        options.setdefault("compression", "gzip")
+                        options.setdefault("compression_opts", 1)
+                        options.setdefault("shuffle", True)
+                        options.setdefault("chunks", True)
+                    self.h5.create_dataset(path, data=array, **options)
+                else:
+                    create_small(self.h5, path, array, self._groups)
+                return
+            except ValueError:
+                if attempt or path not in self.h5:
+                    raise
+                # Written before in this transaction (or by hand): replace it. Owned paths under
+                # it lose their CRC: the commit reads them (and finds them missing).
+                del self.h5[path]
+                self._groups = {g: gid for g, gid in self._groups.items() if not (g + "/").startswith(path + "/")}
+                for owned in self._crcs:
+                    if owned.startswith(path + "/") or owned.startswith(path + "@"):
+                        self._crcs[owned] = None
 
     def write_tree(self, path: str, mapping: Mapping) -> None:
         """Write a nested mapping as groups of datasets (scalars become 0-d datasets)."""
@@ -382,20 +334,28 @@ class StepTransaction(AtomicUpdate):
 
     def set_attrs(self, path: str, attrs: Mapping) -> None:
         """Set attributes on a (possibly shared) group; each attribute is owned by this step."""
+        t0 = time.perf_counter()
         group = self.h5.require_group(path)
         for key, value in attrs.items():
             group.attrs[key] = value
+            self._crcs[f"{path}@{key}"] = attr_crc(group.attrs[key])  # as stored, e.g. str -> bytes
             self.owned.add(f"{path}@{key}")
+        BOOKKEEPING.add("create", time.perf_counter() - t0)
 
     # -- commit -----------------------------------------------------------------------------
     def commit(self, *, cache_key: str, code_version: str, parameters: dict,
                input_fingerprint: dict, warnings: list[str], summary: dict) -> StepRecord:
         """Write the step record, update ``completed_steps`` and mark dependents stale."""
+        t0 = time.perf_counter()
         outputs = sorted(self.owned)
+        crcs = {path: self._crcs.get(path) for path in outputs}
+        unknown = [path for path, crc in crcs.items() if crc is None]
+        digest = combine(crcs) if not unknown else digest_paths(self.h5, outputs)
+        t1 = time.perf_counter()
         record = StepRecord(
             step=self.step, status="done", cache_key=cache_key, code_version=code_version,
             parameters=parameters, input_fingerprint=input_fingerprint, outputs=outputs,
-            output_digest=digest_paths(self.h5, outputs), started_at=self.started_at,
+            output_digest=digest, started_at=self.started_at,
             finished_at=utc_now(), duration_s=round(time.perf_counter() - self._t0, 4),
             warnings=list(warnings), summary=summary,
         )
@@ -409,8 +369,37 @@ class StepTransaction(AtomicUpdate):
         for key in FAILURE_ATTRS:
             self.h5[f"{STEPS_GROUP}/{self.step}"].attrs.pop(key, None)
         self._write_completed_steps()
+        t2 = time.perf_counter()
+        self._bound_size()
+        BOOKKEEPING.add("digest", t1 - t0)
+        BOOKKEEPING.add("record", t2 - t1)
+        BOOKKEEPING.add("rewrite", time.perf_counter() - t2)
         self.keep()
         return record
+
+    def _bound_size(self) -> None:
+        if not self._rerun:
+            return
+        self.h5.flush()
+        size = self.h5.id.get_filesize()
+        growth = int(self.h5.attrs.get(RERUN_GROWTH, 0)) + max(0, size - self._size_at_enter)
+        if growth <= MAX_RERUN_GROWTH * size:
+            self.h5.attrs[RERUN_GROWTH] = growth
+            return
+        self._rewrite_fresh()
+        self.h5.attrs[RERUN_GROWTH] = 0
+
+    def _rewrite_fresh(self) -> None:
+        """Replace the temporary copy by a compact one."""
+        fresh = self.tmp_path.with_name(self.tmp_path.name.replace(".tmp-", ".tmp-fresh-"))
+        try:
+            rewrite_fresh(self.h5, fresh)
+            self.h5.close()
+            os.replace(fresh, self.tmp_path)
+        finally:
+            fresh.unlink(missing_ok=True)
+            if not self.h5:
+                self.h5 = h5py.File(self.tmp_path, "r+")
 
     def _write_completed_steps(self) -> None:
         done = [
@@ -422,6 +411,12 @@ class StepTransaction(AtomicUpdate):
         rank = {name: i for i, name in enumerate(self.order)}
         done.sort(key=lambda name: (rank.get(name, len(rank)), name))
         self.h5.create_dataset(COMPLETED_STEPS, data=done, dtype=STRING)
+
+
+def _copy(source: Path, target: Path) -> None:
+    t0 = time.perf_counter()
+    shutil.copyfile(source, target)
+    BOOKKEEPING.add("copy", time.perf_counter() - t0)
 
 
 def _readable(path: Path) -> bool:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from ..errors import InputError
+from ..inputs import default_ap_model_path
 from .cnn import APTrackingCNN
 
-DEFAULT_MODEL_NAME = "ap_cnn_default.pth"
 ARCHITECTURE = "the lab's CNN_3d_with_velocity architecture"
 _CACHE_SIZE = 4  # models kept per process (a handful of weight files x devices at most)
 
@@ -33,7 +32,7 @@ class ModelError(InputError):
 
 def default_model_path() -> Path:
     """Path of the packaged default weights (trained on synthetic data, see ``training``)."""
-    return Path(str(resources.files("mea_pipeline").joinpath("data", DEFAULT_MODEL_NAME)))
+    return default_ap_model_path()
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -100,7 +100,7 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
         tx.write(f"stimulus/section_frames/{movie}", occurrences)
         tx.write(f"stimulus/section_time/{movie}", samples.astype(np.int64))
         template = _light_template(light_1khz, samples // factor_1khz)
-        tx.write(f"stimulus/light_template/{movie}", template).attrs["sampling_rate_hz"] = rate / factor_1khz
+        tx.write(f"stimulus/light_template/{movie}", template, attrs={"sampling_rate_hz": rate / factor_1khz})
         sectioned.append(movie)
     return {"n_frames": int(len(frames)), "expected_frames": int(expected), "movies": sectioned}
 
