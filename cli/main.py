@@ -7,7 +7,6 @@ imported only by the commands that run flows (``inspect``, ``scan``, ``synth`` s
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -15,64 +14,18 @@ from typing import Optional
 import typer
 
 from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
-from mea_pipeline.config import INPUT_KEYS, PipelineConfig, RecordingInputs
+from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.errors import InputError, PipelineError, RecordingError
 from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
-from . import local_server
-
-HEARTBEAT_S = 30
+from . import operate
+from .common import (ApModelOpt, ConfigOpt, CsvOpt, DebugOpt, DeviceOpt, GsheetCredOpt, GsheetCsvOpt, GsheetTitleOpt,
+                     LabelsOpt, OnOffOpt, OutputOpt, PlaylistOpt, StepsOpt, StimuliOpt, given_inputs, load_config,
+                     prefect_environment, registry)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
-
-CsvOpt = typer.Option(None, "--csv", help="Mapping CSV (cmcr_path, cmtr_path, matched)")
-OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAULT_OUTPUT})")
-StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
-ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
-StimuliOpt = typer.Option(None, "--stimuli", help="Stimulus library folder")
-PlaylistOpt = typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")
-LabelsOpt = typer.Option(None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")
-GsheetCsvOpt = typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")
-GsheetCredOpt = typer.Option(None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")
-GsheetTitleOpt = typer.Option(None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")
-ApModelOpt = typer.Option(None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")
-OnOffOpt = typer.Option(None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")
-DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")
-DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
-
-
-def _prefect_environment(debug: bool) -> None:
-    """Offline-friendly Prefect settings and the local server; must run before Prefect is imported.
-
-    Runs log at INFO (the UI shows the batch's lines); the terminal shows Prefect's own messages
-    from WARNING up unless ``--debug``. Flow runs send heartbeats, so a run whose process was
-    killed is marked Crashed on the server.
-    """
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if debug else "WARNING")
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
-    local_server.connect()
-
-
-def _registry():
-    # Imported on use: the steps pull in torch and McsPy, which `inspect`/`scan` do not need.
-    from mea_pipeline.steps import REGISTRY
-
-    return REGISTRY
-
-
-def _inputs(flags: dict) -> dict:
-    """The input flags (``INPUT_KEYS``) among a command's arguments that were given (None: the config decides)."""
-    return {k: str(flags[k]) if isinstance(flags[k], Path) else flags[k] for k in INPUT_KEYS
-            if flags.get(k) is not None}
-
-
-def _config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:
-    return PipelineConfig.load(config_file, _registry(), inputs)
 
 
 def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
@@ -87,8 +40,8 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     resolved = BatchOptions.load(config_file, **options)
     from .checks import batch_preflight
 
-    batch_preflight(resolved, _config(config_file, inputs or {}))
-    _prefect_environment(debug)
+    batch_preflight(resolved, load_config(config_file, inputs or {}))
+    prefect_environment(debug)
     from prefect import tags
 
     from mea_pipeline.flows.batch_all_steps import batch_all_steps, run_tags
@@ -147,7 +100,7 @@ def batch(
         help="Hand each recording to Prefect workers as a run of this deployment (e.g. process_recording/workers)"),
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
-    inputs = _inputs(locals())
+    inputs = given_inputs(locals())
     summary = run_batch(
         csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
         raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
@@ -162,12 +115,12 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
     from .checks import recording_preflight
 
     recording_preflight(recording, config, steps)
-    _prefect_environment(debug)
+    prefect_environment(debug)
     from mea_pipeline.flows.server_setup import prepare_server
     from mea_pipeline.flows.process_recording import process_recording
 
     prepare_server(raw_reads=1)
-    if any("sheet" in step.reads for step in _registry().select(steps)):
+    if any("sheet" in step.reads for step in registry().select(steps)):
         # A run of one recording is a batch of one: the sheet is fetched (or its CSV taken) once.
         from mea_pipeline.sheet.source import resolve_sheet
 
@@ -209,8 +162,8 @@ def run_one(
 
     rid = recording_id_from_path(cmtr)
     recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
-    inputs = _inputs(locals())
-    _run_one_recording(recording, _config(config_file, inputs), steps, debug)
+    inputs = given_inputs(locals())
+    _run_one_recording(recording, load_config(config_file, inputs), steps, debug)
 
 
 @app.command()
@@ -236,13 +189,13 @@ def resume(
             raise PipelineError(f"{file} is not a readable output file; run `mea-pipeline run-one` instead")
         sources = dict(h5["source_files"].attrs) if "source_files" in h5 else {}
     done = set(output.verified_records())
-    lacking = [s.name for s in _registry().select(steps) if s.name not in done]
+    lacking = [s.name for s in registry().select(steps) if s.name not in done]
     if not lacking:
         print(f"{file}: nothing to do, all selected steps are done")
         return
     recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
-    inputs = _inputs(locals())
-    _run_one_recording(recording, _config(config_file, inputs), ",".join(lacking), debug)
+    inputs = given_inputs(locals())
+    _run_one_recording(recording, load_config(config_file, inputs), ",".join(lacking), debug)
 
 
 def _path(value) -> Optional[Path]:
@@ -267,7 +220,7 @@ def status(
         from mea_pipeline.mapping import parse_path_map, recordings
 
         ids += [r.recording_id for r in recordings(csv, output, parse_path_map(path_map)) if r.recording_id not in files]
-    names = _registry().names()
+    names = registry().names()
     states = {rid: OutputFile(files[rid]).step_states(verify) if rid in files else {} for rid in ids}
     width = max([len(i) for i in ids] + [12])
     print(f"{'recording':<{width}}  " + "  ".join(f"{n[:14]:<14}" for n in names))
@@ -305,7 +258,7 @@ def check(
 
     options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
                                 start=start, end=end, steps=steps, path_map=path_map or None, overwrite=overwrite)
-    raise typer.Exit(run_check(options, _config(config_file, _inputs(locals()))))
+    raise typer.Exit(run_check(options, load_config(config_file, given_inputs(locals()))))
 
 
 @app.command()
@@ -381,64 +334,7 @@ def schema():
     """Print the output file schema (Markdown) from the step declarations."""
     from mea_pipeline.schema import render_markdown
 
-    print(render_markdown(_registry()), end="")
-
-
-@app.command()
-def server(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(4200, "--port"),
-    database_url: Optional[str] = typer.Option(
-        None, "--database-url", help="postgresql+asyncpg://user:pw@host:5432/db (default: SQLite in PREFECT_HOME)"),
-):
-    """Run a local Prefect server with its UI; every mea-pipeline command on this machine reports to it."""
-    _prefect_environment(False)
-    raise typer.Exit(local_server.serve_forever(host, port, database_url))
-
-
-@app.command()
-def serve(
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Mapping CSV (default: [batch] csv of --config)"),
-    output: Optional[Path] = typer.Option(None, "--output", help=f"Output folder (default: [batch] output, else {DEFAULT_OUTPUT})"),
-    scan_root: Optional[list[Path]] = typer.Option(
-        None, "--scan-root", help="Scan this data folder each night instead of reading a CSV (repeatable)"),
-    config_file: Optional[Path] = ConfigOpt,
-    cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule (cron)"),
-    timezone: str = typer.Option("Europe/Berlin", "--timezone", help="Time zone of the schedule"),
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
-    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="tcp://host:port of a Dask scheduler"),
-):
-    """Serve the nightly, rerun-failed and batch deployments; keep it running (stopping it pauses them)."""
-    inputs = _inputs(locals())
-    scan_roots = [str(p) for p in scan_root] if scan_root else None
-    # One clear line now, not at 02:00.
-    options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
-                                scan_roots=scan_roots, dask_address=dask_address)
-    _config(config_file, inputs)
-    _prefect_environment(False)
-    if not os.environ.get("PREFECT_API_URL"):
-        raise PipelineError("serve needs a running server: start `mea-pipeline server` first "
-                            "(or set PREFECT_API_URL)")
-    from mea_pipeline.deployments.serve import serve_deployments
-
-    base = {"csv": str(csv) if csv else None, "output": str(output) if output else None, "scan_roots": scan_roots,
-            "config_file": str(config_file) if config_file else None, "inputs": inputs or None}
-    runner = None
-    if options.dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        runner = DaskTaskRunner(address=options.dask_address)
-    print(f"serving batch_all_steps/nightly ({cron}, {timezone}), /rerun-failed and /batch on "
-          f"{os.environ['PREFECT_API_URL']}; keep this running for the schedule to fire", flush=True)
-    serve_deployments({k: v for k, v in base.items() if v}, cron, timezone, runner)
+    print(render_markdown(registry()), end="")
 
 
 @app.command("train-ap-model")
@@ -464,6 +360,9 @@ def train_ap_model(
     model, report = train_model(spec, seed, log=lambda line: print(line, flush=True))
     weights, validation = write_weights(model, report, out)
     print(f"weights {weights}\nvalidation {validation}")
+
+
+operate.register(app)  # server, serve
 
 
 def main(argv: Optional[list[str]] = None) -> int:

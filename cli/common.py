@@ -1,0 +1,64 @@
+"""What the ``mea-pipeline`` commands share: their options, the Prefect environment, the config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mea_pipeline.batch_options import DEFAULT_OUTPUT
+from mea_pipeline.config import INPUT_KEYS, PipelineConfig
+
+from . import local_server
+
+HEARTBEAT_S = 30
+
+
+CsvOpt = typer.Option(None, "--csv", help="Mapping CSV (cmcr_path, cmtr_path, matched)")
+OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAULT_OUTPUT})")
+StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
+ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
+StimuliOpt = typer.Option(None, "--stimuli", help="Stimulus library folder")
+PlaylistOpt = typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")
+LabelsOpt = typer.Option(None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")
+GsheetCsvOpt = typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")
+GsheetCredOpt = typer.Option(None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")
+GsheetTitleOpt = typer.Option(None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")
+ApModelOpt = typer.Option(None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")
+OnOffOpt = typer.Option(None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")
+DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
+
+
+def prefect_environment(debug: bool) -> None:
+    """Offline-friendly Prefect settings and the local server; must run before Prefect is imported.
+
+    Runs log at INFO (the UI shows the batch's lines); the terminal shows Prefect's own messages
+    from WARNING up unless ``--debug``. Flow runs send heartbeats, so a run whose process was
+    killed is marked Crashed on the server.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if debug else "WARNING")
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+    local_server.connect()
+
+
+def registry():
+    # Imported on use: the steps pull in torch and McsPy, which `inspect`/`scan` do not need.
+    from mea_pipeline.steps import REGISTRY
+
+    return REGISTRY
+
+
+def given_inputs(flags: dict) -> dict:
+    """The input flags (``INPUT_KEYS``) among a command's arguments that were given (None: the config decides)."""
+    return {k: str(flags[k]) if isinstance(flags[k], Path) else flags[k] for k in INPUT_KEYS
+            if flags.get(k) is not None}
+
+
+def load_config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:
+    return PipelineConfig.load(config_file, registry(), inputs)

@@ -1,0 +1,76 @@
+"""``mea-pipeline server`` and ``serve``: the lab's long-lived Prefect server and its deployments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
+from mea_pipeline.errors import PipelineError
+
+from . import local_server
+from .common import (ApModelOpt, ConfigOpt, DeviceOpt, GsheetCredOpt, GsheetCsvOpt, GsheetTitleOpt, LabelsOpt,
+                     OnOffOpt, PlaylistOpt, StimuliOpt, given_inputs, load_config, prefect_environment)
+
+
+def server(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(4200, "--port"),
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", help="postgresql+asyncpg://user:pw@host:5432/db (default: SQLite in PREFECT_HOME)"),
+):
+    """Run a local Prefect server with its UI; every mea-pipeline command on this machine reports to it."""
+    prefect_environment(False)
+    raise typer.Exit(local_server.serve_forever(host, port, database_url))
+
+
+def serve(
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Mapping CSV (default: [batch] csv of --config)"),
+    output: Optional[Path] = typer.Option(None, "--output", help=f"Output folder (default: [batch] output, else {DEFAULT_OUTPUT})"),
+    scan_root: Optional[list[Path]] = typer.Option(
+        None, "--scan-root", help="Scan this data folder each night instead of reading a CSV (repeatable)"),
+    config_file: Optional[Path] = ConfigOpt,
+    cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule (cron)"),
+    timezone: str = typer.Option("Europe/Berlin", "--timezone", help="Time zone of the schedule"),
+    stimuli: Optional[Path] = StimuliOpt,
+    playlist: Optional[str] = PlaylistOpt,
+    labels: Optional[Path] = LabelsOpt,
+    gsheet_csv: Optional[Path] = GsheetCsvOpt,
+    gsheet_credentials: Optional[Path] = GsheetCredOpt,
+    gsheet_title: Optional[str] = GsheetTitleOpt,
+    ap_model: Optional[Path] = ApModelOpt,
+    on_off_dict: Optional[Path] = OnOffOpt,
+    device: Optional[str] = DeviceOpt,
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="tcp://host:port of a Dask scheduler"),
+):
+    """Serve the nightly, rerun-failed and batch deployments; keep it running (stopping it pauses them)."""
+    inputs = given_inputs(locals())
+    scan_roots = [str(p) for p in scan_root] if scan_root else None
+    # One clear line now, not at 02:00.
+    options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
+                                scan_roots=scan_roots, dask_address=dask_address)
+    load_config(config_file, inputs)
+    prefect_environment(False)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise PipelineError("serve needs a running server: start `mea-pipeline server` first "
+                            "(or set PREFECT_API_URL)")
+    from mea_pipeline.deployments.serve import serve_deployments
+
+    base = {"csv": str(csv) if csv else None, "output": str(output) if output else None, "scan_roots": scan_roots,
+            "config_file": str(config_file) if config_file else None, "inputs": inputs or None}
+    runner = None
+    if options.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner(address=options.dask_address)
+    print(f"serving batch_all_steps/nightly ({cron}, {timezone}), /rerun-failed and /batch on "
+          f"{os.environ['PREFECT_API_URL']}; keep this running for the schedule to fire", flush=True)
+    serve_deployments({k: v for k, v in base.items() if v}, cron, timezone, runner)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(server)
+    app.command()(serve)
