@@ -91,10 +91,10 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         say(logger, f"  {recording.recording_id}: Units: {summary['n_units']}, "
                     f"Steps: {len(summary['completed_steps'])}")
         return row | {"status": "success", "n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
-    if via_deployment:
-        step, message = recorded_failure(state, recording.output_path, steps)
-    else:
-        step, message = local_failure(state)
+    step, message = local_failure(state) if not via_deployment else ("", "")
+    if not step:  # a worker's run, or a step stopped from outside (timeout): its file says which
+        step, recorded = recorded_failure(state, recording.output_path, steps)
+        message = message or recorded
     say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
     row |= {"status": "failed", "failed_step": step, "message": message, **_counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)

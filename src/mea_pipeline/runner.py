@@ -8,6 +8,7 @@ Prefect's cache always agree on what is done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -112,6 +113,13 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
             failure = StepFailed(rec.recording_id, name,
                                  f"{failure.reason} (not noted in {rec.output_path.name}: {classify(note_error)})")
         raise failure from exc
+    except BaseException as exc:
+        # Stopped from outside (a step timeout cancels the task's thread, or Ctrl-C): noted, so
+        # that the step counts as failed and runs again, then passed on unchanged.
+        reason = f"stopped: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        with contextlib.suppress(OSError):
+            OutputFile(rec.output_path).record_failure(name, reason)
+        raise
     # The step's own counts first: its summary cannot overwrite what the runner reports.
     return {**summary, "step": name, "status": "done", "seconds": round(time.perf_counter() - t0, 3),
             "warnings": context.warnings}
