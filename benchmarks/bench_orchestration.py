@@ -138,7 +138,9 @@ def _on_server(label: str, database_url: str | None) -> dict:
                                    f"{log.read_text()[-2000:]}")
             time.sleep(1)
         child = subprocess.run([sys.executable, "-m", "benchmarks.bench_orchestration", "--measure", label],
-                               env=env | {"PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"},
+                               env=env | {"PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING",
+                                          # as the command line sets (flows/server_setup.py says why)
+                                          "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"},
                                capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
         if child.returncode != 0:
             raise RuntimeError(f"{label} measurement failed:\n{child.stderr[-3000:]}")

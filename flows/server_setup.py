@@ -6,8 +6,10 @@ one or a wiped one is always ready.
 The automation marks a flow run Crashed when its heartbeats stop (its process was killed or its
 machine died): Prefect's OSS server has no other mechanism, and a run left Running would block the
 next nightly run (the deployments allow one run at a time). Flow runs send a heartbeat every
-``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (the command line sets 30); the automation waits
-three intervals, as Prefect's guide advises, so a slow heartbeat is not taken for a death.
+``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (the command line, ``serve`` and the work-pool
+deployments set 30); the automation waits three intervals, as Prefect's guide advises, so a slow
+heartbeat is not taken for a death. Prefect's own default is 180 s: a run started some other way
+with that default would be marked Crashed 90 s after its first heartbeat.
 """
 
 from __future__ import annotations
