@@ -108,8 +108,10 @@ def _postgres_url() -> str | None:
 
     if sql(f"SELECT 1 FROM pg_roles WHERE rolname='{PG_ROLE}'") != "1":
         sql(f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_ROLE}'")
-    if sql(f"SELECT 1 FROM pg_database WHERE datname='{PG_DATABASE}'") != "1":
-        sql(f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE}")
+    # A fresh database each run, like the SQLite home: nothing left by an earlier (killed) run, such
+    # as a raw-read slot whose lease the restarted server no longer knows.
+    sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+    sql(f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE}")
     if sql(f"SELECT 1 FROM pg_database WHERE datname='{PG_DATABASE}'") != "1":
         return None
     return f"postgresql+asyncpg://{PG_ROLE}:{PG_ROLE}@127.0.0.1:5432/{PG_DATABASE}"
