@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -128,7 +129,9 @@ def _on_server(label: str, database_url: str | None) -> dict:
     if database_url:
         command += ["--database-url", database_url]
     log = WORK / f"server_{label}.log"
-    server = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    # Its own process group: `mea-pipeline server` runs Prefect's server as a child, stopped with it.
+    server = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
     try:
         api_url = f"http://127.0.0.1:{port}/api"
         from mea_pipeline.cli.local_server import healthy
@@ -148,7 +151,7 @@ def _on_server(label: str, database_url: str | None) -> dict:
             raise RuntimeError(f"{label} measurement failed:\n{child.stderr[-3000:]}")
         return json.loads(child.stdout.strip().splitlines()[-1])
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
 
 
