@@ -19,9 +19,11 @@ from datetime import timedelta
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
+from prefect.events import emit_event
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
+from prefect.runtime import flow_run
 
 from mea_pipeline.flows.process_recording import RAW_READS_LIMIT
 
@@ -54,3 +56,16 @@ def prepare_server(raw_reads: int) -> None:
         client.upsert_global_concurrency_limit_by_name(RAW_READS_LIMIT, max(1, raw_reads))
         if not client.read_automations_by_name(ZOMBIE_AUTOMATION):
             zombie_automation().create()
+            _heartbeat_now()
+
+
+def _heartbeat_now() -> None:
+    """Start the new automation's clock for the run that created it.
+
+    The automation sees only heartbeats sent after it exists; the run's first one went out before,
+    so without this a run killed before its second heartbeat (30 s later) would stay Running.
+    """
+    if flow_run.id:
+        emit_event(event="prefect.flow-run.heartbeat",
+                   resource={"prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                             "prefect.resource.name": flow_run.name or ""})

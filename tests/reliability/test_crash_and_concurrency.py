@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
@@ -94,6 +95,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for_heartbeat(url: str, flow_run_id: str, timeout_s: float = 25) -> None:
+    """Return once the server at ``url`` has two heartbeat events of the flow run.
+
+    The engine's first one, sent before the run created the zombie-run automation, and the one
+    ``prepare_server`` sends once it has: the automation's clock starts at the second. Within
+    less than the 30 s between the engine's heartbeats, so that it is ``prepare_server``'s.
+    """
+    query = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                        "any_resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 2}
+    deadline = time.monotonic() + timeout_s
+    while len(httpx.post(f"{url}/events/filter", json=query).json()["events"]) < 2:
+        assert time.monotonic() < deadline, f"no heartbeat of flow run {flow_run_id} within {timeout_s} s"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def leaked_slot(tmp_path_factory) -> dict:
     """A flow run killed with SIGKILL while it held the raw-read slot, and a second batch waiting for it.
@@ -115,6 +131,7 @@ def leaked_slot(tmp_path_factory) -> dict:
             time.sleep(0.5)
         env["PREFECT_API_URL"] = url
         process = holder(HOLD_SLOT, env=env)
+        wait_for_heartbeat(url, process.holding)  # killed before, the run would not be seen to die
         process.kill()
         process.wait()
         killed_at = time.monotonic()
