@@ -91,6 +91,8 @@ def serve_forever(host: str, port: int, database_url: str | None = None) -> int:
         f"SQLite in {env['PREFECT_HOME']}"
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host,
                                 "--port", str(port)], env=env)
+    # Stopped by a service manager (SIGTERM): the Prefect server stops too, and server.json goes.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not healthy(api_url, timeout_s=2):
