@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from pathlib import Path
 from typing import Optional
@@ -9,7 +11,7 @@ from typing import Optional
 import typer
 
 from mea_pipeline.batch_options import DEFAULT_OUTPUT
-from mea_pipeline.config import INPUT_KEYS, PipelineConfig
+from mea_pipeline.config import PipelineConfig
 
 from . import local_server
 
@@ -20,16 +22,24 @@ CsvOpt = typer.Option(None, "--csv", help="Mapping CSV (cmcr_path, cmtr_path, ma
 OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAULT_OUTPUT})")
 StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
 ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
-StimuliOpt = typer.Option(None, "--stimuli", help="Stimulus library folder")
-PlaylistOpt = typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")
-LabelsOpt = typer.Option(None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")
-GsheetCsvOpt = typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")
-GsheetCredOpt = typer.Option(None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")
-GsheetTitleOpt = typer.Option(None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")
-ApModelOpt = typer.Option(None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")
-OnOffOpt = typer.Option(None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")
-DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")
 DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
+# The inputs every processing command takes (``INPUT_KEYS``); given ones override the config file.
+INPUT_OPTIONS = {
+    "stimuli": (Optional[Path], typer.Option(None, "--stimuli", help="Stimulus library folder")),
+    "playlist": (Optional[str], typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")),
+    "labels": (Optional[Path], typer.Option(
+        None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")),
+    "gsheet_csv": (Optional[Path], typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")),
+    "gsheet_credentials": (Optional[Path], typer.Option(
+        None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")),
+    "gsheet_title": (Optional[str], typer.Option(
+        None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")),
+    "ap_model": (Optional[Path], typer.Option(
+        None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")),
+    "on_off_dict": (Optional[Path], typer.Option(
+        None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")),
+    "device": (Optional[str], typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")),
+}
 
 
 def prefect_environment(debug: bool) -> None:
@@ -54,10 +64,24 @@ def registry():
     return REGISTRY
 
 
-def given_inputs(flags: dict) -> dict:
-    """The input flags (``INPUT_KEYS``) among a command's arguments that were given (None: the config decides)."""
-    return {k: str(flags[k]) if isinstance(flags[k], Path) else flags[k] for k in INPUT_KEYS
-            if flags.get(k) is not None}
+def with_input_options(command):
+    """Give a command the input options (``--stimuli`` ... ``--device``, :data:`INPUT_OPTIONS`).
+
+    The command declares an ``inputs`` parameter instead and receives the options that were
+    given, as config values (paths as text; those not given are left to the config file).
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "inputs"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+             for name, (annotation, option) in INPUT_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(**arguments):
+        flags = {name: arguments.pop(name) for name in INPUT_OPTIONS}
+        given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
+        return command(**arguments, inputs=given)
+
+    run.__signature__ = inspect.Signature(own + added)
+    return run
 
 
 def load_config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:

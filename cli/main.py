@@ -20,9 +20,8 @@ from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
 from . import operate
-from .common import (ApModelOpt, ConfigOpt, CsvOpt, DebugOpt, DeviceOpt, GsheetCredOpt, GsheetCsvOpt, GsheetTitleOpt,
-                     LabelsOpt, OnOffOpt, OutputOpt, PlaylistOpt, StepsOpt, StimuliOpt, given_inputs, load_config,
-                     prefect_environment, registry)
+from .common import (ConfigOpt, CsvOpt, DebugOpt, OutputOpt, StepsOpt, load_config, prefect_environment, registry,
+                     with_input_options)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
@@ -66,6 +65,7 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
 
 
 @app.command()
+@with_input_options
 def batch(
     csv: Optional[Path] = CsvOpt,
     output: Optional[Path] = OutputOpt,
@@ -79,15 +79,6 @@ def batch(
         None, "--raw-reads", help="Recordings reading raw files at once, across batches sharing the server (default 1)"),
     path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
     config_file: Optional[Path] = ConfigOpt,
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
     only_failed: Optional[bool] = typer.Option(None, "--only-failed", help="Only recordings with a failed step"),
     recheck: Optional[bool] = typer.Option(
         None, "--recheck", help="Check complete outputs against the raw files too (cached steps are not rerun)"),
@@ -98,9 +89,9 @@ def batch(
     via_deployment: Optional[str] = typer.Option(
         None, "--via-deployment",
         help="Hand each recording to Prefect workers as a run of this deployment (e.g. process_recording/workers)"),
+    inputs: Optional[dict] = None,
 ):
     """Process the matched recordings of a mapping CSV (the lab's batch_all_steps)."""
-    inputs = given_inputs(locals())
     summary = run_batch(
         csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps, concurrency=concurrency,
         raw_reads=raw_reads, path_map=path_map or None, only_failed=only_failed, recheck=recheck,
@@ -140,47 +131,32 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
 
 
 @app.command("run-one")
+@with_input_options
 def run_one(
     cmcr: Path = typer.Option(..., "--cmcr", help="Raw .cmcr file"),
     cmtr: Path = typer.Option(..., "--cmtr", help="Spike-sorted .cmtr file"),
     output: Path = typer.Option(Path("."), "--output", help="Output folder"),
     steps: Optional[str] = StepsOpt,
     config_file: Optional[Path] = ConfigOpt,
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
     debug: bool = DebugOpt,
+    inputs: Optional[dict] = None,
 ):
     """Process one recording (all steps or --steps) through the per-recording flow."""
     from mea_pipeline.mcs_io import recording_id_from_path
 
     rid = recording_id_from_path(cmtr)
     recording = RecordingInputs(rid, output / f"{rid}.h5", cmcr, cmtr)
-    inputs = given_inputs(locals())
     _run_one_recording(recording, load_config(config_file, inputs), steps, debug)
 
 
 @app.command()
+@with_input_options
 def resume(
     file: Path = typer.Argument(..., help="An existing output .h5"),
     steps: Optional[str] = StepsOpt,
     config_file: Optional[Path] = ConfigOpt,
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
     debug: bool = DebugOpt,
+    inputs: Optional[dict] = None,
 ):
     """Continue an output file with the steps it lacks (steps that read no raw file need none)."""
     output = OutputFile(file)
@@ -194,7 +170,6 @@ def resume(
         print(f"{file}: nothing to do, all selected steps are done")
         return
     recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
-    inputs = given_inputs(locals())
     _run_one_recording(recording, load_config(config_file, inputs), ",".join(lacking), debug)
 
 
@@ -234,6 +209,7 @@ def status(
 
 
 @app.command()
+@with_input_options
 def check(
     csv: Optional[Path] = CsvOpt,
     output: Optional[Path] = OutputOpt,
@@ -243,22 +219,14 @@ def check(
     path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Check recordings whose output is complete too"),
     config_file: Optional[Path] = ConfigOpt,
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
+    inputs: Optional[dict] = None,
 ):
     """Pre-flight only: check every input `batch` would read (takes seconds, reads no raw data)."""
     from .checks import run_check
 
     options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,
                                 start=start, end=end, steps=steps, path_map=path_map or None, overwrite=overwrite)
-    raise typer.Exit(run_check(options, load_config(config_file, given_inputs(locals()))))
+    raise typer.Exit(run_check(options, load_config(config_file, inputs)))
 
 
 @app.command()

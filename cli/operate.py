@@ -12,8 +12,7 @@ from mea_pipeline.batch_options import DEFAULT_OUTPUT, BatchOptions
 from mea_pipeline.errors import PipelineError
 
 from . import local_server
-from .common import (ApModelOpt, ConfigOpt, DeviceOpt, GsheetCredOpt, GsheetCsvOpt, GsheetTitleOpt, LabelsOpt,
-                     OnOffOpt, PlaylistOpt, StimuliOpt, given_inputs, load_config, prefect_environment)
+from .common import ConfigOpt, load_config, prefect_environment, with_input_options
 
 
 def server(
@@ -27,6 +26,7 @@ def server(
     raise typer.Exit(local_server.serve_forever(host, port, database_url))
 
 
+@with_input_options
 def serve(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Mapping CSV (default: [batch] csv of --config)"),
     output: Optional[Path] = typer.Option(None, "--output", help=f"Output folder (default: [batch] output, else {DEFAULT_OUTPUT})"),
@@ -35,19 +35,10 @@ def serve(
     config_file: Optional[Path] = ConfigOpt,
     cron: str = typer.Option("0 2 * * *", "--cron", help="Nightly schedule (cron)"),
     timezone: str = typer.Option("Europe/Berlin", "--timezone", help="Time zone of the schedule"),
-    stimuli: Optional[Path] = StimuliOpt,
-    playlist: Optional[str] = PlaylistOpt,
-    labels: Optional[Path] = LabelsOpt,
-    gsheet_csv: Optional[Path] = GsheetCsvOpt,
-    gsheet_credentials: Optional[Path] = GsheetCredOpt,
-    gsheet_title: Optional[str] = GsheetTitleOpt,
-    ap_model: Optional[Path] = ApModelOpt,
-    on_off_dict: Optional[Path] = OnOffOpt,
-    device: Optional[str] = DeviceOpt,
     dask_address: Optional[str] = typer.Option(None, "--dask-address", help="tcp://host:port of a Dask scheduler"),
+    inputs: Optional[dict] = None,
 ):
     """Serve the nightly, rerun-failed and batch deployments; keep it running (stopping it pauses them)."""
-    inputs = given_inputs(locals())
     scan_roots = [str(p) for p in scan_root] if scan_root else None
     # One clear line now, not at 02:00.
     options = BatchOptions.load(config_file, csv=str(csv) if csv else None, output=str(output) if output else None,

@@ -40,3 +40,30 @@ def test_status_reads_the_records_without_torch_or_prefect(processed, tmp_path, 
     assert main(["status", "--output", str(output), "--verify"]) == 0
     row = capsys.readouterr().out.splitlines()[1].split()
     assert row[8] == "edited" and row.count("done") == 10  # gsheet_metadata, the 8th step, was edited
+
+
+def test_input_options_reach_the_command_as_the_given_config_values(tmp_path):
+    """Every processing command takes the same input flags; only those given override the config."""
+    from pathlib import Path
+    from typing import Optional
+
+    import typer
+    from typer.testing import CliRunner
+
+    from mea_pipeline.cli.common import INPUT_OPTIONS, with_input_options
+    from mea_pipeline.config import INPUT_KEYS
+
+    received = {}
+    app = typer.Typer()
+
+    @app.command()
+    @with_input_options
+    def command(steps: Optional[str] = typer.Option(None, "--steps"), inputs: Optional[dict] = None):
+        received.update(steps=steps, inputs=inputs)
+
+    result = CliRunner().invoke(app, ["--playlist", "set6", "--stimuli", str(tmp_path), "--steps", "1-5"])
+    assert result.exit_code == 0, result.output
+    assert received == {"steps": "1-5", "inputs": {"playlist": "set6", "stimuli": str(Path(tmp_path))}}
+    assert set(INPUT_OPTIONS) == set(INPUT_KEYS)
+    help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert all(option.param_decls[0] in help_text for _, option in INPUT_OPTIONS.values())
