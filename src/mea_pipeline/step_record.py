@@ -20,8 +20,10 @@ FAILURE_ATTRS = ("last_error", "last_error_at")
 class Bookkeeping:
     """Seconds the store spent on each kind of bookkeeping in this process (the benchmark reads
     it): ``copy`` (the file copied for a commit), ``create`` (datasets and attributes created and
-    written), ``digest``, ``record`` (step records and ``completed_steps``), ``drop`` (a rerun's
-    previous outputs removed), ``rewrite`` (compaction), ``verify`` (digests checked on reading)."""
+    written), ``compress`` (the same for the large arrays written chunked with gzip: mostly the
+    compression), ``digest``, ``record`` (step records and ``completed_steps``), ``drop`` (a
+    rerun's previous outputs removed), ``rewrite`` (compaction), ``verify`` (digests checked on
+    reading)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)

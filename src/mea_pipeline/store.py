@@ -293,7 +293,7 @@ class StepTransaction(AtomicUpdate):
             crc = dataset_crc("/" + path.strip("/"), array.dtype, array.shape, array)
             self._crcs[path] = with_attrs(crc, self.h5[path].attrs) if attrs else crc
         self.owned.add(path)
-        BOOKKEEPING.add("create", t1 - t0)
+        BOOKKEEPING.add("compress" if big else "create", t1 - t0)
         BOOKKEEPING.add("digest", time.perf_counter() - t1)
 
     def _create(self, path: str, array: np.ndarray, dataset_options: dict, big: bool) -> None:
