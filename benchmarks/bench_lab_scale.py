@@ -24,10 +24,12 @@ File size: every step of the 100-unit output committed again 10 times with the s
 without its science; growth comes from the store, not from the numbers), against the size of
 the fresh output.
 
-Duration: writing the datasets takes about 15 minutes once. Step 10 (the CNN over every ganglion
-cell's eimage) dominates the runs: on this 2-core machine, shared, it took 28 s per unit at 100
-units, so the 400-unit runs take hours; ``python -m benchmarks.bench_lab_scale cold u100_s20``,
-``reruns u100_s20`` and ``size u100_s20`` run the parts alone.
+Duration on this 2-core machine, otherwise idle: writing the datasets takes about 15 minutes
+once (17 GB under ``benchmarks/_work``), the runs about 23 minutes; step 10 (the CNN over every
+eimage, ~0.6 s per unit) is 60 % of a cold run. On a shared machine expect several times that.
+``python -m benchmarks.bench_lab_scale cold u100_s20``, ``reruns u100_s20`` and ``size u100_s20``
+run the parts alone; each worker's result is kept in ``benchmarks/_work/lab_scale`` and
+``python -m benchmarks.bench_lab_scale report`` prints and writes the figures from them again.
 
 Run: ``python -m benchmarks.bench_lab_scale`` (``make bench`` runs it after bench_eimage, whose
 cold and warm throughput ratios are repeated here).
@@ -178,9 +180,12 @@ def worker_size(name: str) -> dict:
 
 
 def _in_subprocess(*args: str) -> dict:
+    """Run a worker in a new process; its result is also kept (``python -m ... report`` reads them)."""
     out = subprocess.run([sys.executable, "-m", "benchmarks.bench_lab_scale", *args], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
+    (WORK / f"result_{args[0]}_{args[1]}.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def _split(run: dict) -> dict:
@@ -199,10 +204,28 @@ def main() -> dict:
     return report(lab, half, few, size)
 
 
+def _by_kind(steps: dict) -> dict:
+    """Bookkeeping seconds of all steps by kind (copy, create, compress, digest, ...)."""
+    kinds: dict[str, float] = {}
+    for step in steps.values():
+        for kind, seconds in step["bookkeeping_by_kind"].items():
+            kinds[kind] = round(kinds.get(kind, 0.0) + seconds, 3)
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]))
+
+
 def report(lab: dict, half: dict, few: dict, size: dict) -> dict:
     """The ``lab_scale`` figures from the workers' results: printed and written to results.json."""
     bookkeeping = sum(s["bookkeeping_s"] for s in lab["steps"].values())
-    slope = (lab["seconds_total"] - half["seconds_total"]) / (DATASETS["u400_s40"][1] - DATASETS["u400_s20"][1])
+    by_kind = _by_kind(lab["steps"])
+    from mea_pipeline.steps import REGISTRY
+
+    # Only the steps that read the raw files see the sensor data's length (the others read the
+    # output file, whose size does not depend on it); their difference is the slope, without the
+    # other steps' run-to-run noise (shown too, from the totals).
+    span = DATASETS["u400_s40"][1] - DATASETS["u400_s20"][1]
+    raw_steps = [step.name for step in REGISTRY.select(None) if step.needs_raw]
+    slope = sum(lab["steps"][n]["seconds"] - half["steps"][n]["seconds"] for n in raw_steps) / span
+    slope_totals = (lab["seconds_total"] - half["seconds_total"]) / span
     eimage = {}
     results_file = Path(__file__).resolve().parent / "results.json"
     if results_file.is_file():
@@ -213,6 +236,10 @@ def report(lab: dict, half: dict, few: dict, size: dict) -> dict:
         "seconds_per_step": {n: s["seconds"] for n, s in lab["steps"].items()},
         "bookkeeping_s": round(bookkeeping, 2),
         "bookkeeping_fraction": round(bookkeeping / lab["seconds_total"], 4),
+        "bookkeeping_by_kind": by_kind,
+        # Writing the large arrays gzip-compressed is mostly compression, which the output size asks for.
+        "bookkeeping_fraction_without_compression": round(
+            (bookkeeping - by_kind.get("compress", 0.0)) / lab["seconds_total"], 4),
         "per_step_split": _split(lab),
         "skip_rerun_s": lab["skip_rerun_s"],
         "recheck_rerun_s": lab["recheck_rerun_s"],
@@ -225,6 +252,8 @@ def report(lab: dict, half: dict, few: dict, size: dict) -> dict:
         "peak_rss_mb": lab["peak_rss_mb"],
         "seconds_total_20s": half["seconds_total"],
         "slope_s_per_sensor_second": round(slope, 3),
+        "slope_basis": f"steps reading the raw files ({', '.join(raw_steps)}), 40 s vs 20 s",
+        "slope_s_per_sensor_second_from_totals": round(slope_totals, 3),
         "extrapolated_120s_total_s": round(lab["seconds_total"] + slope * (LAB_SECONDS - DATASETS["u400_s40"][1]), 1),
         "spike_count_scaling_20s": {
             "units_100": {"seconds_total": few["seconds_total"], "eimage_sta_s": few["steps"]["load_recording"]["seconds"]},
@@ -244,5 +273,8 @@ if __name__ == "__main__":
         print(json.dumps(worker_reruns(sys.argv[2])))
     elif len(sys.argv) > 1 and sys.argv[1] == "size":
         print(json.dumps(worker_size(sys.argv[2])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "report":  # the figures again from the kept results
+        report(*(json.loads((WORK / f"result_{kind}_{name}.json").read_text())
+                 for kind, name in (("cold", "u400_s40"), ("cold", "u400_s20"), ("cold", "u100_s20"), ("size", "u100_s20"))))
     else:
         main()
