@@ -24,9 +24,9 @@ File size: every step of the 100-unit output committed again 10 times with the s
 without its science; growth comes from the store, not from the numbers), against the size of
 the fresh output.
 
-Duration on this 2-core machine, otherwise idle: writing the datasets takes about 15 minutes
-once (17 GB under ``benchmarks/_work``), the runs about 23 minutes; step 10 (the CNN over every
-eimage, ~0.6 s per unit) is 60 % of a cold run. On a shared machine expect several times that.
+Duration on this 2-core machine, otherwise idle: about 22 minutes, writing the datasets (17 GB
+under ``benchmarks/_work``, once) included; step 10 (the CNN over every eimage, ~0.55 s per
+unit) is 60 % of a cold run. On a shared machine expect several times that.
 ``python -m benchmarks.bench_lab_scale cold u100_s20``, ``reruns u100_s20`` and ``size u100_s20``
 run the parts alone; each worker's result is kept in ``benchmarks/_work/lab_scale`` and
 ``python -m benchmarks.bench_lab_scale report`` prints and writes the figures from them again.
