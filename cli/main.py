@@ -20,8 +20,8 @@ from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
 from . import operate
-from .common import (ConfigOpt, CsvOpt, DebugOpt, OutputOpt, StepsOpt, load_config, prefect_environment, registry,
-                     with_input_options)
+from .common import (ConfigOpt, CsvOpt, DebugOpt, EndOpt, OutputOpt, PathMapOpt, StartOpt, StepsOpt, load_config,
+                     prefect_environment, registry, with_input_options)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
@@ -69,15 +69,15 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
 def batch(
     csv: Optional[Path] = CsvOpt,
     output: Optional[Path] = OutputOpt,
-    start: Optional[int] = typer.Option(None, "--start", help="First matched row (0-based, default 0)"),
-    end: Optional[int] = typer.Option(None, "--end", help="Stop before this matched row (default: all)"),
+    start: Optional[int] = StartOpt,
+    end: Optional[int] = EndOpt,
     overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Recompute recordings whose output is complete"),
     debug: bool = DebugOpt,
     steps: Optional[str] = StepsOpt,
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Recordings at once (default 1)"),
     raw_reads: Optional[int] = typer.Option(
         None, "--raw-reads", help="Recordings reading raw files at once, across batches sharing the server (default 1)"),
-    path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
+    path_map: Optional[list[str]] = PathMapOpt,
     config_file: Optional[Path] = ConfigOpt,
     only_failed: Optional[bool] = typer.Option(None, "--only-failed", help="Only recordings with a failed step"),
     recheck: Optional[bool] = typer.Option(
@@ -213,10 +213,10 @@ def status(
 def check(
     csv: Optional[Path] = CsvOpt,
     output: Optional[Path] = OutputOpt,
-    start: Optional[int] = typer.Option(None, "--start", help="First matched row (0-based, default 0)"),
-    end: Optional[int] = typer.Option(None, "--end", help="Stop before this matched row (default: all)"),
+    start: Optional[int] = StartOpt,
+    end: Optional[int] = EndOpt,
     steps: Optional[str] = StepsOpt,
-    path_map: Optional[list[str]] = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'"),
+    path_map: Optional[list[str]] = PathMapOpt,
     overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Check recordings whose output is complete too"),
     config_file: Optional[Path] = ConfigOpt,
     inputs: Optional[dict] = None,
