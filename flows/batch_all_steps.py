@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from contextlib import contextmanager
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
