@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from .frames import FRAMES
+
 # Placeholders usable in patterns, and what they match.
 PLACEHOLDERS = {
     "{unit}": r"unit_\d{3,}",
@@ -24,12 +26,23 @@ PLACEHOLDERS = {
 }
 
 
+# What a key is to a lab that reads our files (PRODUCT.md section 4, "the lab-key contract").
+LAB, FIXED, OURS = "lab", "fixed", "ours"
+
+
 @dataclass(frozen=True)
 class Out:
     """One output: ``path`` pattern (``group@attr`` for an attribute), dtype kind and rank.
 
-    ``dtype``: 'f' float, 'i' integer (signed or unsigned), 'u' unsigned, 'str' string,
-    'any' (metadata copied from the raw files). ``ndim``: None when it varies.
+    ``dtype``: 'f' float, 'i' integer (signed or unsigned), 'u' unsigned, 'b' boolean, 'str'
+    string, 'any' (metadata copied from the raw files). ``ndim``: None when it varies.
+
+    ``origin`` says what the key is to a lab whose notebooks read it: :data:`LAB` (the lab's
+    scripts write this key and it holds the lab's quantity, units, convention and structure),
+    :data:`FIXED` (a lab key whose value we deliberately compute differently; ``fixed`` says
+    why, and ``mea-pipeline compare`` reports a difference there as documented) or :data:`OURS`
+    (a key the lab's scripts do not write). ``units`` names the unit of a quantity and ``frame``
+    the frame of an angle or position (:mod:`mea_pipeline.frames`).
     """
 
     path: str
@@ -37,6 +50,21 @@ class Out:
     ndim: int | None
     doc: str
     required: bool = True
+    origin: str | None = None
+    fixed: str = ""
+    units: str = ""
+    frame: str = ""
+
+    def __post_init__(self):
+        if self.origin not in (None, LAB, FIXED, OURS):
+            raise ValueError(f"{self.path}: origin must be lab, fixed or ours, got {self.origin!r}")
+        if (self.origin == FIXED) != bool(self.fixed):
+            raise ValueError(f"{self.path}: a fixed lab key names its reason, and only a fixed key has one")
+
+    @property
+    def mark(self) -> str:
+        """'lab', 'lab, fixed: <reason>' or 'ours' (None when undeclared)."""
+        return f"lab, fixed: {self.fixed}" if self.origin == FIXED else self.origin
 
     def regex(self) -> re.Pattern:
         pattern = re.escape(self.path)
@@ -45,13 +73,43 @@ class Out:
         return re.compile(pattern + r"$")
 
 
+def outs(base: str, names, dtype: str, ndim: int | None, doc: str, **marks) -> tuple[Out, ...]:
+    """One :class:`Out` per name under ``base`` sharing dtype, rank, meaning and marks.
+
+    ``doc`` may use ``{name}``. Keys of one group that differ in origin, units or frame are
+    declared by separate calls, so every key carries its own mark.
+    """
+    return tuple(Out(f"{base}/{name}", dtype, ndim, doc.format(name=name), **marks) for name in names)
+
+
 PIPELINE_OUTPUTS = (
-    Out("pipeline/completed_steps", "str", 1, "names of the steps whose record is done"),
+    Out("pipeline/completed_steps", "str", 1, "names of the steps whose record is done", origin=OURS),
     Out("pipeline/steps/{field}", "group", None,
         "one record per step: attributes status, cache_key, code_version, parameters (JSON), "
         "input_fingerprint (JSON), outputs (JSON list of owned paths), output_digest, started_at, "
-        "finished_at, duration_s, warnings (JSON), summary (JSON); last_error/last_error_at after a failure"),
+        "finished_at, duration_s, warnings (JSON), summary (JSON); last_error/last_error_at after a failure",
+        origin=OURS),
 )
+
+
+def all_outputs(registry) -> list[Out]:
+    """Every declared output: the bookkeeping, then each step's in run order."""
+    return list(PIPELINE_OUTPUTS) + [out for step in registry for out in step.outputs]
+
+
+def find_out(registry, path: str) -> Out | None:
+    """The declaration a produced path (``group@attr`` for an attribute) falls under, or None.
+
+    Sub-objects of a declared group (e.g. the attributes of a step record) belong to it.
+    """
+    declared = all_outputs(registry)
+    probe = path
+    while probe:
+        for out in declared:
+            if out.regex().match(probe):
+                return out
+        probe = probe.rpartition("@")[0] if "@" in probe else probe.rpartition("/")[0]
+    return None
 
 
 def _dtype_ok(obj, expected: str) -> bool:
@@ -66,6 +124,8 @@ def _dtype_ok(obj, expected: str) -> bool:
         return dtype.kind in "OSU" or h5py.check_string_dtype(dtype) is not None
     if expected == "i":
         return dtype.kind in "iu"
+    if expected == "b":
+        return dtype.kind == "b"
     return dtype.kind == expected
 
 
@@ -125,23 +185,35 @@ def render_markdown(registry) -> str:
         "a test checks produced files against it. One file per recording, `<recording_id>.h5`.",
         "Placeholders: `{unit}` = `unit_NNN` (CMTR unit number), `{movie}` = a playlist movie,",
         "`{trial}` = trial index, `group@attr` = an attribute. dtype: f float, i integer, u unsigned,",
-        "str string, any = copied from the raw files as found.",
+        "b boolean, str string, any = copied from the raw files as found.",
+        "",
+        "Origin (PRODUCT.md, the lab-key contract): `lab` = the lab's scripts write this key and it",
+        "holds the lab's quantity, units, sign and angle convention, field order, dtype family and",
+        "structure; `lab, fixed: <reason>` = a lab key whose value we compute differently on purpose",
+        "(a lab bug this pipeline fixes); `ours` = not written by the lab's scripts.",
+        "`mea-pipeline compare LAB.h5 OURS.h5` reads these marks. Angles and positions name their",
+        "frame: " + "; ".join(f"`{name}` = {meaning}" for name, meaning in FRAMES.items()) + ".",
         "",
         "## Pipeline bookkeeping",
         "",
-        "| path | dtype | ndim | meaning |",
-        "|---|---|---|---|",
+        HEADER,
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [_row(out) for out in PIPELINE_OUTPUTS]
     for step in registry:
         reads = ", ".join(sorted(step.reads)) or "the output file only"
         lines += ["", f"## Step {step.number}: {step.name}", "",
                   f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.",
-                  "", "| path | dtype | ndim | meaning |", "|---|---|---|---|"]
+                  "", HEADER, "|---|---|---|---|---|---|---|"]
         lines += [_row(out) for out in step.outputs]
     return "\n".join(lines) + "\n"
 
 
+HEADER = "| path | origin | dtype | ndim | units | frame | meaning |"
+
+
 def _row(out: Out) -> str:
     optional = "" if out.required else " (optional)"
-    return f"| `{out.path}` | {out.dtype} | {out.ndim if out.ndim is not None else '-'} | {out.doc}{optional} |"
+    ndim = out.ndim if out.ndim is not None else "-"
+    return (f"| `{out.path}` | {out.mark or 'UNMARKED'} | {out.dtype} | {ndim} | {out.units or '-'} | "
+            f"{out.frame or '-'} | {out.doc}{optional} |")
