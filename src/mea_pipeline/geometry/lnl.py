@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import minimize
-from scipy.special import gammaln
 
 from ..errors import InputError
 
@@ -30,7 +29,9 @@ def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, fra
     Gaussian-smoothed by one bin. The model ``rate = exp(b_z + a_z z)`` on z-scored g is fitted by
     Poisson maximum likelihood (L-BFGS-B, a_z in [-10, 10], b_z in [-20, 20], log rate clipped to
     +-20) and transformed back to raw g (``a = a_z / std(g)``, ``b = b_z - a_z mean(g) / std(g)``);
-    ``a_norm = a_z``.
+    ``a_norm = a_z``. Rates are per second of the frames actually binned (``frame_period_s``, the
+    display frame): the lab divides by 1/15 s while binning display frames, so its ``b``,
+    ``rate_vs_g`` and log-likelihoods are off by that factor (log 4 at 60 Hz).
 
     Parameters
     ----------
@@ -46,13 +47,12 @@ def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, fra
     Returns
     -------
     dict
-        ``a``, ``b``, ``a_norm``, ``log_likelihood`` and ``null_log_likelihood`` (full Poisson
-        log-likelihoods of the model and of a constant rate), ``bits_per_spike`` (their
-        difference per spike in bits), ``r_squared`` (squared correlation of per-frame counts with
-        the model rate), ``rectification_index`` ((mean rate for z > 0 - for z < 0) / their sum,
-        over the histogram curve), ``nonlinearity_index`` (1 - R² of a line through the curve),
-        ``threshold_g`` (z where the curve crosses the unit's mean firing rate upward, nearest to
-        z = 0; else the median z of the bins above that rate; else 0), ``n_frames`` and ``n_spikes`` (frames and
+        ``a``, ``b`` (log Hz at g = 0), ``a_norm``, ``log_likelihood`` and
+        ``null_log_likelihood`` (the lab's form ``sum(y log rate - rate dt)`` for the model and
+        for a constant rate), ``bits_per_spike`` (their difference per spike in bits),
+        ``r_squared`` (squared correlation of per-frame counts with ``exp(b + a g)``), the
+        curve's shape metrics (:func:`nonlinearity_shape`: ``rectification_index``,
+        ``nonlinearity_index``, ``threshold_g``), ``n_frames`` and ``n_spikes`` (frames and
         spikes in the valid range), ``g_bin_centers`` (raw g) and ``rate_vs_g`` (Hz) float32
         (n_bins,), and ``fit_status`` ('ok', 'no_sta', 'flat_sta', 'too few spikes: ...' or
         'failed: ...'; NaN values unless 'ok').
@@ -89,19 +89,16 @@ def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, fra
     fit = _fit_exponential(z, counts, frame_period_s)
     if fit is None:
         return not_fitted("failed: L-BFGS-B did not converge")
-    a_z, b_z, log_likelihood = fit
+    a_z, b_z = fit
+    a, b = a_z / g_std, b_z - a_z * g_mean / g_std
+    log_likelihood = _log_likelihood(counts, np.clip(b_z + a_z * z, -LOG_RATE_LIMIT, LOG_RATE_LIMIT), frame_period_s)
     mean_rate = n_spikes / (n_frames * frame_period_s)
-    null_log_likelihood = _poisson_log_likelihood(counts, np.full(n_frames, np.log(mean_rate * frame_period_s)))
-    model_rate = np.exp(np.clip(b_z + a_z * z, -LOG_RATE_LIMIT, LOG_RATE_LIMIT))
-    z_centers = (centers - g_mean) / g_std
+    null_log_likelihood = _log_likelihood(counts, np.full(n_frames, np.log(max(mean_rate, 1e-10))), frame_period_s)
     return {
-        "a": a_z / g_std, "b": b_z - a_z * g_mean / g_std, "a_norm": a_z,
-        "log_likelihood": log_likelihood, "null_log_likelihood": null_log_likelihood,
+        "a": a, "b": b, "a_norm": a_z, "log_likelihood": log_likelihood, "null_log_likelihood": null_log_likelihood,
         "bits_per_spike": float((log_likelihood - null_log_likelihood) / (n_spikes * np.log(2.0))),
-        "r_squared": _squared_correlation(counts, model_rate),
-        "rectification_index": _rectification_index(z_centers, rate_curve),
-        "nonlinearity_index": 1.0 - max(0.0, _linear_r_squared(z_centers, rate_curve)),
-        "threshold_g": _threshold(z_centers, rate_curve, mean_rate),
+        "r_squared": _squared_correlation(counts, np.exp(b + a * g)),
+        **nonlinearity_shape(centers, rate_curve),
         "n_frames": n_frames, "n_spikes": n_spikes,
         "g_bin_centers": centers.astype(np.float32), "rate_vs_g": rate_curve.astype(np.float32),
         "fit_status": "ok",
@@ -152,12 +149,14 @@ def histogram_nonlinearity(g: np.ndarray, counts: np.ndarray, n_bins: int, frame
     return 0.5 * (edges[:-1] + edges[1:]), gaussian_filter1d(rate, 1.0)
 
 
-def _poisson_log_likelihood(counts: np.ndarray, log_mean: np.ndarray) -> float:
-    return float(np.sum(counts * log_mean - np.exp(log_mean) - gammaln(counts + 1.0)))
+def _log_likelihood(counts: np.ndarray, log_rate: np.ndarray, frame_period_s: float) -> float:
+    """The lab's Poisson log-likelihood ``sum(y log(rate) - rate dt)`` (rate in Hz; the log(y!) and
+    y log(dt) terms, equal for every model of the same spikes, are left out)."""
+    return float(np.sum(counts * log_rate - np.exp(log_rate) * frame_period_s))
 
 
 def _fit_exponential(z: np.ndarray, counts: np.ndarray, frame_period_s: float):
-    """(a_z, b_z, log-likelihood) of ``rate = exp(b_z + a_z z)``, or None if L-BFGS-B fails."""
+    """(a_z, b_z) of ``rate = exp(b_z + a_z z)`` (Hz) by Poisson maximum likelihood, or None if L-BFGS-B fails."""
     log_dt = np.log(frame_period_s)
 
     def negative_log_likelihood(params):
@@ -168,14 +167,12 @@ def _fit_exponential(z: np.ndarray, counts: np.ndarray, frame_period_s: float):
         residual = np.where(inside, counts - mean, 0.0)
         return float(np.sum(mean - counts * log_mean)), -np.array([residual @ z, residual.sum()])
 
-    start = np.array([1.0, np.log(counts.mean() / frame_period_s)])
+    start = np.array([1.0, np.log(max(counts.mean() / frame_period_s, 1e-10))])
     result = minimize(negative_log_likelihood, start, jac=True, method="L-BFGS-B",
                       bounds=[SLOPE_BOUNDS, INTERCEPT_BOUNDS])
     if not (result.success and np.all(np.isfinite(result.x))):
         return None
-    a_z, b_z = (float(v) for v in result.x)
-    log_mean = np.clip(b_z + a_z * z, -LOG_RATE_LIMIT, LOG_RATE_LIMIT) + log_dt
-    return a_z, b_z, _poisson_log_likelihood(counts, log_mean)
+    return float(result.x[0]), float(result.x[1])
 
 
 def _squared_correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -184,26 +181,39 @@ def _squared_correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1] ** 2)
 
 
-def _rectification_index(z_centers: np.ndarray, rate: np.ndarray) -> float:
-    above = rate[z_centers > 0].mean() if np.any(z_centers > 0) else 0.0
-    below = rate[z_centers < 0].mean() if np.any(z_centers < 0) else 0.0
-    total = above + below
-    return float((above - below) / total) if total > 0 else 0.0
+def nonlinearity_shape(centers: np.ndarray, rate: np.ndarray) -> dict:
+    """The lab's shape metrics of the histogram nonlinearity curve.
+
+    On the bins with a finite, non-negative rate (at least 5, else all 0), with the bin centres
+    z-scored among themselves and ``level`` the curve's mean rate:
+    ``rectification_index`` = (mean rate of bins with z > 0 - of bins with z < 0) / their sum;
+    ``nonlinearity_index`` = 1 - max(0, R² of a straight line through the curve);
+    ``threshold_g`` = z where the curve crosses ``level`` upward (of the crossings, the one whose
+    lower bin is nearest z = 0, interpolated linearly), else the median z of the bins above
+    ``level``, else 0.
+    """
+    keep = np.isfinite(rate) & (rate >= 0)
+    if keep.sum() < 5:
+        return {"rectification_index": 0.0, "nonlinearity_index": 0.0, "threshold_g": 0.0}
+    g, rate = np.asarray(centers, np.float64)[keep], np.asarray(rate, np.float64)[keep]
+    z = (g - g.mean()) / g.std() if g.std() > 0 else g - g.mean()
+    level = rate.mean()
+    above, below = rate[z > 0], rate[z < 0]
+    total = above.mean() + below.mean() if len(above) and len(below) else 0.0
+    rectification = float((above.mean() - below.mean()) / total) if total > 0 else 0.0
+    spread = float(np.sum((rate - level) ** 2))
+    linear = np.polyval(np.polyfit(z, rate, 1), z)
+    nonlinearity = 1.0 - max(0.0, 1.0 - float(np.sum((rate - linear) ** 2)) / spread) if spread > 0 else 0.0
+    return {"rectification_index": rectification, "nonlinearity_index": nonlinearity,
+            "threshold_g": _threshold(z, rate, level)}
 
 
-def _linear_r_squared(x: np.ndarray, y: np.ndarray) -> float:
-    total = float(np.sum((y - y.mean()) ** 2))
-    if not total > 0:
-        return 0.0
-    slope, intercept = np.polyfit(x, y, 1)
-    return 1.0 - float(np.sum((y - (slope * x + intercept)) ** 2)) / total
-
-
-def _threshold(z_centers: np.ndarray, rate: np.ndarray, level: float) -> float:
-    rising = np.flatnonzero((rate[:-1] < level) & (rate[1:] >= level))
+def _threshold(z: np.ndarray, rate: np.ndarray, level: float) -> float:
+    rising = np.flatnonzero(np.diff((rate >= level).astype(int)) == 1)
     if len(rising):
-        i = rising
-        crossings = z_centers[i] + (level - rate[i]) / (rate[i + 1] - rate[i]) * (z_centers[i + 1] - z_centers[i])
-        return float(crossings[np.argmin(np.abs(crossings))])
-    above = z_centers[rate > level]
+        i = rising[np.argmin(np.abs(z[rising]))]
+        if rate[i + 1] == rate[i]:
+            return float((z[i] + z[i + 1]) / 2)
+        return float(z[i] + (level - rate[i]) * (z[i + 1] - z[i]) / (rate[i + 1] - rate[i]))
+    above = z[rate > level]
     return float(np.median(above)) if len(above) else 0.0

@@ -33,13 +33,6 @@ def peak_frame(preprocessed: np.ndarray) -> int:
     return int(np.argmax(np.abs(preprocessed).max(axis=(1, 2))))
 
 
-def time_course_at(preprocessed: np.ndarray, row: float, col: float, padding: int) -> np.ndarray:
-    """Preprocessed trace at the pixel nearest to (row, col) in unpadded coordinates (clamped to the array)."""
-    r = int(np.clip(round(row) + padding, 0, preprocessed.shape[1] - 1))
-    c = int(np.clip(round(col) + padding, 0, preprocessed.shape[2] - 1))
-    return preprocessed[:, r, c].copy()
-
-
 def spatial_profile(centered: np.ndarray, time_course: np.ndarray) -> np.ndarray:
     """Unblurred spatial RF, denoised by projecting every pixel's trace on ``time_course``.
 

@@ -64,14 +64,13 @@ def eimage_figure(h5) -> Figure | None:
 
 
 def rf_figure(h5, movie: str) -> Figure | None:
-    """Each unit's STA at its peak frame with the fitted Gaussian's 2-sigma ellipse."""
-    units = [u for u in load_recording.unit_ids(h5)
-             if f"units/{u}/features/sta_{movie}/sta_geometry/gaussian_fit" in h5]
-    fitted = [u for u in units if _text(h5[f"units/{u}/features/sta_{movie}/sta_geometry/gaussian_fit"],
-                                        "fit_status") == "ok"]
+    """Each unit's STA at its peak frame with the 2-sigma ellipse of its unblurred Gaussian fit."""
+    fits = {u: f"units/{u}/features/sta_{movie}/sta_geometry/gaussian_fit_unblurred"
+            for u in load_recording.unit_ids(h5)}
+    fitted = [u for u, path in fits.items() if path in h5 and _text(h5[path], "fit_status") == "ok"]
     if not fitted:
         return None
-    r2 = {u: h5[f"units/{u}/features/sta_{movie}/sta_geometry/gaussian_fit/r_squared"][()] for u in fitted}
+    r2 = {u: h5[f"{fits[u]}/r_squared"][()] for u in fitted}
     shown = sorted(sorted(fitted, key=lambda u: -r2[u])[:MAX_PANELS])
     fig, axes = _grid(len(shown))
     for ax, unit in zip(axes, shown):
@@ -80,9 +79,10 @@ def rf_figure(h5, movie: str) -> Figure | None:
         frame = int(np.argmax(np.abs(centered).reshape(len(centered), -1).max(axis=1)))
         limit = np.abs(centered[frame]).max() or 1.0
         ax.imshow(centered[frame], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="upper")
-        fit = h5[f"units/{unit}/features/sta_{movie}/sta_geometry/gaussian_fit"]
-        ax.add_patch(Ellipse((fit["center_x"][()], fit["center_y"][()]), 4 * fit["sigma_x"][()],
-                             4 * fit["sigma_y"][()], angle=np.degrees(fit["theta"][()]), fill=False,
+        fit = h5[fits[unit]]
+        # Image axes (origin upper): the angle turns +column toward +row, as orientation_deg does.
+        ax.add_patch(Ellipse((fit["center_x"][()], fit["center_y"][()]), 4 * fit["sigma_major"][()],
+                             4 * fit["sigma_minor"][()], angle=fit["orientation_deg"][()], fill=False,
                              color="k", lw=0.8))
         ax.set_title(f"{unit} R2 {r2[unit]:.2f}", fontsize=7)
         ax.set_xticks([])

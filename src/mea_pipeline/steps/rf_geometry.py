@@ -1,11 +1,12 @@
 """Step 7: receptive-field geometry of every dense-noise STA step 4 wrote, and the LN model.
 
-The maths is :mod:`mea_pipeline.geometry.rf` (the lab's preprocessing, centre, size, rotated
-Gaussian, DoG and ON/OFF fits with bounded least squares and a fixed evaluation cap) and
-:mod:`mea_pipeline.geometry.lnl`. Decisions that differ from the lab: the size metrics use the
-RF's own frame range (40, 60); sigma_x, sigma_y and theta are stored and derived sizes name their
-ellipse multiple; a unit without an STA or a failed fit is NaN plus ``fit_status``, never -5.
-Centres are in checker units: ``gaussian_fit/center_x`` = column, ``center_y`` = row.
+The maths is :mod:`mea_pipeline.geometry.rf` and :mod:`mea_pipeline.geometry.lnl`. The lab's keys
+hold the lab's quantities (``gaussian_fit`` is the lab's fit of the blurred peak-to-peak map, with
+its theta convention and sigma order); what we compute better sits beside them under its own key
+(``gaussian_fit_unblurred``: the RF's own sigmas). Deviations, each marked in the schema: the
+size metrics use the RF's own frame range (40, 60); the LN rates are per second of the display
+frames binned; a unit without an STA or a failed fit is NaN plus ``fit_status``, never -5.
+Centres are in checker units of the noise movie: ``center_x`` = column, ``center_y`` = row.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..schema import Out
+from ..frames import STIMULUS
+from ..schema import FIXED, LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
 from . import dense_noise_sta, load_recording, section_spike_times, section_time
 from .registry import Step, StepContext, reader
@@ -28,20 +30,32 @@ class RfGeometryParams:
     threshold_fraction: float = 0.5
     baseline_frames: int = 10
     sigma_t: float = 2.0
+    savgol_window: int = 7
+    savgol_order: int = 3
     padding: int = 5
     spatial_sigma: float = 1.5
     size_sigma: float = 0.5
     center_fit_radius: float = 5.0
     max_sigma: float = 7.5
-    max_nfev: int = 2000
+    # The lab's evaluation budgets (curve_fit maxfev).
+    gaussian_max_nfev: int = 5000
+    dog_max_nfev: int = 5000
+    on_off_max_nfev: int = 3000
+    # Our fit of the unblurred map: synthetic and typical ganglion-cell centres are about one
+    # checker; below 0.5 checker a sampled Gaussian is one pixel.
+    unblurred_sigma_start: float = 1.5
+    unblurred_min_sigma: float = 0.5
+    unblurred_max_nfev: int = 2000
     lnl_fitting: bool = True
     lnl_bins: int = 50
+    lnl_min_spikes: int = 10
 
 
 @reader("rf_geometry")
 def rf_movies(h5) -> list[str]:
     """Dense-noise movies whose STAs step 7 measured."""
-    return list(h5["metadata/rf_sta_geometry"]) if "metadata/rf_sta_geometry" in h5 else []
+    key = f"{META}/movies"
+    return list(h5[key].asstr()[()]) if key in h5 else []
 
 
 class RfCenter(NamedTuple):
@@ -57,8 +71,8 @@ class RfCenter(NamedTuple):
 def rf_center(h5, unit: str, movie: str) -> RfCenter | None:
     """RF centre of ``unit`` in ``movie``, None if it has none.
 
-    The rotated Gaussian's centre when that fit succeeded, else the argmax of the peak-to-peak
-    map when the STA had signal.
+    The lab's rotated Gaussian's centre (what the lab's DSGC step uses) when that fit succeeded,
+    else the argmax of the peak-to-peak map when the STA had signal.
     """
     base = f"units/{unit}/features/sta_{movie}/sta_geometry"
     if base not in h5:
@@ -79,6 +93,7 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
     movies = dense_noise_sta.sta_movies(ctx)
     if not movies:
         ctx.warn("step 4 computed no dense-noise STA; no RF geometry")
+    lnl_args = {"n_bins": p.lnl_bins, "min_spikes": p.lnl_min_spikes}
     geometry_args = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if not f.name.startswith("lnl")}
     library = StimulusLibrary(ctx.config.stimuli)
     frames = section_time.frame_timestamps(ctx)
@@ -95,40 +110,129 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
             if noise is not None and sta is not None:
                 spikes = section_spike_times.trial_spikes(ctx, unit, movie, 0)
                 result["lnl"] = lnl_fit(sta, noise, dense_noise_sta.spike_frames(spikes, frames, frame0),
-                                        frames_before=sta.shape[0], frame_period_s=frame_period_s, n_bins=p.lnl_bins)
+                                        frames_before=sta.shape[0], frame_period_s=frame_period_s, **lnl_args)
             ctx.tx.write_tree(f"units/{unit}/features/sta_{movie}/sta_geometry", result)
             fitted += result["gaussian_fit"]["fit_status"] == "ok"
-        ctx.tx.write_tree(f"metadata/rf_sta_geometry/{movie}", {
-            "sta_feature_name": f"sta_{movie}", "frame_range": np.asarray(p.frame_range, dtype=np.int64),
-            "threshold_fraction": p.threshold_fraction, "lnl_fitting_enabled": int(p.lnl_fitting),
-        })
+    # The lab's layout describes one STA feature; the parameters are the same for every movie.
+    ctx.tx.write_tree(META, {
+        "sta_feature_name": f"sta_{movies[0]}" if movies else "",
+        "frame_range": np.asarray(p.frame_range, dtype=np.int64), "threshold_fraction": float(p.threshold_fraction),
+        "lnl_fitting_enabled": np.bool_(p.lnl_fitting), "movies": list(movies),
+        "frame_period_s": frame_period_s,
+    })
     return {"movies": movies, "n_gaussian_fits_ok": int(fitted)}
 
 
 GEO = "units/{unit}/features/sta_{movie}/sta_geometry"
+META = "metadata/rf_sta_geometry"
+CHECKERS = "checkers of the noise movie"
+SIZE_FIX = "frame range (40, 60), the RF's own: the lab's unified pipeline passed the soma's (10, 14)"
+LN_FIX = ("rates per second of the display frames binned: the lab divides by 1/15 s while binning display "
+          "frames (b and the log-likelihoods shift by n log 4, rate_vs_g by 4 at 60 Hz)")
+FIT_STATUS = "'ok', or why the fit was not made or failed (its values are then NaN)"
 STEP = Step(
     name="rf_geometry", number=7,
     upstream=("load_recording", "section_time", "section_spike_times", "dense_noise_sta"),
-    reads=frozenset({"stimuli"}), params=RfGeometryParams, version="1", run=run,
+    reads=frozenset({"stimuli"}), params=RfGeometryParams, version="2", run=run,
     outputs=(
-        Out(GEO + "/{field}", "any", None,
-            "center_row, center_col (argmax, checker units, padding removed), size_x, size_y, area, "
-            "equivalent_diameter (frames 40-60), peak_frame (-1 if none), diff_map (15, 15), sta_time_course, "
-            "status, reason", required=False),
-        Out(GEO + "/gaussian_fit/{field}", "any", 0,
-            "rotated 2-D Gaussian: center_x (column), center_y (row), sigma_x (major axis), sigma_y, theta (rad, "
-            "from +column toward +row), amplitude, offset, r_squared, ellipse_<k>sigma_* sizes, fit_status",
-            required=False),
-        Out(GEO + "/DoG/{field}", "any", 0, "concentric difference of Gaussians on the blurred map, fit_status",
-            required=False),
-        Out(GEO + "/ONOFF_model/{field}", "any", 0, "ON and OFF Gaussians of the signed extreme map, fit_status",
-            required=False),
-        Out(GEO + "/lnl/{field}", "any", None,
-            "LN model: a, b, a_norm, log_likelihood, null_log_likelihood, bits_per_spike, r_squared, "
-            "rectification_index, nonlinearity_index, threshold_g, n_frames, n_spikes, g_bin_centers, rate_vs_g, "
-            "fit_status", required=False),
-        Out("metadata/rf_sta_geometry/{movie}/{field}", "any", None,
-            "sta_feature_name, frame_range, threshold_fraction, lnl_fitting_enabled", required=False),
+        *outs(GEO, ("center_row", "center_col"), "f", 0,
+              "{name} of the argmax of the peak-to-peak map M (padding removed; NaN without an STA)",
+              required=False, origin=LAB, units=CHECKERS, frame=STIMULUS),
+        *outs(GEO, ("size_x", "size_y"), "f", 0,
+              "{name}: extent along columns (x) / rows (y) of the half-max region of M", required=False,
+              origin=FIXED, fixed=SIZE_FIX, units=CHECKERS, frame=STIMULUS),
+        Out(GEO + "/area", "f", 0, "pixel count of that region", required=False, origin=FIXED, fixed=SIZE_FIX,
+            units="checkers^2"),
+        Out(GEO + "/equivalent_diameter", "f", 0, "2 sqrt(area / pi)", required=False, origin=FIXED, fixed=SIZE_FIX,
+            units=CHECKERS),
+        Out(GEO + "/peak_frame", "i", 0, "STA frame of the largest absolute preprocessed value (-1 without an STA)",
+            required=False, origin=LAB, units="STA frames"),
+        Out(GEO + "/diff_map", "f", 2, "M, the peak-to-peak map of the blurred STA (rows, cols)", required=False,
+            origin=LAB, units="STA units", frame=STIMULUS),
+        Out(GEO + "/sta_time_course", "f", 1, "preprocessed trace at the rounded gaussian_fit centre (NaN if it failed)",
+            required=False, origin=LAB, units="STA units"),
+        *outs(GEO, ("status", "reason"), "str", 0, "{name}: ok, no_sta or flat_sta, and why", required=False,
+              origin=OURS),
+        *outs(GEO + "/gaussian_fit", ("center_x", "center_y"), "f", 0,
+              "lab's rotated Gaussian on M: {name} (x = column, y = row)", required=False, origin=LAB, units=CHECKERS,
+              frame=STIMULUS),
+        *outs(GEO + "/gaussian_fit", ("sigma_x", "sigma_y"), "f", 0,
+              "lab's rotated Gaussian on M: {name} in the fit's order (not sorted), includes the 1.5-checker blur",
+              required=False, origin=LAB, units=CHECKERS),
+        Out(GEO + "/gaussian_fit/theta", "f", 0,
+            "lab's rotation of the sigma_x axis, radians in [-pi, pi], from +column toward -row (the lab's "
+            "gaussian_2d: axis (cos theta, -sin theta) in (column, row))", required=False, origin=LAB,
+            units="rad", frame=STIMULUS),
+        *outs(GEO + "/gaussian_fit", ("amplitude", "offset"), "f", 0, "lab's rotated Gaussian on M: {name}",
+              required=False, origin=LAB, units="STA units"),
+        Out(GEO + "/gaussian_fit/r_squared", "f", 0, "R² of that fit over the padded map", required=False,
+            origin=LAB),
+        Out(GEO + "/gaussian_fit/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
+        *outs(GEO + "/gaussian_fit_unblurred", ("center_x", "center_y"), "f", 0,
+              "rotated Gaussian on the unblurred spatial RF: {name} (x = column, y = row)", required=False,
+              origin=OURS, units=CHECKERS, frame=STIMULUS),
+        *outs(GEO + "/gaussian_fit_unblurred", ("sigma_major", "sigma_minor"), "f", 0,
+              "the RF's own {name} (no blur)", required=False, origin=OURS, units=CHECKERS),
+        Out(GEO + "/gaussian_fit_unblurred/orientation_deg", "f", 0,
+            "orientation of the major axis in [0, 180): 0 = +column, 90 = +row", required=False, origin=OURS,
+            units="deg", frame=STIMULUS),
+        *outs(GEO + "/gaussian_fit_unblurred", ("amplitude", "offset"), "f", 0,
+              "{name} (STA units; the amplitude's sign is the main lobe's)", required=False, origin=OURS,
+              units="STA units"),
+        Out(GEO + "/gaussian_fit_unblurred/r_squared", "f", 0, "R² over the unpadded map", required=False,
+            origin=OURS),
+        *outs(GEO + "/gaussian_fit_unblurred", ("ellipse_1sigma_area", "ellipse_2sigma_area"), "f", 0,
+              "{name}: pi k² sigma_major sigma_minor", required=False, origin=OURS, units="checkers^2"),
+        *outs(GEO + "/gaussian_fit_unblurred",
+              ("ellipse_1sigma_equivalent_diameter", "ellipse_2sigma_equivalent_diameter"), "f", 0,
+              "{name}: 2 k sqrt(sigma_major sigma_minor)", required=False, origin=OURS, units=CHECKERS),
+        Out(GEO + "/gaussian_fit_unblurred/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
+        *outs(GEO + "/DoG", ("center_x", "center_y"), "f", 0, "lab's concentric DoG on M: {name}", required=False,
+              origin=LAB, units=CHECKERS, frame=STIMULUS),
+        *outs(GEO + "/DoG", ("sigma_exc", "sigma_inh"), "f", 0, "lab's DoG on M: {name} (includes the blur)",
+              required=False, origin=LAB, units=CHECKERS),
+        *outs(GEO + "/DoG", ("amp_exc", "amp_inh", "offset"), "f", 0, "lab's DoG on M: {name}", required=False,
+              origin=LAB, units="STA units"),
+        Out(GEO + "/DoG/r_squared", "f", 0, "R² of the DoG over the padded map", required=False, origin=LAB),
+        Out(GEO + "/DoG/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
+        *outs(GEO + "/ONOFF_model", [f"{s}_center_{a}" for s in ("on", "off") for a in "xy"], "f", 0,
+              "lab's axis-aligned Gaussian of one polarity of the signed extreme map: {name}", required=False,
+              origin=LAB, units=CHECKERS, frame=STIMULUS),
+        *outs(GEO + "/ONOFF_model", [f"{s}_sigma_{a}" for s in ("on", "off") for a in "xy"], "f", 0,
+              "lab's ON/OFF Gaussian: {name} (includes the blur)", required=False, origin=LAB, units=CHECKERS),
+        *outs(GEO + "/ONOFF_model", ("on_amplitude", "off_amplitude"), "f", 0, "lab's ON/OFF Gaussian: {name}",
+              required=False, origin=LAB, units="STA units"),
+        *outs(GEO + "/ONOFF_model", ("on_r_squared", "off_r_squared"), "f", 0, "lab's ON/OFF Gaussian: {name}",
+              required=False, origin=LAB),
+        Out(GEO + "/ONOFF_model/fit_status", "str", 0, FIT_STATUS + " (per polarity)", required=False, origin=OURS),
+        *outs(GEO + "/lnl", ("a", "a_norm"), "f", 0,
+              "LN model rate = exp(b + a g): {name} (a per unit of g, a_norm per standard deviation of g)",
+              required=False, origin=LAB),
+        Out(GEO + "/lnl/b", "f", 0, "log rate at g = 0", required=False, origin=FIXED, fixed=LN_FIX, units="log Hz"),
+        *outs(GEO + "/lnl", ("log_likelihood", "null_log_likelihood"), "f", 0,
+              "{name}: sum(y log rate - rate dt) of the model / of a constant rate", required=False, origin=FIXED,
+              fixed=LN_FIX),
+        Out(GEO + "/lnl/bits_per_spike", "f", 0, "(LL - null LL) / (n_spikes ln 2)", required=False, origin=LAB,
+            units="bits/spike"),
+        *outs(GEO + "/lnl", ("r_squared", "rectification_index", "nonlinearity_index"), "f", 0,
+              "LN model: {name}", required=False, origin=LAB),
+        Out(GEO + "/lnl/threshold_g", "f", 0, "upward mean-rate crossing of the nonlinearity curve", required=False,
+            origin=LAB, units="std of the bin centres"),
+        *outs(GEO + "/lnl", ("n_frames", "n_spikes"), "i", 0, "LN model: {name} in the valid frame range",
+              required=False, origin=LAB),
+        Out(GEO + "/lnl/g_bin_centers", "f", 1, "float32 (lnl_bins,) centres of the generator-signal bins",
+            required=False, origin=LAB),
+        Out(GEO + "/lnl/rate_vs_g", "f", 1, "float32 (lnl_bins,) histogram nonlinearity, smoothed by one bin",
+            required=False, origin=FIXED, fixed=LN_FIX, units="Hz"),
+        Out(GEO + "/lnl/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
+        Out(META + "/sta_feature_name", "str", 0, "sta_<first dense-noise movie> (the lab's one STA feature)",
+            origin=LAB),
+        Out(META + "/frame_range", "i", 1, "frame range of the size metrics", origin=FIXED, fixed=SIZE_FIX,
+            units="STA frames"),
+        Out(META + "/threshold_fraction", "f", 0, "half-max fraction of the size region", origin=LAB),
+        Out(META + "/lnl_fitting_enabled", "b", 0, "whether the LN model was fitted", origin=LAB),
+        Out(META + "/movies", "str", 1, "every dense-noise movie measured", origin=OURS),
+        Out(META + "/frame_period_s", "f", 0, "display frame period the LN rates use", origin=OURS, units="s"),
     ),
     description="Receptive-field geometry (Gaussian, DoG, ON/OFF fits, size, time course) and LN model per STA",
 )
