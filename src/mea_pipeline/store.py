@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -40,6 +41,13 @@ COMPRESS_MIN_ELEMENTS = 4096
 # fresh one, and a cold run never pays for a rewrite.
 MAX_RERUN_GROWTH = 0.15
 RERUN_GROWTH = "rerun_growth_bytes"
+
+
+class WithAttrs(NamedTuple):
+    """A value for :meth:`StepTransaction.write_tree` with the attributes of its dataset (e.g. an angle's frame)."""
+
+    value: object
+    attrs: Mapping
 
 
 class OutputFile:
@@ -329,6 +337,8 @@ class StepTransaction(AtomicUpdate):
             child = f"{path}/{key}"
             if isinstance(value, Mapping):
                 self.write_tree(child, value)
+            elif isinstance(value, WithAttrs):
+                self.write(child, value.value, attrs=value.attrs)
             else:
                 self.write(child, value)
 

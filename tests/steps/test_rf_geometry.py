@@ -47,6 +47,9 @@ def test_rf_geometry_of_every_unit_matches_the_truth(processed):
             assert on_off[f"{side}_amplitude"][()] > on_off[f"{other}_amplitude"][()], name
             assert abs(on_off[f"{side}_center_y"][()] - row) <= 0.75, name
             assert abs(on_off[f"{side}_center_x"][()] - col) <= 0.75, name
+            # Angles name their frame.
+            assert geometry["gaussian_fit/theta"].attrs["frame"] == "stimulus"
+            assert fit["orientation_deg"].attrs["frame"] == "stimulus"
             # The lab's fits of M ran with their status recorded.
             for group in ("gaussian_fit", "DoG"):
                 assert text(geometry[f"{group}/fit_status"]) == "ok" and np.isfinite(geometry[f"{group}/r_squared"][()])

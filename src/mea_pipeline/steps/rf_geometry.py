@@ -20,6 +20,7 @@ import numpy as np
 from ..frames import STIMULUS
 from ..schema import FIXED, LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
+from ..store import WithAttrs
 from . import dense_noise_sta, load_recording, section_spike_times, section_time
 from .registry import Step, StepContext, reader
 
@@ -111,7 +112,7 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
                 spikes = section_spike_times.trial_spikes(ctx, unit, movie, 0)
                 result["lnl"] = lnl_fit(sta, noise, dense_noise_sta.spike_frames(spikes, frames, frame0),
                                         frames_before=sta.shape[0], frame_period_s=frame_period_s, **lnl_args)
-            ctx.tx.write_tree(f"units/{unit}/features/sta_{movie}/sta_geometry", result)
+            ctx.tx.write_tree(f"units/{unit}/features/sta_{movie}/sta_geometry", _angles_named(result))
             fitted += result["gaussian_fit"]["fit_status"] == "ok"
     # The lab's layout describes one STA feature; the parameters are the same for every movie.
     ctx.tx.write_tree(META, {
@@ -123,6 +124,16 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
     return {"movies": movies, "n_gaussian_fits_ok": int(fitted)}
 
 
+def _angles_named(result: dict) -> dict:
+    """The fit angles with their frame and convention as attributes of their datasets."""
+    lab, ours = result["gaussian_fit"], result["gaussian_fit_unblurred"]
+    lab["theta"] = WithAttrs(lab["theta"], {"frame": STIMULUS, "units": "rad", "convention": LAB_THETA})
+    ours["orientation_deg"] = WithAttrs(ours["orientation_deg"], {"frame": STIMULUS, "units": "deg",
+                                                                  "convention": "0 = +column, 90 = +row"})
+    return result
+
+
+LAB_THETA = "the lab's: sigma_x axis along (cos theta, -sin theta) in (column, row), from +column toward -row"
 GEO = "units/{unit}/features/sta_{movie}/sta_geometry"
 META = "metadata/rf_sta_geometry"
 CHECKERS = "checkers of the noise movie"
@@ -160,8 +171,7 @@ STEP = Step(
               "lab's rotated Gaussian on M: {name} in the fit's order (not sorted), includes the 1.5-checker blur",
               required=False, origin=LAB, units=CHECKERS),
         Out(GEO + "/gaussian_fit/theta", "f", 0,
-            "lab's rotation of the sigma_x axis, radians in [-pi, pi], from +column toward -row (the lab's "
-            "gaussian_2d: axis (cos theta, -sin theta) in (column, row))", required=False, origin=LAB,
+            "rotation of the sigma_x axis in [-pi, pi], " + LAB_THETA, required=False, origin=LAB,
             units="rad", frame=STIMULUS),
         *outs(GEO + "/gaussian_fit", ("amplitude", "offset"), "f", 0, "lab's rotated Gaussian on M: {name}",
               required=False, origin=LAB, units="STA units"),
