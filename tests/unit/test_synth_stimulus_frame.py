@@ -32,3 +32,22 @@ def test_screen_directions_on_the_chip():
     assert electrode_direction(SynthSpec(stimulus_rotation_deg=30.0), 200.0) == pytest.approx(280.0)
     unmirrored = SynthSpec(stimulus_mirror=False, stimulus_rotation_deg=30.0)
     assert electrode_direction(unmirrored, 350.0) == pytest.approx(20.0)
+
+
+def test_the_synth_command_sets_the_transform(tmp_path):
+    import json
+
+    from mea_pipeline.cli.main import main
+
+    assert main(["synth", "--out", str(tmp_path), "--n-recordings", "1", "--n-units", "3", "--profile", "tiny",
+                 "--sensor-seconds", "0.05", "--no-stimulus-mirror", "--stimulus-rotation", "30",
+                 "--stimulus-scale", "1.2", "--stimulus-offset", "2", "-3"]) == 0
+    truth = json.loads(next((tmp_path / "recordings").glob("*.truth.json")).read_text())
+    transform = truth["stimulus_transform"]
+    assert (transform["mirror"], transform["rotation_deg"], transform["scale"]) == (False, 30.0, 1.2)
+    assert transform["offset_electrodes"] == [2.0, -3.0]
+    tuned = [u for u in truth["units"] if u["tuned"]]
+    assert tuned
+    for unit in tuned:
+        expected = (unit["preferred_direction_deg"] + 30) % 360         # not mirrored: the angle only turns
+        assert unit["preferred_direction_electrode_deg"] == pytest.approx(expected)
