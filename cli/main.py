@@ -266,12 +266,22 @@ def synth(
     seed: int = typer.Option(0, "--seed"),
     sensor_seconds: float = typer.Option(1.0, "--sensor-seconds", help="Seconds of full-chip sensor data"),
     profile: str = typer.Option("demo", "--profile", help="'demo' or 'tiny' (shorter movies)"),
+    stimulus_mirror: bool = typer.Option(True, "--stimulus-mirror/--no-stimulus-mirror",
+                                         help="Stimulus transposed against the electrodes (the default geometry)"),
+    stimulus_rotation: float = typer.Option(0.0, "--stimulus-rotation",
+                                            help="Rotation of the stimulus on the chip, degrees (+column toward +row)"),
+    stimulus_scale: float = typer.Option(1.0, "--stimulus-scale",
+                                         help="Magnification of the stimulus on the chip (1 = the noise grid spans it)"),
+    stimulus_offset: tuple[float, float] = typer.Option((0.0, 0.0), "--stimulus-offset",
+                                                        help="Shift of the stimulus centre: COLUMN ROW electrodes"),
 ):
     """Write synthetic .cmcr/.cmtr pairs in the real MCS layout, with ground truth."""
     from mea_pipeline.synth import SynthSpec, write_dataset
 
-    paths = write_dataset(out, n_recordings=n_recordings,
-                          spec=SynthSpec(n_units=n_units, seed=seed, sensor_seconds=sensor_seconds, profile=profile))
+    spec = SynthSpec(n_units=n_units, seed=seed, sensor_seconds=sensor_seconds, profile=profile,
+                     stimulus_mirror=stimulus_mirror, stimulus_rotation_deg=stimulus_rotation,
+                     stimulus_scale=stimulus_scale, stimulus_offset=tuple(stimulus_offset))
+    paths = write_dataset(out, n_recordings=n_recordings, spec=spec)
     print(f"{len(paths['recordings'])} recordings (.cmcr, -.cmtr, .truth.json) in {paths['recordings_dir']}\n"
           f"stimulus library (playlist {paths['playlist']}) in {paths['stimuli_dir']}\n"
           f"mapping CSV {paths['mapping_csv']}")

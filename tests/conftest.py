@@ -54,6 +54,28 @@ def processed(dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def registered(tmp_path_factory):
+    """One 'demo' recording (12 units) whose stimulus is mirrored, rotated and scaled on the chip, through every step.
+
+    The stimulus -> electrode transform: transposed, rotated by 30 deg, magnified 1.5 x, shifted by
+    (2, -3) electrodes. ``inputs``, ``truth`` (with ``stimulus_transform``). Read-only.
+    """
+    from mea_pipeline.config import PipelineConfig, RecordingInputs
+    from mea_pipeline.runner import run_recording
+    from mea_pipeline.steps import REGISTRY
+    from mea_pipeline.synth import load_truth
+
+    spec = SynthSpec(n_units=12, profile="demo", sensor_seconds=0.5, seed=7, stimulus_mirror=True,
+                     stimulus_rotation_deg=30.0, stimulus_scale=1.5, stimulus_offset=(2.0, -3.0))
+    data = write_dataset(tmp_path_factory.mktemp("registered"), n_recordings=1, spec=spec)
+    rec = data["recordings"][0]
+    out = tmp_path_factory.mktemp("registered_output") / f"{rec['recording_id']}.h5"
+    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
+    run_recording(inputs, PipelineConfig.load(data["config_file"], REGISTRY))
+    return {"inputs": inputs, "truth": load_truth(rec["truth"])}
+
+
+@pytest.fixture(scope="session")
 def prefect_server():
     """One temporary Prefect server (SQLite) for every flow test of the session."""
     from prefect.testing.utilities import prefect_test_harness

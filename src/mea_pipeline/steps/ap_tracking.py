@@ -11,15 +11,38 @@ orientation from the sheet's ``Center_xy`` and polar coordinates. Axis conventio
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..ap_tracking.params import APTrackingParams
 from ..schema import Out
 from . import cell_type_labels, gsheet_metadata, load_recording
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
 
 AP = "units/{unit}/features/ap_tracking"
 META = "metadata/ap_tracking"
+
+
+class RetinaOrientation(NamedTuple):
+    """The recording's optic-nerve head and the rotation from electrode-frame to retina-frame angles."""
+
+    onh_xy: tuple[float, float] | None      # (col, row) electrodes
+    correction_deg: float | None            # retina angle = electrode angle + this (ref-steps-6-11.md 5.10)
+    reason: str                             # why correction_deg is None ('' otherwise)
+
+
+@reader("ap_tracking")
+def retina_orientation(h5) -> RetinaOrientation:
+    """The ONH and step 10's ``angle_correction_deg`` (from the ONH and the sheet's ``Center_xy``)."""
+    onh = f"{META}/all_ap_intersection"
+    if f"{onh}/x" not in h5:
+        reason = h5[f"{META}/onh_reason"].asstr()[()] if f"{META}/onh_reason" in h5 else "step 10 found none"
+        return RetinaOrientation(None, None, f"no optic-nerve head: {reason}")
+    onh_xy = (float(h5[f"{onh}/x"][()]), float(h5[f"{onh}/y"][()]))
+    if f"{META}/angle_correction_deg" not in h5:
+        return RetinaOrientation(onh_xy, None, "no retina orientation: the sheet's Center_xy gives no DV and NT")
+    return RetinaOrientation(onh_xy, float(h5[f"{META}/angle_correction_deg"][()]), "")
 
 
 def run(ctx: StepContext, p: APTrackingParams) -> dict:

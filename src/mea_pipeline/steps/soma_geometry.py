@@ -10,12 +10,13 @@ A unit without a usable eimage gets NaN values and its reason, never (0, 0).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..schema import Out
 from . import load_recording
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
 
 GEOMETRY = "features/eimage_sta/geometry"
 
@@ -30,6 +31,27 @@ class SomaGeometryParams:
     threshold_fraction: float = 0.5
     size_sigma: float = 1.0
     subpixel_radius: int = 2
+
+
+class SomaCenter(NamedTuple):
+    """A unit's soma centre in the electrode frame (electrodes, 0-based)."""
+
+    row: float                  # eimage axis 1
+    col: float                  # eimage axis 2
+    source: str                 # 'subpixel' (trough centre of mass) or 'electrode' (the argmax electrode)
+
+
+@reader("soma_geometry")
+def soma_center(h5, unit: str) -> SomaCenter | None:
+    """Soma centre of ``unit``: the sub-electrode centre when finite, else the centre electrode; None if none."""
+    base = f"units/{unit}/{GEOMETRY}"
+    if f"{base}/center_row" not in h5:
+        return None
+    for suffix, source in (("_subpixel", "subpixel"), ("", "electrode")):
+        row, col = (float(h5[f"{base}/center_{axis}{suffix}"][()]) for axis in ("row", "col"))
+        if np.isfinite(row) and np.isfinite(col):
+            return SomaCenter(row, col, source)
+    return None
 
 
 def run(ctx: StepContext, p: SomaGeometryParams) -> dict:

@@ -11,8 +11,8 @@ theta, a tuned cell's rate is multiplied by ``exp(KAPPA * (cos(theta - preferred
 fire at their base rate. Spikes closer than ``REFRACTORY_S`` are dropped.
 
 Geometry: somas sit on electrodes (1-based row, column, 16 µm pitch); the receptive-field
-centre is the soma position mapped onto the 15 x 15 noise grid (``(pos - 1) * 14 / 64``) plus
-jitter. Ganglion cells have an axon running straight from the soma toward the recording's
+centre is the point of the 15 x 15 noise grid over the soma (the spec's stimulus -> electrode
+transform, :mod:`.stimulus_frame`; by default ``(pos - 1) * 14 / 64``) plus jitter. Ganglion cells have an axon running straight from the soma toward the recording's
 optic-nerve-head (ONH) point until it leaves the array (at most ``MAX_AXON`` electrodes).
 """
 
@@ -25,6 +25,7 @@ from scipy.signal import lfilter
 
 from .render import GRID
 from .spec import SynthSpec, unit_numbers
+from .stimulus_frame import rf_center_of_soma
 from .timeline import Timeline
 
 CHIP = 65
@@ -96,7 +97,7 @@ def make_cells(spec: SynthSpec, rng: np.random.Generator) -> tuple[list[Cell], n
     cells = []
     for index, (number, soma) in enumerate(zip(unit_numbers(spec.n_units, spec.unit_id_gaps), somas)):
         is_rgc, tuned = index in rgcs, index in tuned_cells
-        rf = np.clip((soma - 1) * (GRID - 1) / (CHIP - 1) + rng.normal(0, 0.3, 2), 0.5, GRID - 1.5)
+        rf = np.clip(rf_center_of_soma(spec, soma) + rng.normal(0, 0.3, 2), 0.5, GRID - 1.5)
         cell = Cell(
             unit_number=number, row=int(soma[0]), column=int(soma[1]),
             amplitude_adc=float(rng.uniform(*spec.spike_amplitude_adc)), is_rgc=is_rgc,

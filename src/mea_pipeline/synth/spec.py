@@ -60,6 +60,16 @@ class SynthSpec:
         Range of the spontaneous firing rates.
     lead_in_s, tail_s : float
         Recording time before the first display frame and after the last one.
+    stimulus_mirror : bool
+        The projected stimulus is transposed (column <-> row) against the electrodes before it
+        is rotated: the default, the geometry of earlier versions. The four ``stimulus_*``
+        fields place each receptive field over its soma (:mod:`.stimulus_frame`).
+    stimulus_rotation_deg : float
+        Rotation of the stimulus on the chip (degrees, from +column toward +row, electrode frame).
+    stimulus_scale : float
+        Magnification: at 1 the noise grid's checker centres 0..14 span electrodes 0..64.
+    stimulus_offset : tuple of float
+        Shift (column, row electrodes) of the stimulus centre from the chip centre.
     """
 
     n_units: int = 12
@@ -80,6 +90,10 @@ class SynthSpec:
     base_rate_hz: tuple[float, float] = (5.0, 12.0)
     lead_in_s: float = 0.5
     tail_s: float = 0.5
+    stimulus_mirror: bool = True
+    stimulus_rotation_deg: float = 0.0
+    stimulus_scale: float = 1.0
+    stimulus_offset: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
         if self.profile not in PLAYLISTS:
@@ -88,6 +102,8 @@ class SynthSpec:
             raise ValueError("tick_us, n_units and sensor_seconds must be positive")
         if not 0 <= self.n_silent_units <= self.n_units:
             raise ValueError("n_silent_units must be between 0 and n_units")
+        if not self.stimulus_scale > 0:
+            raise ValueError(f"stimulus_scale must be positive, got {self.stimulus_scale}")
 
     @property
     def sampling_rate_hz(self) -> float:

@@ -1,8 +1,10 @@
 """Ground truth of a synthetic recording: ``<recording_id>.truth.json`` plus ``.truth.npz`` arrays.
 
-The JSON holds the scalars, the playlist timing in frames and samples and every unit's
-parameters; the npz holds the long arrays (frame onsets, each frame's mean screen level, each
-unit's spike and excluded-peak samples). :func:`load_truth` merges both into one dict.
+The JSON holds the scalars, the playlist timing in frames and samples, the stimulus -> electrode
+transform (``stimulus_transform``) and every unit's parameters (``preferred_direction_deg`` in the
+stimulus frame, ``preferred_direction_electrode_deg`` in the electrode frame); the npz holds the
+long arrays (frame onsets, each frame's mean screen level, each unit's spike and excluded-peak
+samples). :func:`load_truth` merges both into one dict.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..mcs_io import SENSOR_AXES, sensor_id, unit_id
+from . import stimulus_frame
 from .cells import PITCH_UM, Cell
 from .render import GRID
 from .spec import SynthSpec
@@ -77,7 +80,12 @@ def write_truth(folder: Path, recording_id: str, spec: SynthSpec, timeline: Time
         "trials": {m: samples(f).tolist() for m, f in timeline.trial_frames.items()},
         "onh": [float(onh[0]), float(onh[1])], "electrode_pitch_um": PITCH_UM, "rf_grid": [GRID, GRID],
         "sheet": sheet, "units": [_unit_truth(cell) for cell in cells],
+        "stimulus_transform": stimulus_frame.truth_record(spec),
     }
+    for unit in truth["units"]:
+        stimulus_deg = unit["preferred_direction_deg"]
+        unit["preferred_direction_electrode_deg"] = (None if stimulus_deg is None
+                                                     else stimulus_frame.electrode_direction(spec, stimulus_deg))
     if labels is not None:
         for unit in truth["units"]:
             unit["label"] = labels[unit["unit_id"]]
