@@ -12,7 +12,7 @@ import pytest
 
 from mea_pipeline.config import params_json
 from mea_pipeline.runner import StepFailed, plan_step, run_recording, run_step
-from mea_pipeline.schema import Out, render_markdown, validate
+from mea_pipeline.schema import FIXED, LAB, OURS, Out, all_outputs, render_markdown, validate
 from mea_pipeline.sheet.table import canonical_file_name
 from mea_pipeline.steps import REGISTRY, load_recording
 from mea_pipeline.steps.registry import Step, UndeclaredUpstream
@@ -188,3 +188,13 @@ def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(
     table.to_csv(sheet, index=False)
     after = keys(with_sheet, rec)
     assert {n for n in before if before[n] != after[n]} == {s.name for s in REGISTRY if "sheet" in s.reads}
+
+
+def test_every_declared_output_is_marked_and_every_angle_names_its_frame():
+    """The lab-key contract in the declarations: lab, lab-fixed (with its reason) or ours for every
+    key; a frame for every angle."""
+    declared = all_outputs(REGISTRY)
+    assert [out.path for out in declared if out.origin not in (LAB, FIXED, OURS)] == []
+    assert [out.path for out in declared if out.origin == FIXED and not out.fixed] == []
+    assert [out.path for out in declared if out.units in ("deg", "rad") and not out.frame] == []
+    assert "UNMARKED" not in render_markdown(REGISTRY)

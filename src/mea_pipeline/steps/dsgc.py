@@ -190,7 +190,8 @@ def register_stimulus(ctx: StepContext, units: list[str], p: DsgcParams) -> Dire
     rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
     paired, stimulus_xy, electrode_xy = [], [], []
     for unit in units:
-        rf = rf_geometry.rf_center(ctx, unit, rf_movie) if rf_movie else None
+        # Our own computation: the RF's own centre, not the lab's fit of the blurred map.
+        rf = rf_geometry.rf_center(ctx, unit, rf_movie, fit="gaussian_fit_unblurred") if rf_movie else None
         soma = soma_geometry.soma_center(ctx, unit)
         if rf is None or soma is None:
             continue

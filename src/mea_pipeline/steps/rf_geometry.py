@@ -64,24 +64,26 @@ class RfCenter(NamedTuple):
 
     col: float
     row: float
-    source: str                 # 'gaussian_fit' or 'argmax'
+    source: str                 # the fit's group name, or 'argmax'
     grid: tuple[int, int]       # checkers (rows, cols) of the noise movie
 
 
 @reader("rf_geometry")
-def rf_center(h5, unit: str, movie: str) -> RfCenter | None:
+def rf_center(h5, unit: str, movie: str, fit: str = "gaussian_fit") -> RfCenter | None:
     """RF centre of ``unit`` in ``movie``, None if it has none.
 
-    The lab's rotated Gaussian's centre (what the lab's DSGC step uses) when that fit succeeded,
-    else the argmax of the peak-to-peak map when the STA had signal.
+    The centre of the Gaussian ``fit`` when it succeeded, else the argmax of the peak-to-peak map
+    when the STA had signal. The default is the lab's rotated Gaussian, what the lab's DSGC step
+    uses; ``'gaussian_fit_unblurred'`` is ours, closer to the RF's centre when the blurred map's
+    fit wanders (short noise, small RFs).
     """
     base = f"units/{unit}/features/sta_{movie}/sta_geometry"
     if base not in h5:
         return None
     grid = tuple(h5[f"{base}/diff_map"].shape)
-    fit = h5[f"{base}/gaussian_fit"] if f"{base}/gaussian_fit" in h5 else None
-    if fit is not None and fit["fit_status"].asstr()[()] == "ok":
-        return RfCenter(float(fit["center_x"][()]), float(fit["center_y"][()]), "gaussian_fit", grid)
+    group = h5[f"{base}/{fit}"] if f"{base}/{fit}" in h5 else None
+    if group is not None and group["fit_status"].asstr()[()] == "ok":
+        return RfCenter(float(group["center_x"][()]), float(group["center_y"][()]), fit, grid)
     col, row = (float(h5[f"{base}/{key}"][()]) for key in ("center_col", "center_row"))
     return RfCenter(col, row, "argmax", grid) if np.isfinite(col) and np.isfinite(row) else None
 
