@@ -37,10 +37,10 @@ def reference(x, spikes, fs, p: EimageParams):
     sta, used, excluded = [], [], []
     for s in spikes:
         s = np.sort(np.asarray(s).astype(np.int64))
-        inside = s[(s >= 0) & (s < t)]
-        ok = inside[(inside + w0 >= 0) & (inside + w1 <= t)][: p.spike_limit]
+        selected = s[(s >= 0) & (s < t)][: p.spike_limit]  # the lab: first spike_limit spikes, then the fit
+        ok = selected[(selected + w0 >= 0) & (selected + w1 <= t)]
         used.append(len(ok))
-        excluded.append(len(inside) - len(ok))
+        excluded.append(len(selected) - len(ok))
         windows = [y[k + w0 : k + w1] for k in ok]
         sta.append(np.mean(windows, axis=0) if windows else np.full((w1 - w0,) + x.shape[1:], np.nan))
     return np.array(sta), np.array(used), np.array(excluded), y
@@ -85,14 +85,18 @@ def test_spikes_around_chunk_edges_are_all_used():
     assert_matches(result, x, spikes, FS, EimageParams(chunk_samples=1000))
 
 
-def test_spike_limit_takes_the_earliest_usable_spikes():
+def test_spike_limit_selects_the_first_spikes_and_excluded_counts_only_those():
+    # The lab's eimage_sta metadata: the first spike_limit spikes are selected, n_spikes_excluded
+    # counts the selected ones whose window spills over an end (never the spikes beyond the limit).
     x, _ = make_sensor(5000, seed=2)
     spikes = [np.array([4000, 3, 120, 2500, 77, 1500, 4990, 900, 60, 3100])]  # unsorted
     p = EimageParams(spike_limit=4, chunk_samples=1000)
     result = compute_eimage_sta(x, spikes, FS, p)
-    assert result.n_spikes_used[0] == 4  # 60, 77, 120, 900 (3 and 4990 are not usable)
-    assert result.n_spikes_excluded[0] == 6
+    assert result.n_spikes_used[0] == 3  # selected 3, 60, 77, 120; 3 is too close to the start
+    assert result.n_spikes_excluded[0] == 1
     assert_matches(result, x, spikes, FS, p)
+    many = compute_eimage_sta(x, [np.arange(100, 4900, 10)], FS, p)
+    assert (many.n_spikes_used[0], many.n_spikes_excluded[0]) == (4, 0)
 
 
 def test_windows_spilling_over_either_end_are_excluded():

@@ -74,16 +74,22 @@ def test_silent_unit_gets_nan_and_a_warning(processed):
             assert any(w.startswith(unit_id) for w in record.warnings)
 
 
+# The truth gives each frame's onset (first sample of its sync pulse); the lab's frame timestamp,
+# which every sample-valued section and trial key holds, is the sample before it.
+LAB_FRAME_OFFSET = -1
+
+
 def test_frames_sections_and_trials_equal_truth(processed):
     truth = processed["truth"]
     with h5py.File(processed["inputs"].output_path) as h5:
-        np.testing.assert_array_equal(h5["metadata/frame_timestamps"][()], truth["frame_onsets"])
+        np.testing.assert_array_equal(h5["metadata/frame_timestamps"][()], truth["frame_onsets"] + LAB_FRAME_OFFSET)
         assert h5["metadata/frame_qc/difference"][()] == 0
         for movie in truth["movies"]:
-            np.testing.assert_array_equal(h5[f"stimulus/section_time/{movie}"][0], truth["section_times"][movie])
+            np.testing.assert_array_equal(h5[f"stimulus/section_time/{movie}"][0],
+                                          np.add(truth["section_times"][movie], LAB_FRAME_OFFSET))
             unit = truth["units"][0]["unit_id"]
             trials = h5[f"units/{unit}/spike_times_sectioned/{movie}/trials_start_end"][()]
-            np.testing.assert_array_equal(trials, truth["trials"][movie])
+            np.testing.assert_array_equal(trials, np.add(truth["trials"][movie], LAB_FRAME_OFFSET))
 
 
 def test_trial_spikes_are_cut_from_spike_times(processed):
@@ -92,7 +98,7 @@ def test_trial_spikes_are_cut_from_spike_times(processed):
     with h5py.File(processed["inputs"].output_path) as h5:
         for unit in truth["units"]:
             base = f"units/{unit['unit_id']}/spike_times_sectioned/{movie}"
-            for n, (start, end) in enumerate(truth["trials"][movie]):
+            for n, (start, end) in enumerate(np.add(truth["trials"][movie], LAB_FRAME_OFFSET)):
                 spikes = unit["spike_samples"]
                 expected = spikes[(spikes >= start) & (spikes < end)]
                 np.testing.assert_array_equal(h5[f"{base}/trials_spike_times/{n}"][()], expected)
@@ -120,8 +126,8 @@ def test_file_metadata_by_field_name(processed):
     with h5py.File(processed["inputs"].output_path) as h5:
         unit = processed["truth"]["units"][0]
         meta = h5[f"units/{unit['unit_id']}/unit_meta"]
-        assert meta["row"][()] == unit["row"] and meta["column"][()] == unit["column"]
-        assert meta["sensorid"][()] == unit["sensor_id"]
+        assert meta["row"][()] == [unit["row"]] and meta["column"][()] == [unit["column"]]
+        assert meta["sensorid"][()] == [unit["sensor_id"]]
         assert "roi_stas" in meta and "unmixing_matrix" in meta
         assert "recording_duration_s" in h5["metadata/cmcr_meta"]
         assert h5["metadata/cmtr_meta/ProgramName"][()].decode() == "CMOS-MEA-Tools"

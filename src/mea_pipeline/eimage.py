@@ -82,9 +82,11 @@ def compute_eimage_sta(
     EimageResult
         ``sta`` float32 (n_units, L, rows, cols), NaN for units without a usable spike. The
         filtered signal is ``sosfiltfilt(butter(order, cutoff, 'high'), sensor[:T], axis=0)``
-        with scipy's default edge handling, ``T = min(round(duration_s * fs), n_frames)``; a
-        spike ``s`` is usable iff ``s + w0 >= 0`` and ``s + w1 <= T``; the first
-        ``spike_limit`` usable spikes are averaged.
+        with scipy's default edge handling, ``T = min(round(duration_s * fs), n_frames)``. As
+        in the lab's recipe, a unit's first ``spike_limit`` spikes in ``[0, T)`` are selected
+        and the selected spikes whose window lies inside ``[0, T)`` (``s + w0 >= 0`` and
+        ``s + w1 <= T``) are averaged: ``n_spikes_used`` counts those,
+        ``n_spikes_excluded`` the selected ones whose window spills over an end.
     """
     n_frames, n_rows, n_cols = sensor.shape
     if np.dtype(sensor.dtype) != np.int16:
@@ -112,14 +114,19 @@ def compute_eimage_sta(
 
 
 def _select_spikes(spike_samples, t_used, w0, w1, limit):
-    """Sorted usable spikes per unit (at most ``limit``) and the count of in-range ones dropped."""
+    """Per unit: the averaged spikes (sorted) and how many selected spikes could not be averaged.
+
+    The selection is the first ``limit`` spikes in ``[0, t_used)``, then the window must fit:
+    the lab's order, so ``n_spikes_excluded`` keeps the lab's meaning (selected, not averaged)
+    and never counts the spikes beyond the limit.
+    """
     used, excluded = [], []
     for spikes in spike_samples:
         s = np.sort(np.asarray(spikes).astype(np.int64).ravel())
-        in_range = int(np.count_nonzero((s >= 0) & (s < t_used)))
-        ok = s[(s + w0 >= 0) & (s + w1 <= t_used)][:limit]
+        selected = s[(s >= 0) & (s < t_used)][:limit]
+        ok = selected[(selected + w0 >= 0) & (selected + w1 <= t_used)]
         used.append(ok)
-        excluded.append(in_range - len(ok))
+        excluded.append(len(selected) - len(ok))
     return used, np.array(excluded, dtype=np.int64)
 
 

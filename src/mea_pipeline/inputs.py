@@ -117,19 +117,25 @@ def _sheet(rec, config) -> dict:
 _TABLES: dict[tuple, object] = {}
 
 
-def cached_table(path: Path):
-    """The sheet table at ``path``, read once per file version (a batch reads one snapshot)."""
-    from .sheet.table import read_table
+def cached_table(path: Path, typed: bool = False):
+    """The sheet table at ``path``, read once per file version (a batch reads one snapshot).
+
+    Every cell as text, or with ``typed`` as pandas infers it (the lab's reading, see
+    :func:`mea_pipeline.sheet.table.read_typed_table`).
+    """
+    from .sheet.table import read_table, read_typed_table
 
     try:
         stat = Path(path).stat()
     except FileNotFoundError:
         raise InputError(f"Google-Sheet CSV {path} does not exist; give an export of the sheet (--gsheet-csv)"
                          ) from None
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _TABLES:
+    identity = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if any(key[1:] != identity for key in _TABLES):
         _TABLES.clear()
-        _TABLES[key] = read_table(path)
+    key = (typed, *identity)
+    if key not in _TABLES:
+        _TABLES[key] = read_typed_table(path) if typed else read_table(path)
     return _TABLES[key]
 
 

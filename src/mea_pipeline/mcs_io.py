@@ -24,7 +24,7 @@ Sensor layout: a full-chip frame ``SensorData[t]`` holds the electrode at (Row, 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 import h5py
@@ -194,7 +194,8 @@ class _McsFile:
 
     def __init__(self, path: str | Path):
         self.path, self._root = _open_root(path, self.kind)
-        self.root_attributes = decode_attributes(self._root.attrs)
+        self.raw_root_attributes = dict(self._root.attrs.items())
+        self.root_attributes = decode_attributes(self.raw_root_attributes)
 
     def close(self) -> None:
         """Close the HDF5 file now and drop every McsPy object that refers to it."""
@@ -310,7 +311,12 @@ class CmcrFile(_McsFile):
 
 @dataclass
 class UnitMetadata:
-    """One sorted unit's identity and sorter metadata (no peaks)."""
+    """One sorted unit's identity and sorter metadata (no peaks).
+
+    ``unit_info`` and ``attributes`` hold decoded Python values (:func:`decode_value`);
+    ``raw_unit_info`` and ``raw_attributes`` the same fields as h5py returns them (numpy
+    scalars and arrays, bytes), for copying them the way the lab's scripts store them.
+    """
 
     unit_number: int
     unit_id: str
@@ -321,6 +327,8 @@ class UnitMetadata:
     attributes: dict
     roi_stas: np.ndarray | None
     unmixing: np.ndarray | None
+    raw_unit_info: dict = field(default_factory=dict)
+    raw_attributes: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -414,13 +422,15 @@ class CmtrFile(_McsFile):
         return units
 
     def _metadata(self, group) -> UnitMetadata:
-        attributes = decode_attributes(group.attrs)
+        raw_attributes = dict(group.attrs.items())
+        attributes = decode_attributes(raw_attributes)
         number = int(attributes["UnitID"])
-        unit_info = {}
+        raw_unit_info = {}
         if "Unit Info" in group:
             table = group["Unit Info"][()]
             if len(table):
-                unit_info = {name: decode_value(table[0][name]) for name in table.dtype.names}
+                raw_unit_info = {name: table[0][name] for name in table.dtype.names}
+        unit_info = {name: decode_value(value) for name, value in raw_unit_info.items()}
 
         def pick(name):
             for source in (unit_info, attributes):
@@ -438,7 +448,8 @@ class CmtrFile(_McsFile):
         return UnitMetadata(unit_number=number, unit_id=unit_id(number), row=row, column=column,
                             sensor_id=sensor, unit_info=unit_info, attributes=attributes,
                             roi_stas=_optional_matrix(group, "RoiSTAs"),
-                            unmixing=_optional_matrix(group, "Unmixing"))
+                            unmixing=_optional_matrix(group, "Unmixing"),
+                            raw_unit_info=raw_unit_info, raw_attributes=raw_attributes)
 
 
 def _optional_matrix(group, name: str) -> np.ndarray | None:

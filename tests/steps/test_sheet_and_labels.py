@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,14 +28,24 @@ def text(h5, path: str) -> str:
 def test_sheet_row_is_the_recordings_row_as_text(processed):
     rid, truth = processed["inputs"].recording_id, processed["truth"]
     with h5py.File(processed["inputs"].output_path) as h5:
-        row = h5["metadata/gsheet_row"]
-        assert len(row) == len(SHEET_COLUMNS)
+        row = h5["metadata/gsheet_text"]
+        assert len(row) == len(SHEET_COLUMNS) and set(row) == set(h5["metadata/gsheet_row"])
         assert "Max_min_mm2" in row and "Max_Count_sec" in row and "Quality (1-5)" in row
         assert all(row[key].dtype.kind == "O" and row[key].shape == () for key in row)
-        assert text(h5, "metadata/gsheet_row/File_name") == canonical_file_name(rid)
-        assert text(h5, "metadata/gsheet_row/Bad_lanes") == ", ".join(map(str, truth["sheet"]["bad_lanes"]))
-        assert text(h5, "metadata/gsheet_row/Center_xy") == truth["sheet"]["center_xy"]
+        assert text(h5, "metadata/gsheet_text/File_name") == canonical_file_name(rid)
+        assert text(h5, "metadata/gsheet_text/Bad_lanes") == ", ".join(map(str, truth["sheet"]["bad_lanes"]))
+        assert text(h5, "metadata/gsheet_text/Center_xy") == truth["sheet"]["center_xy"]
         assert text(h5, "metadata/gsheet_match/rule") == "exact"
+        typed = h5["metadata/gsheet_row"]
+        for key in row:  # the lab's key holds the same cell, typed
+            cell = text(h5, f"metadata/gsheet_text/{key}")
+            if typed[key].dtype.kind == "b":
+                assert cell.upper() == str(typed[key][()]).upper(), key
+            elif typed[key].dtype.kind in "if":
+                assert float(cell) == typed[key][()], key
+            else:
+                assert text(h5, f"metadata/gsheet_row/{key}") == cell, key
+        assert typed["Dur(Sec)"].dtype == np.float64 and typed["File_name"].dtype.kind == "O"
         assert text(h5, "metadata/gsheet_match/source") == "csv"
     record = OutputFile(processed["inputs"].output_path).verified_records()["gsheet_metadata"]
     assert record.summary["source"] == "csv" and record.summary["rule"] == "exact"
@@ -61,11 +72,20 @@ def test_lab_sheet_export_gives_the_row_of_a_real_recording(tmp_path, processed)
     config = dataclasses.replace(processed["config"], gsheet_csv=LAB_CSV)
     assert run_step("gsheet_metadata", inputs, config)["status"] == "done"
     with h5py.File(inputs.output_path) as h5:
-        assert text(h5, "metadata/gsheet_row/File_name") == "2024.08.08.10.40.20.Rec.cmcr"
-        assert text(h5, "metadata/gsheet_row/Center_xy") == "R, -5, 5"
-        assert text(h5, "metadata/gsheet_row/Sheet Name") == "Data_2024"
-        assert text(h5, "metadata/gsheet_row/Hour") == "#REF!"
+        assert text(h5, "metadata/gsheet_text/File_name") == "2024.08.08.10.40.20.Rec.cmcr"
+        assert text(h5, "metadata/gsheet_text/Dur(Sec)") == "1199.6"
+        assert text(h5, "metadata/gsheet_text/Simulation") == "TRUE"
         assert text(h5, "metadata/gsheet_match/rule") == "exact"
+        # The lab's key holds each cell as the lab's pandas round trip leaves it (ref-steps-6-11 3.3):
+        # a number column float64, a TRUE/FALSE column bool, text stays text, an empty cell ''.
+        row = h5["metadata/gsheet_row"]
+        assert row["Dur(Sec)"].dtype == np.float64 and row["Dur(Sec)"][()] == 1199.6
+        assert row["Simulation"].dtype.kind == "b" and row["Simulation"][()]
+        lab_text = {"File_name": "2024.08.08.10.40.20.Rec.cmcr", "Center_xy": "R, -5, 5", "Sheet Name": "Data_2024",
+                    "Hour": "#REF!", "Chip": "4144", "Bad_lanes": "", "Quality (1-5)": "", "Experimenter": ""}
+        for key, value in lab_text.items():
+            assert row[key].dtype.kind == "O" and text(h5, f"metadata/gsheet_row/{key}") == value, key
+        assert sum(row[key].dtype.kind != "O" for key in row) == 2
 
 
 def test_labels_equal_the_truth(processed):

@@ -1,7 +1,8 @@
-"""The Google-Sheet table as text: dated snapshots, CSV reading, matching a recording to its row.
+"""The Google-Sheet table: dated snapshots, CSV reading, matching a recording to its row.
 
-Every cell stays the sheet's text (``''`` for empty), so a value never changes type between
-recordings the way the lab's pandas round trip made it (float in one file, ``""`` in another).
+The table is read with every cell as the sheet's text (``''`` for empty), so a value never
+changes type between recordings the way the lab's pandas round trip made it (float in one file,
+``""`` in another); :func:`read_typed_table` reads it the lab's way for the lab's key.
 """
 
 from __future__ import annotations
@@ -81,30 +82,51 @@ def substring_candidates(recording_id: str) -> list[str]:
 
 
 def match_row(table: pd.DataFrame, recording_id: str) -> tuple[dict[str, str] | None, str]:
-    """Find the row of ``recording_id`` in the sheet table.
-
-    First the first row (in table order) whose stripped ``File_name`` equals
-    :func:`canonical_file_name` (rule ``'exact'``); else the lab's rule, the first row whose
-    ``File_name`` contains any of :func:`substring_candidates` (rule ``'substring'``); else
-    ``(None, 'none')``.
+    """Find the row of ``recording_id`` in the sheet table (see :func:`match_position`).
 
     Returns
     -------
     tuple
         ``(row, rule)``: ``row`` maps the table's column names to cell text (``''`` when empty).
     """
+    position, rule = match_position(table, recording_id)
+    return (None if position is None else _row_at(table, position)), rule
+
+
+def match_position(table: pd.DataFrame, recording_id: str) -> tuple[int | None, str]:
+    """Position (0-based, table order) of the row of ``recording_id`` in the sheet table, and the rule.
+
+    First the first row whose stripped ``File_name`` equals :func:`canonical_file_name` (rule
+    ``'exact'``); else the lab's rule, the first row whose ``File_name`` contains any of
+    :func:`substring_candidates` (rule ``'substring'``); else ``(None, 'none')``.
+    """
     if FILE_NAME_COLUMN not in table.columns:
         raise InputError(f"Google-Sheet table has no {FILE_NAME_COLUMN!r} column")
     names = table[FILE_NAME_COLUMN].map(_cell_text)
     exact = names.str.strip() == canonical_file_name(recording_id)
     if exact.any():
-        return _row_at(table, exact.to_numpy().argmax()), "exact"
+        return int(exact.to_numpy().argmax()), "exact"
     contains = pd.Series(False, index=names.index)
     for candidate in substring_candidates(recording_id):
         contains |= names.str.contains(candidate, regex=False)
     if contains.any():
-        return _row_at(table, contains.to_numpy().argmax()), "substring"
+        return int(contains.to_numpy().argmax()), "substring"
     return None, "none"
+
+
+def read_typed_table(path: str | Path) -> pd.DataFrame:
+    """The same CSV read with pandas' default type inference, as the lab's CSV fallback reads it.
+
+    A column of numbers becomes int64 or float64 (float64 when a cell is empty), a column of
+    TRUE/FALSE booleans, anything else text; empty cells are NaN. Row order and columns are
+    those of :func:`read_table` of the same file.
+    """
+    return pd.read_csv(Path(path), encoding="utf-8-sig")
+
+
+def row_values(table: pd.DataFrame, position: int) -> dict[str, object]:
+    """Column name -> the cell's value, as the table holds it, of the row at ``position``."""
+    return {str(column): value for column, value in table.iloc[int(position)].items()}
 
 
 def sanitize_key(column: str) -> str:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..labels import NO_LABEL, VOCABULARY, read_labels
-from ..schema import Out
+from ..schema import LAB, OURS, Out, outs
 from . import load_recording
 from .registry import Step, StepContext, reader
 
@@ -68,12 +68,12 @@ STEP = Step(
     outputs=(
         Out("units/{unit}/auto_label/axon_type", "str", 0,
             "rgc, ac, other, unknown (from <labels>/<recording_id>/{RGC,AC,Other,Unknown}/**/*_unit<N>.png; "
-            "a unit in several folders takes the last) or no_label"),
-        Out(f"{SUMMARY}/folder", "str", 0, "the recording's label folder ('' without --labels)"),
-        Out(f"{SUMMARY}/folder_found", "i", 0, "1 if that folder exists"),
-        Out(f"{SUMMARY}/n_files", "i", 0, "label images found"),
-        Out(f"{SUMMARY}/n_labelled", "i", 0, "units with a label other than no_label"),
-        Out(f"{SUMMARY}/counts/{{field}}", "i", 0, "units per label"),
+            "a unit in several folders takes the last) or no_label", origin=LAB),
+        Out(f"{SUMMARY}/folder", "str", 0, "the recording's label folder ('' without --labels)", origin=OURS),
+        Out(f"{SUMMARY}/folder_found", "i", 0, "1 if that folder exists", origin=OURS),
+        Out(f"{SUMMARY}/n_files", "i", 0, "label images found", origin=OURS, units="files"),
+        Out(f"{SUMMARY}/n_labelled", "i", 0, "units with a label other than no_label", origin=OURS, units="units"),
+        *outs(f"{SUMMARY}/counts", VOCABULARY, "i", 0, "units labelled {name}", origin=OURS, units="units"),
     ),
     description="Manual cell-type label of every unit from the lab's label folders",
 )

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..stimulus_library import StimulusLibrary
-from ..schema import Out
+from ..frames import STIMULUS
+from ..schema import LAB, OURS, Out, outs
 from . import load_recording, section_spike_times, section_time
 from .registry import Step, StepContext, reader
 
@@ -96,11 +97,18 @@ STEP = Step(
     reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/features/sta_{movie}/data", "f", 3,
-            "float32 (frames_before, rows, cols) mean movie frames before the spike frame; NaN if no spike",
-            required=False),
-        Out("units/{unit}/features/sta_{movie}/metadata/{field}", "any", None,
-            "n_spikes_used, n_spikes_excluded, cover_range, movie_name", required=False),
-        Out("metadata/dense_noise_sta/movies", "str", 1, "movies an STA was computed for"),
+            "float32 (frames_before, rows, cols) mean movie frames before the spike's frame (index -1 = the "
+            "frame just before it; the spike's own frame excluded), in the movie's pixel values, not "
+            "mean-subtracted; NaN if no spike", required=False, origin=LAB, units="movie pixel value (0-255)",
+            frame=STIMULUS),
+        *outs("units/{unit}/features/sta_{movie}/metadata", ("n_spikes_used", "n_spikes_excluded"), "i", 0,
+              "trial-0 spikes {name} (used: all frames_before frames inside the movie)", required=False,
+              origin=LAB, units="spikes"),
+        Out("units/{unit}/features/sta_{movie}/metadata/cover_range", "i", 1, "[-frames_before, 0]",
+            required=False, origin=LAB, units="frames"),
+        Out("units/{unit}/features/sta_{movie}/metadata/movie_name", "str", 0, "the noise movie",
+            required=False, origin=LAB),
+        Out("metadata/dense_noise_sta/movies", "str", 1, "movies an STA was computed for", origin=OURS),
     ),
     description="Dense-noise spike-triggered average (float32, frames_before x rows x cols) per unit",
 )

@@ -1,4 +1,4 @@
-"""Step 8: the recording's row of the lab's Google Sheet, every cell as the sheet's text.
+"""Step 8: the recording's row of the lab's Google Sheet.
 
 The table is this batch's snapshot (fetched once per batch with gspread, see
 :mod:`mea_pipeline.sheet.source`) or the local export ``--gsheet-csv``. The row is found by exact
@@ -7,6 +7,11 @@ equality of ``File_name`` with the canonical name (``2024.08.08-10.40.20-Rec`` -
 matched and which source was read are written next to the row and in the step record. A recording
 without a row, or a batch without a sheet, is a recorded warning, not a failure: step 10 then runs
 without bad lanes and retina orientation.
+
+The row is written twice: ``metadata/gsheet_row`` as the lab's scripts write it (each cell with
+the type pandas reads it with: numbers as int64 or float64, TRUE/FALSE as booleans, empty cells
+as ``''``), so the lab's notebooks read the same values, and ``metadata/gsheet_text`` with every
+cell as the sheet's text, whose type never changes between recordings.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..inputs import cached_table
-from ..schema import Out
-from ..sheet.table import canonical_file_name, match_row, row_fields
+from ..lab_values import sheet_cell
+from ..schema import LAB, OURS, Out
+from ..sheet.table import canonical_file_name, match_position, row_fields, row_values
 from .registry import Step, StepContext, reader
 
 ROW = "metadata/gsheet_row"
+TEXT = "metadata/gsheet_text"
 MATCH = "metadata/gsheet_match"
 
 
@@ -30,7 +37,7 @@ class GsheetMetadataParams:
 @reader("gsheet_metadata")
 def cell(h5, column: str) -> str | None:
     """Text of the matched row's ``column`` (sanitised key), None when there is no such cell or row."""
-    path = f"{ROW}/{column}"
+    path = f"{TEXT}/{column}"
     return h5[path].asstr()[()] if path in h5 else None
 
 
@@ -47,38 +54,49 @@ def run(ctx: StepContext, p: GsheetMetadataParams) -> dict:
     table_path = ctx.config.sheet_table()
     source = sheet_source(ctx.config)
     rid = ctx.recording.recording_id
-    row, rule = None, "none"
+    position, rule = None, "none"
     if table_path is None:
         ctx.warn("no sheet: pass --gsheet-credentials (gspread) or --gsheet-csv FILE to read the lab's sheet; "
                  "steps 10-11 run without bad lanes and retina orientation")
     else:
-        row, rule = match_row(cached_table(table_path), rid)
+        table = cached_table(table_path)
+        position, rule = match_position(table, rid)
         if rule == "substring" and not p.allow_substring_match:
-            row, rule = None, "none (substring match disabled)"
-        if row is None:
+            position, rule = None, "none (substring match disabled)"
+        if position is None:
             ctx.warn(f"no row of {table_path} has File_name {canonical_file_name(rid)!r}; "
                      "add the recording to the sheet")
-        elif rule == "substring":
-            ctx.warn(f"sheet row matched by substring only (File_name {row['File_name']!r}); check the sheet")
-    fields = row_fields(row) if row is not None else {}
-    for key, text in fields.items():
-        ctx.tx.write(f"{ROW}/{key}", text)
+    text, typed = {}, {}
+    if position is not None:
+        text = row_fields(row_values(table, position))
+        typed = dict(zip(text, row_values(cached_table(table_path, typed=True), position).values()))
+        if rule == "substring":
+            ctx.warn(f"sheet row matched by substring only (File_name {text['File_name']!r}); check the sheet")
+    for key in text:
+        ctx.tx.write(f"{ROW}/{key}", sheet_cell(typed[key]))
+        ctx.tx.write(f"{TEXT}/{key}", text[key])
     ctx.tx.write_tree(MATCH, {"source": source, "rule": rule, "table": str(table_path or ""),
-                              "file_name": fields.get("File_name", "")})
-    return {"source": source, "rule": rule, "n_columns": len(fields)}
+                              "file_name": text.get("File_name", "")})
+    return {"source": source, "rule": rule, "n_columns": len(text)}
 
 
 STEP = Step(
     name="gsheet_metadata", number=8, upstream=(), reads=frozenset({"sheet"}),
-    params=GsheetMetadataParams, version="1", run=run,
+    params=GsheetMetadataParams, version="2", run=run,
     outputs=(
-        Out(f"{ROW}/{{field}}", "str", 0,
-            "every column of the matched row as the sheet's text ('' when empty); key = column name with "
-            "'/' and '\\' replaced by '_' (e.g. Max/min/mm2 -> Max_min_mm2)", required=False),
-        Out(f"{MATCH}/source", "str", 0, "gspread (this batch's dated snapshot), csv (--gsheet-csv) or none"),
-        Out(f"{MATCH}/rule", "str", 0, "exact (File_name = canonical name), substring (the lab's rule) or none"),
-        Out(f"{MATCH}/table", "str", 0, "the snapshot or CSV file read ('' without a sheet)"),
-        Out(f"{MATCH}/file_name", "str", 0, "File_name of the matched row ('' without a row)"),
+        Out(f"{ROW}/{{field}}", "any", 0,
+            "every column of the matched row, as the lab writes it: the cell as pandas reads the table (int64, "
+            "float64, bool or text; '' when empty); key = column name with '/' and '\\' replaced by '_' "
+            "(e.g. Max/min/mm2 -> Max_min_mm2)", required=False, origin=LAB),
+        Out(f"{TEXT}/{{field}}", "str", 0, "every column of the matched row as the sheet's text ('' when empty); "
+            "same keys as gsheet_row", required=False, origin=OURS),
+        Out(f"{MATCH}/source", "str", 0, "gspread (this batch's dated snapshot), csv (--gsheet-csv) or none",
+            origin=OURS),
+        Out(f"{MATCH}/rule", "str", 0, "exact (File_name = canonical name), substring (the lab's rule) or none",
+            origin=OURS),
+        Out(f"{MATCH}/table", "str", 0, "the snapshot or CSV file read ('' without a sheet)", origin=OURS),
+        Out(f"{MATCH}/file_name", "str", 0, "File_name of the matched row ('' without a row)", origin=OURS),
     ),
-    description="The recording's row of the lab's Google Sheet (gspread snapshot or CSV export), as text",
+    description="The recording's row of the lab's Google Sheet (gspread snapshot or CSV export), typed as the "
+                "lab's and as text",
 )

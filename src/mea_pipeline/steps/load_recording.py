@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..eimage_params import EimageParams
-from ..schema import Out
+from ..frames import ELECTRODE
+from ..schema import FIXED, LAB, OURS, Out, outs
 from .registry import Step, StepContext, reader
 
 
@@ -22,12 +23,23 @@ class LoadRecordingParams(EimageParams):
     firing_rate_bin_s: float = 0.1
 
 
-def firing_rate(spike_samples: np.ndarray, sampling_rate_hz: float, duration_s: float,
-                bin_s: float) -> np.ndarray:
-    """Spikes per second in consecutive bins covering the whole recording (same length for all units)."""
-    n_bins = max(1, int(np.ceil(duration_s / bin_s)))
-    counts, _ = np.histogram(spike_samples / sampling_rate_hz, bins=n_bins, range=(0.0, n_bins * bin_s))
-    return (counts / bin_s).astype(np.float32)
+# The lab's firing rate runs from time 0 to this long after the unit's last spike (so its length
+# differs between units): part of the meaning of the lab's key, not a choice.
+FIRING_RATE_TAIL_US = 1_000_000
+
+
+def firing_rate(spike_samples: np.ndarray, tick_us: int, bin_s: float) -> np.ndarray:
+    """The lab's ``firing_rate_10hz``: spikes per second in bins of ``bin_s`` from time 0.
+
+    Bins are right-open, ``[k * bin_s, (k + 1) * bin_s)``, computed in integer microseconds
+    (``sample * tick_us``), and cover 0 to 1 s past the last spike, as the lab's
+    ``compute_firing_rate`` does on the spike timestamps. Returns float32.
+    """
+    bin_us = int(round(bin_s * 1e6))
+    times_us = np.asarray(spike_samples, dtype=np.int64) * int(tick_us)
+    n_bins = -(-(int(times_us.max()) + FIRING_RATE_TAIL_US) // bin_us)
+    counts = np.bincount(times_us // bin_us, minlength=n_bins)
+    return counts.astype(np.float32) * np.float32(1e6 / bin_us)
 
 
 @reader("load_recording")
@@ -60,7 +72,7 @@ def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
 
     rec = ctx.recording
     with CmcrFile(rec.cmcr_path) as cmcr, CmtrFile(rec.cmtr_path) as cmtr:
-        rate = cmcr.sampling_rate_hz
+        rate, tick_us = cmcr.sampling_rate_hz, cmcr.tick_us
         duration_s = cmcr.duration_s
         units = cmtr.units(cmcr.tick_us, cmcr.from_us)
         eimage = compute_eimage_sta(cmcr.sensor, [u.spike_samples for u in units], rate, p)
@@ -77,9 +89,9 @@ def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
                             "unit_num": unit.unit_number, "original_name": f"Unit_{unit.unit_number}"})
         tx.write(f"{base}/spike_times", unit.spike_samples.astype(np.uint64))
         tx.write(f"{base}/waveform", unit.waveform.astype(np.float32))
-        tx.write(f"{base}/unit_meta/peak_amplitudes", unit.peak_amplitudes.astype(np.float32))
-        tx.write(f"{base}/firing_rate_10hz",
-                 firing_rate(unit.spike_samples, rate, duration_s, p.firing_rate_bin_s))
+        if len(unit.spike_samples):  # the lab writes neither for a unit without spikes
+            tx.write(f"{base}/unit_meta/peak_amplitudes", unit.peak_amplitudes.astype(np.float32))
+            tx.write(f"{base}/firing_rate_10hz", firing_rate(unit.spike_samples, tick_us, p.firing_rate_bin_s))
         if eimage.n_spikes_used[index] == 0:
             ctx.warn(f"{unit.unit_id}: no spike inside the first {eimage.n_samples_used} sensor samples; "
                      "eimage_sta is NaN")
@@ -88,9 +100,10 @@ def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
         tx.write_tree(f"{base}/features/eimage_sta/metadata", {
             "n_spikes_used": int(eimage.n_spikes_used[index]),
             "n_spikes_excluded": int(eimage.n_spikes_excluded[index]),
-            "cutoff_hz": p.cutoff_hz, "filter_order": p.filter_order,
-            "pre_samples": -p.window[0], "post_samples": p.window[1],
-            "spike_limit": p.spike_limit, "duration_s": p.duration_s,
+            "cutoff_hz": float(p.cutoff_hz), "filter_order": int(p.filter_order),
+            "pre_samples": int(-p.window[0]), "post_samples": int(p.window[1]),
+            "spike_limit": int(p.spike_limit), "duration_s": float(p.duration_s),
+            "skip_highpass": False,  # the lab's alternative (mean removal) does not exist here
             "sampling_rate": float(rate), "window_range": np.asarray(p.window, dtype=np.int64),
             "n_samples_used": int(eimage.n_samples_used),
         })
@@ -98,30 +111,65 @@ def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
             "eimage_samples": int(eimage.n_samples_used)}
 
 
+INCLUDE_PEAK_FIX = ("spikes with IncludePeak == 1 only: the lab averages the first 10 000 raw Peaks rows, "
+                    "sub-threshold peaks included")
+
 STEP = Step(
     name="load_recording", number=1, upstream=(), reads=frozenset({"cmcr", "cmtr"}),
-    params=LoadRecordingParams, version="1", run=run,
+    params=LoadRecordingParams, version="2", run=run,
     outputs=(
-        Out("metadata/dataset_id", "str", 0, "recording ID"),
-        Out("metadata/acquisition_rate", "f", 0, "sampling rate (Hz) = 1e6 / Tick"),
-        Out("metadata/sample_interval", "f", 0, "1 / acquisition_rate (s)"),
-        Out("metadata/recording_duration_s", "f", 0, "recording length (s)"),
-        Out("source_files@cmcr_path", "str", None, "raw file used"),
-        Out("source_files@cmtr_path", "str", None, "spike-sorter file used"),
-        Out("units/{unit}@row", "i", None, "Row of the unit's sensor (1-based, MCS)"),
-        Out("units/{unit}@col", "i", None, "Column of the unit's sensor (1-based, MCS)"),
-        Out("units/{unit}@global_id", "i", None, "SensorID = 65 * (Column - 1) + Row"),
-        Out("units/{unit}@unit_num", "i", None, "CMTR UnitID"),
-        Out("units/{unit}@original_name", "str", None, "'Unit_<UnitID>'"),
-        Out("units/{unit}/spike_times", "u", 1, "spike sample indices (IncludePeak == 1), uint64"),
-        Out("units/{unit}/waveform", "f", 1, "mean included cutout (ICA source units)"),
-        Out("units/{unit}/unit_meta/peak_amplitudes", "f", 1, "PeakAmplitude of each spike"),
-        Out("units/{unit}/firing_rate_10hz", "f", 1, "spikes/s in 100 ms bins over the whole recording"),
+        Out("metadata/dataset_id", "str", 0, "recording ID", origin=LAB),
+        Out("metadata/acquisition_rate", "f", 0, "sampling rate = 1e6 / Tick (the lab estimates it from the "
+            "analog length and LB.RecordingDuration: the same value on MCS files)", origin=LAB, units="Hz"),
+        Out("metadata/sample_interval", "f", 0, "1 / acquisition_rate", origin=LAB, units="s"),
+        Out("metadata/recording_duration_s", "f", 0, "recording length (LB.RecordingDuration)", origin=OURS,
+            units="s"),
+        Out("source_files@cmcr_path", "str", None, "raw file used", origin=LAB),
+        Out("source_files@cmtr_path", "str", None, "spike-sorter file used", origin=LAB),
+        Out("units/{unit}@row", "i", None, "Row of the unit's sensor (Unit Info)", origin=LAB,
+            units="electrode (1-based)", frame=ELECTRODE),
+        Out("units/{unit}@col", "i", None, "Column of the unit's sensor (Unit Info)", origin=LAB,
+            units="electrode (1-based)", frame=ELECTRODE),
+        Out("units/{unit}@global_id", "i", None, "SensorID = 65 * (Column - 1) + Row", origin=LAB,
+            units="sensor number (1-based)", frame=ELECTRODE),
+        Out("units/{unit}@unit_num", "i", None, "CMTR UnitID", origin=LAB),
+        Out("units/{unit}@original_name", "str", None, "'Unit_<UnitID>'", origin=LAB),
+        Out("units/{unit}/spike_times", "u", 1, "spike sample indices (IncludePeak == 1 peaks), uint64",
+            origin=LAB, units="samples"),
+        Out("units/{unit}/waveform", "f", 1, "mean included cutout", origin=LAB,
+            units="ICA source units (no physical unit)"),
+        Out("units/{unit}/unit_meta/peak_amplitudes", "f", 1, "PeakAmplitude of each spike (absent without "
+            "spikes)", required=False, origin=LAB, units="ICA source units (no physical unit)"),
+        Out("units/{unit}/firing_rate_10hz", "f", 1,
+            "spikes per second in 100 ms bins from time 0 to 1 s past the unit's last spike (so the length "
+            "differs between units; absent without spikes)", required=False, origin=LAB, units="Hz"),
         Out("units/{unit}/features/eimage_sta/data", "f", 3,
-            "float32 (50, 65, 65) electrical image: mean high-passed sensor signal around the spikes; NaN if no spike"),
-        Out("units/{unit}/features/eimage_sta/metadata/{field}", "any", None,
-            "n_spikes_used, n_spikes_excluded, cutoff_hz, filter_order, pre_samples, post_samples, "
-            "spike_limit, duration_s, sampling_rate, window_range, n_samples_used"),
+            "(50, 65, 65) electrical image [t, axis 1, axis 2]: mean 100 Hz high-passed sensor signal around "
+            "the spikes (spike at t = 10); float32 where the lab stores float64; NaN if no spike",
+            origin=FIXED, fixed=INCLUDE_PEAK_FIX, units="ADC counts", frame=ELECTRODE),
+        Out("units/{unit}/features/eimage_sta/metadata/n_spikes_used", "i", 0, "spikes averaged",
+            origin=FIXED, fixed=INCLUDE_PEAK_FIX, units="spikes"),
+        Out("units/{unit}/features/eimage_sta/metadata/n_spikes_excluded", "i", 0,
+            "spikes selected (the first spike_limit in the first duration_s) whose window spills over an end",
+            origin=FIXED, fixed=INCLUDE_PEAK_FIX, units="spikes"),
+        Out("units/{unit}/features/eimage_sta/metadata/cutoff_hz", "f", 0, "high-pass cutoff", origin=LAB,
+            units="Hz"),
+        Out("units/{unit}/features/eimage_sta/metadata/filter_order", "i", 0, "Butterworth order (zero-phase)",
+            origin=LAB),
+        *outs("units/{unit}/features/eimage_sta/metadata", ("pre_samples", "post_samples"), "i", 0,
+              "window samples {name}", origin=LAB, units="samples"),
+        Out("units/{unit}/features/eimage_sta/metadata/spike_limit", "i", 0, "spikes selected at most",
+            origin=LAB, units="spikes"),
+        Out("units/{unit}/features/eimage_sta/metadata/duration_s", "f", 0, "sensor data used from the start",
+            origin=LAB, units="s"),
+        Out("units/{unit}/features/eimage_sta/metadata/skip_highpass", "b", 0, "False: always high-passed",
+            origin=LAB),
+        Out("units/{unit}/features/eimage_sta/metadata/sampling_rate", "f", 0, "sampling rate", origin=LAB,
+            units="Hz"),
+        Out("units/{unit}/features/eimage_sta/metadata/window_range", "i", 1, "[-pre_samples, post_samples]",
+            origin=LAB, units="samples"),
+        Out("units/{unit}/features/eimage_sta/metadata/n_samples_used", "i", 0,
+            "sensor samples read: min(duration_s * rate, recording)", origin=OURS, units="samples"),
     ),
     description="Spike times (IncludePeak == 1), firing rate and the electrical-image STA of every unit",
 )

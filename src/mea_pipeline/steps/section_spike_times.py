@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..stimulus_library import StimulusLibrary
-from ..schema import Out
+from ..schema import LAB, OURS, Out, outs
 from . import load_recording, section_time
 from .registry import Step, StepContext, reader
 
@@ -83,15 +83,21 @@ STEP = Step(
     reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/spike_times_sectioned/{movie}/full_spike_times", "i", 1,
-            "sorted union of the trial spikes (absolute samples)"),
+            "sorted union of the trial spikes (absolute sample indices)", origin=LAB, units="samples"),
         Out("units/{unit}/spike_times_sectioned/{movie}/trials_spike_times/{trial}", "i", 1,
-            "spikes of one trial (absolute samples)"),
+            "spikes of one trial, start - pre_samples <= t < end + post_samples (absolute sample indices)",
+            origin=LAB, units="samples"),
         Out("units/{unit}/spike_times_sectioned/{movie}/trials_start_end", "i", 2,
-            "(n_trials, 2) trial [start, end) samples, without padding"),
-        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/{field}", "any", None,
-            "n_trials, pad_margin (s), pre_samples, post_samples"),
-        Out("metadata/spike_sectioning/sectioned_movies", "str", 1, "movies sectioned"),
-        Out("metadata/spike_sectioning/failed_movies", "str", 1, "movies whose JSON was missing or invalid"),
+            "(n_trials, 2) trial [start, end) samples, without padding", origin=LAB, units="samples"),
+        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/n_trials", "i", 0,
+            "trials (group_count x repeat of the movie's section_kwargs)", origin=LAB),
+        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/pad_margin", "f", 1,
+            "[before, after] padding of each trial (pad_margin_s)", origin=LAB, units="s"),
+        *outs("units/{unit}/spike_times_sectioned/{movie}/_attrs", ("pre_samples", "post_samples"), "i", 0,
+              "padding {name} = int(pad_margin * acquisition_rate)", origin=LAB, units="samples"),
+        Out("metadata/spike_sectioning/sectioned_movies", "str", 1, "movies sectioned", origin=OURS),
+        Out("metadata/spike_sectioning/failed_movies", "str", 1, "movies whose JSON was missing or invalid",
+            origin=OURS),
     ),
     description="Spike times per movie and trial (absolute sample indices)",
 )

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary, expected_frame_count, section_frames
-from ..schema import Out
 from .registry import Step, StepContext, reader
 
 
@@ -21,25 +22,31 @@ class SectionTimeParams:
     startup_pulses: int = 4
     frame_sync_channel: int = 1
     light_channel: int = 0
-    # Edge threshold as a fraction of the way from the baseline (median) to the pulse top.
+    # Edge threshold as a fraction of the way from the baseline (median) to the pulse top, and the
+    # percentile of the frame-sync signal taken as the pulse top (the lab's normalisation level).
     edge_threshold: float = 0.5
+    sync_top_percentile: float = 99.9
     pad_frame: int = 180
     pre_margin_frame: int = 60
     post_margin_frame: int = 120
+    # Times the playlist was played in a row (the lab's `repeats`).
+    playlist_repeats: int = 1
 
 
-def rising_edges(signal: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """Sample indices where ``signal`` first rises above its mid level (one per pulse).
+def rising_edges(signal: np.ndarray, fraction: float = 0.5, top_percentile: float = 99.9) -> np.ndarray:
+    """Sample index of each pulse's rising edge: the last sample before the signal crosses its mid level.
 
-    The level is ``fraction`` of the way from the median (the idle level between pulses) to the
-    99.9th percentile (the pulse top), so it holds for any ADC gain and offset.
+    That is the lab's frame timestamp: the index ``i`` of the first difference
+    ``signal[i + 1] - signal[i]`` that makes the rise. The level is ``fraction`` of the way
+    from the median (the idle level between pulses) to the ``top_percentile`` percentile (the
+    pulse top), so it holds for any ADC gain and offset.
     """
     x = np.asarray(signal, dtype=np.float64)
-    low, high = np.median(x), np.percentile(x, 99.9)
+    low, high = np.median(x), np.percentile(x, top_percentile)
     if high <= low:
         return np.zeros(0, dtype=np.int64)
     above = x > low + fraction * (high - low)
-    return np.flatnonzero(above[1:] & ~above[:-1]).astype(np.int64) + 1
+    return np.flatnonzero(above[1:] & ~above[:-1]).astype(np.int64)
 
 
 def block_mean(signal: np.ndarray, factor: int) -> np.ndarray:
@@ -48,22 +55,37 @@ def block_mean(signal: np.ndarray, factor: int) -> np.ndarray:
     return signal[: n * factor].reshape(n, factor).mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
+def light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Position-wise mean of the light trace over a movie's occurrences ``[start, end)`` (NaN-padded).
+
+    The lab's ``light_template``: the raw light channel at the acquisition rate, float32.
+    """
+    pieces = [np.asarray(light[start:end], dtype=np.float32) for start, end in bounds]
+    stacked = np.full((len(pieces), max(len(piece) for piece in pieces)), np.nan, dtype=np.float32)
+    for row, piece in zip(stacked, pieces):
+        row[: len(piece)] = piece
+    return np.nanmean(stacked, axis=0, dtype=np.float64).astype(np.float32)
+
+
 def run(ctx: StepContext, p: SectionTimeParams) -> dict:
     # Imported when the step runs: reading the registry (status, schema) stays fast.
     from ..mcs_io import CmcrFile
 
+    if p.playlist_repeats < 1:
+        raise InputError(f"playlist_repeats must be at least 1, got {p.playlist_repeats}")
     library = StimulusLibrary(ctx.config.stimuli)
     movies = library.playlist(ctx.config.playlist)
     lengths = library.movie_lengths(movies)
+    played = movies * p.playlist_repeats
     with CmcrFile(ctx.recording.cmcr_path) as cmcr:
         analog = cmcr.analog()
         rate = cmcr.sampling_rate_hz
     frame_sync = analog[p.frame_sync_channel]
     light = analog[p.light_channel]
 
-    edges = rising_edges(frame_sync, p.edge_threshold)
+    edges = rising_edges(frame_sync, p.edge_threshold, p.sync_top_percentile)
     frames = edges[p.startup_pulses:]
-    expected = expected_frame_count(movies, lengths, p.pad_frame)
+    expected = expected_frame_count(played, lengths, p.pad_frame)
     if len(frames) != expected:
         ctx.warn(f"frame count QC: detected {len(frames)} display frames, playlist "
                  f"'{ctx.config.playlist}' expects {expected}")
@@ -80,17 +102,17 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
         "pad_frame": p.pad_frame, "pre_margin_frame": p.pre_margin_frame, "post_margin_frame": p.post_margin_frame,
     })
     tx.write("metadata/section_time_playlist", ctx.config.playlist)
+    tx.write("metadata/section_time_repeats", int(p.playlist_repeats))
     tx.write("metadata/section_time_movies", movies)
 
     factor_1khz = max(1, int(round(rate / 1000)))
-    light_1khz = block_mean(light, factor_1khz)
-    tx.write("stimulus/light_reference/1khz_ch1", light_1khz)
+    tx.write("stimulus/light_reference/1khz_ch1", block_mean(light, factor_1khz))
     tx.write("stimulus/light_reference/1khz_ch2", block_mean(frame_sync, factor_1khz))
     tx.write("stimulus/light_reference/10hz_ch1", block_mean(light, factor_1khz * 100))
     tx.write("stimulus/light_reference/10hz_ch2", block_mean(frame_sync, factor_1khz * 100))
 
     sectioned = []
-    for movie, occurrences in section_frames(movies, lengths, p.pad_frame, p.pre_margin_frame,
+    for movie, occurrences in section_frames(played, lengths, p.pad_frame, p.pre_margin_frame,
                                              p.post_margin_frame).items():
         if occurrences.max() >= len(frames):
             ctx.warn(f"{movie}: section ends at display frame {int(occurrences.max())} but only "
@@ -99,8 +121,7 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
         samples = frames[occurrences]
         tx.write(f"stimulus/section_frames/{movie}", occurrences)
         tx.write(f"stimulus/section_time/{movie}", samples.astype(np.int64))
-        template = _light_template(light_1khz, samples // factor_1khz)
-        tx.write(f"stimulus/light_template/{movie}", template, attrs={"sampling_rate_hz": rate / factor_1khz})
+        tx.write(f"stimulus/light_template/{movie}", light_template(light, samples))
         sectioned.append(movie)
     return {"n_frames": int(len(frames)), "expected_frames": int(expected), "movies": sectioned}
 
@@ -128,33 +149,37 @@ def movie_frame0(h5, movie: str) -> int:
     return int(h5[f"stimulus/section_frames/{movie}"][0, 0]) + pre_margin
 
 
-def _light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Position-wise mean of the light trace over a movie's occurrences (NaN-padded)."""
-    pieces = [light[start:end] for start, end in bounds]
-    stacked = np.full((len(pieces), max(len(piece) for piece in pieces)), np.nan, dtype=np.float32)
-    for row, piece in zip(stacked, pieces):
-        row[: len(piece)] = piece
-    return np.nanmean(stacked, axis=0).astype(np.float32)
-
-
 STEP = Step(
     name="section_time", number=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
-    params=SectionTimeParams, version="2", run=run,
+    params=SectionTimeParams, version="3", run=run,
     outputs=(
-        Out("metadata/frame_timestamps", "u", 1, "sample of each display frame's sync rising edge"),
-        Out("metadata/frame_time", "f", 1, "frame_timestamps in seconds"),
-        Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps (lab layout)"),
-        Out("metadata/frame_qc/{field}", "i", 0,
-            "detected_frames, expected_frames (from the playlist), difference, startup_pulses_dropped"),
-        Out("metadata/section_margins/{field}", "i", 0,
-            "pad_frame, pre_margin_frame, post_margin_frame used (movie frame 0 = section start + pre_margin_frame)"),
-        Out("metadata/section_time_playlist", "str", 0, "playlist used"),
-        Out("metadata/section_time_movies", "str", 1, "playlist movies in order"),
-        Out("stimulus/light_reference/{field}", "f", 1,
-            "light (ch1) and frame-sync (ch2) channels as 1 kHz and 10 Hz block means"),
-        Out("stimulus/section_frames/{movie}", "i", 2, "(occurrences, 2) section [start, end] in display frames"),
-        Out("stimulus/section_time/{movie}", "i", 2, "(occurrences, 2) section [start, end] in samples"),
-        Out("stimulus/light_template/{movie}", "f", 1, "mean light trace over the occurrences, 1 kHz"),
+        Out("metadata/frame_timestamps", "u", 1,
+            "sample of each display frame: the last sample before its frame-sync pulse rises (the lab's "
+            "convention), start-up pulses dropped", origin=LAB, units="samples"),
+        Out("metadata/frame_time", "f", 1, "frame_timestamps / acquisition_rate", origin=LAB, units="s"),
+        Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps", origin=LAB,
+            units="samples"),
+        *outs("metadata/frame_qc", ("detected_frames", "expected_frames", "difference"), "i", 0,
+              "display frames: {name} (expected from the playlist)", origin=OURS, units="frames"),
+        Out("metadata/frame_qc/startup_pulses_dropped", "i", 0, "frame-sync pulses dropped before frame 0",
+            origin=OURS, units="pulses"),
+        *outs("metadata/section_margins", ("pad_frame", "pre_margin_frame", "post_margin_frame"), "i", 0,
+              "{name} used (movie frame 0 = section start + pre_margin_frame)", origin=OURS, units="frames"),
+        Out("metadata/section_time_playlist", "str", 0, "playlist used", origin=LAB),
+        Out("metadata/section_time_repeats", "i", 0, "times the playlist was played (playlist_repeats)",
+            origin=LAB),
+        Out("metadata/section_time_movies", "str", 1, "playlist movies in order", origin=OURS),
+        *outs("stimulus/light_reference", ("1khz_ch1", "10hz_ch1"), "f", 1,
+              "light channel as block means of the raw samples ({name})", origin=LAB, units="ADC counts"),
+        *outs("stimulus/light_reference", ("1khz_ch2", "10hz_ch2"), "f", 1,
+              "frame-sync channel as block means of the raw samples ({name})", origin=LAB, units="ADC counts"),
+        Out("stimulus/section_frames/{movie}", "i", 2, "(occurrences, 2) section [start, end] in display frames",
+            origin=OURS, units="frames"),
+        Out("stimulus/section_time/{movie}", "i", 2, "(occurrences, 2) section [start, end] in samples",
+            origin=LAB, units="samples"),
+        Out("stimulus/light_template/{movie}", "f", 1,
+            "mean raw light channel over the occurrences, at the acquisition rate, float32", origin=LAB,
+            units="ADC counts"),
     ),
     description="Frame timestamps from the frame-sync channel, QC against the playlist, movie sections",
 )
