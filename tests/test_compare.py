@@ -137,8 +137,8 @@ def test_details_say_how_a_key_differs_and_give_the_fixed_reason(toy_pair):
     assert keys[f"{G}/nan_here"].detail.startswith("value: 1 of 2 elements differ (first at 0: nan in LAB, 1.0 in OURS")
     assert "rtol 1e-06" in keys[f"{G}/area"].detail and "rtol 0.0001" in keys[f"{G}/trace"].detail
     assert keys[f"{U}/lnl/b"].mark == f"lab, fixed: {LN_REASON}"
-    assert keys[f"{U}/lnl/b"].detail == f"value: 1.0 in LAB, {1 + math.log(4)!r} in OURS (fixed: {LN_REASON})"
-    assert keys[f"{U}/lnl/rate"].detail == f"dataset only in LAB (fixed: {LN_REASON})"
+    assert keys[f"{U}/lnl/b"].detail == f"fixed: {LN_REASON}; value: 1.0 in LAB, {1 + math.log(4)!r} in OURS"
+    assert keys[f"{U}/lnl/rate"].detail == f"fixed: {LN_REASON}; dataset only in LAB"
     assert (keys[f"{U}/mine"].mark, keys["extras/notes"].mark) == ("ours", None)
     attrs = keys[f"{U}/section/_attrs"]
     assert attrs.detail == (f"structure: group in LAB, attributes of {U}/section in OURS "
@@ -201,8 +201,8 @@ def test_summary_groups_keys_by_pattern_and_fits_a_screen(tmp_path):
     text = format_summary(report)
     lines = text.splitlines()
     assert len(lines) <= 40 and max(map(len, lines)) <= 110
-    assert "      40 x units/{unit}/geometry/center  [lab]" in lines
-    assert "      40 x units/{unit}/trials/{n}/spikes  [no mark]" in lines        # only trial 2 differs
+    assert "      40 x [lab] units/{unit}/geometry/center" in lines
+    assert "      40 x [no mark] units/{unit}/trials/{n}/spikes" in lines        # only trial 2 differs
     assert "           e.g. units/unit_001/geometry/center: value: 0.0 in LAB, 0.5 in OURS" in lines
     assert "missing (320 keys, 8 patterns):" in lines
     assert f"         ... {8 - PATTERNS_PER_CLASS} more patterns ({40 * (8 - PATTERNS_PER_CLASS)} keys): " \
@@ -285,7 +285,7 @@ def test_a_lab_layout_file_names_exactly_the_planted_deviations(processed, tmp_p
     assert by_class["equal"] == lab_file_keys - planted        # every other lab key (and their groups)
     assert by_class["extra"] == set(keys) - lab_file_keys      # ours: only extra
     documented = next(k for k in report.keys if k.path == ln_b)
-    assert documented.detail.endswith(f"(fixed: {find_out(REGISTRY, ln_b).fixed})")
+    assert documented.detail.startswith(f"fixed: {find_out(REGISTRY, ln_b).fixed}; value: ")
     retyped_detail = next(k for k in report.keys if k.path == retyped).detail
     assert retyped_detail.startswith("dtype family: int (int64) in LAB, float")
     assert report.exit_code == 1

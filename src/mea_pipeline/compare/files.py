@@ -24,10 +24,10 @@ from pathlib import Path
 from ..errors import InputError
 from ..schema import FIXED, find_out
 from .hdf5_walk import ATTRIBUTE, GROUP, open_file, read, walk
-from .values import DIFFERS, EQUAL, Outcome, compare_values, tolerance_text
+from .values import DIFFERS, EQUAL, WITHIN_TOLERANCE, Outcome, compare_values, tolerance_text
 
 DOCUMENTED, MISSING, EXTRA = "documented", "missing", "extra"
-CLASSES = (EQUAL, "within_tolerance", DOCUMENTED, DIFFERS, MISSING, EXTRA)
+CLASSES = (EQUAL, WITHIN_TOLERANCE, DOCUMENTED, DIFFERS, MISSING, EXTRA)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _with_mark(key: str, out, outcome: Outcome, ours_key: str | None = None) -> 
     cls = outcome.status
     detail = outcome.detail
     if cls in (DIFFERS, MISSING) and out is not None and out.origin == FIXED:
-        cls, detail = DOCUMENTED, f"{detail} (fixed: {out.fixed})"
+        cls, detail = DOCUMENTED, f"fixed: {out.fixed}; {detail}"
     return KeyResult(key, cls, _mark(out), detail, ours_key)
 
 

@@ -6,6 +6,7 @@ the high-level ``File[path][()]`` costs about twice as much per small dataset.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def open_file(path: Path, role: str) -> h5py.File:
         raise InputError(f"{role} file {path} does not exist; {usage}")
     if path.is_dir():
         raise InputError(f"{role} file {path} is a folder; {usage}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{role} file {path} is not readable (permission denied); {usage}")
     try:
         return h5py.File(path, "r")
     except OSError as exc:

@@ -40,23 +40,28 @@ def format_summary(report: Report) -> str:
         for key in by_class[cls]:
             groups[pattern(key.path)].append(key)
         ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
-        lines.append(f"{cls} ({len(by_class[cls])} keys, {len(groups)} patterns):")
+        lines.append(f"{cls} ({_count(len(by_class[cls]), 'key')}, {_count(len(groups), 'pattern')}):")
         for name, keys in ranked[:PATTERNS_PER_CLASS]:
+            name = name if len(keys) > 1 else keys[0].path
             placeholders |= name != keys[0].path
             mark = (keys[0].mark or "no mark").split(":")[0]  # a fixed key's reason is in its detail
-            lines.append(_clip(f"  {len(keys):>6} x {name}  [{mark}]"))
+            lines.append(_clip(f"  {len(keys):>6} x [{mark}] {name}"))
             example = f"e.g. {keys[0].path}: " if len(keys) > 1 else ""
             lines.append(_clip(f"           {example}{keys[0].detail}"))
         if len(ranked) > PATTERNS_PER_CLASS:
             rest = ranked[PATTERNS_PER_CLASS:]
             hidden = sum(len(keys) for _, keys in rest)
-            lines.append(f"         ... {len(rest)} more patterns ({hidden} keys): --json lists all")
+            lines.append(f"         ... {_count(len(rest), 'more pattern')} ({_count(hidden, 'key')}): --json lists all")
     if placeholders:
         lines.append("{unit} = any unit_NNN, {n} = any number (trial, direction)")
     verdict = "nothing differs, nothing missing" if report.exit_code == 0 else \
         f"{counts[DIFFERS]} differ, {counts[MISSING]} missing"
     lines.append(f"result: {verdict} (exit {report.exit_code})")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _clip(line: str) -> str:
