@@ -8,6 +8,7 @@ its declared patterns with the declared dtype and rank, and every required patte
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -67,10 +68,16 @@ class Out:
         return f"lab, fixed: {self.fixed}" if self.origin == FIXED else self.origin
 
     def regex(self) -> re.Pattern:
-        pattern = re.escape(self.path)
-        for placeholder, regex in PLACEHOLDERS.items():
-            pattern = pattern.replace(re.escape(placeholder), regex)
-        return re.compile(pattern + r"$")
+        return _path_regex(self.path)
+
+
+@functools.cache
+def _path_regex(path: str) -> re.Pattern:
+    """A declared path as a regex, built once: find_out and validate match every key of a file."""
+    pattern = re.escape(path)
+    for placeholder, regex in PLACEHOLDERS.items():
+        pattern = pattern.replace(re.escape(placeholder), regex)
+    return re.compile(pattern + r"$")
 
 
 def outs(base: str, names, dtype: str, ndim: int | None, doc: str, **marks) -> tuple[Out, ...]:
