@@ -317,3 +317,20 @@ def test_compound_values_are_compared_field_by_field(tmp_path):
     assert (keys["metadata/table"].cls, keys["metadata/table"].detail) == \
         ("differs", "field gain: value: 1 of 2 elements differ (first at 1: 0.25 in LAB, 0.75 in OURS), "
                     "max |LAB - OURS| 0.5 (0.667 of the scale 0.75)")
+
+
+def test_a_fix_that_only_applies_where_ours_is_nan_covers_only_those_values(tmp_path):
+    """The lab's sentinel (0, or -5) where we write NaN plus a status is documented; any other
+    difference at the same key still differs."""
+    registry = Registry([Step(
+        name="toy_soma", number=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+        run=lambda ctx, p: {}, description="toy",
+        outputs=(Out("units/{unit}/soma/center_row", "f", 0, "soma row", origin=FIXED, fixed_where_nan=True,
+                     fixed="an empty eimage gives NaN plus a status, not (0, 0)"),),
+    )])
+    lab, ours = tmp_path / "lab.h5", tmp_path / "ours.h5"
+    write(lab, {"units/unit_001/soma/center_row": 0.0, "units/unit_002/soma/center_row": 12.0})
+    write(ours, {"units/unit_001/soma/center_row": np.nan, "units/unit_002/soma/center_row": 13.0})
+    found = classes(compare_files(lab, ours, registry))
+    assert found["units/unit_001/soma/center_row"] == "documented"
+    assert found["units/unit_002/soma/center_row"] == "differs"

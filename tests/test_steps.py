@@ -228,7 +228,9 @@ def test_a_step_whose_last_attempt_failed_runs_again(processed, tmp_path):
     inputs, config = copy_output(processed, tmp_path), processed["config"]
     OutputFile(inputs.output_path).record_failure("soma_geometry", "OSError: drive went away")
     assert not is_complete(inputs, config)
-    result = statuses(run_recording(inputs, config, steps="6"))
-    assert result == {"soma_geometry": "done"}
+    # Step 6 and what reads it (step 11 registers the stimulus to the somas).
+    rerun = ["soma_geometry", *REGISTRY.dependents("soma_geometry")]
+    result = statuses(run_recording(inputs, config, steps=",".join(rerun)))
+    assert result == dict.fromkeys(rerun, "done")
     assert is_complete(inputs, config)
     assert OutputFile(inputs.output_path).step_states()["soma_geometry"] == "done"

@@ -55,17 +55,24 @@ class Out:
     fixed: str = ""
     units: str = ""
     frame: str = ""
+    # A fix that only applies where the lab writes a sentinel or defaults and we write NaN (plus a
+    # status): elsewhere the key is the lab's, and compare holds it to the lab's value.
+    fixed_where_nan: bool = False
 
     def __post_init__(self):
         if self.origin not in (None, LAB, FIXED, OURS):
             raise ValueError(f"{self.path}: origin must be lab, fixed or ours, got {self.origin!r}")
         if (self.origin == FIXED) != bool(self.fixed):
             raise ValueError(f"{self.path}: a fixed lab key names its reason, and only a fixed key has one")
+        if self.fixed_where_nan and self.origin != FIXED:
+            raise ValueError(f"{self.path}: fixed_where_nan qualifies a fixed key")
 
     @property
     def mark(self) -> str:
         """'lab', 'lab, fixed: <reason>' or 'ours' (None when undeclared)."""
-        return f"lab, fixed: {self.fixed}" if self.origin == FIXED else self.origin
+        if self.origin != FIXED:
+            return self.origin
+        return f"lab, fixed where ours is NaN: {self.fixed}" if self.fixed_where_nan else f"lab, fixed: {self.fixed}"
 
     def regex(self) -> re.Pattern:
         return _path_regex(self.path)
@@ -197,7 +204,8 @@ def render_markdown(registry) -> str:
         "Origin (PRODUCT.md, the lab-key contract): `lab` = the lab's scripts write this key and it",
         "holds the lab's quantity, units, sign and angle convention, field order, dtype family and",
         "structure; `lab, fixed: <reason>` = a lab key whose value we compute differently on purpose",
-        "(a lab bug this pipeline fixes); `ours` = not written by the lab's scripts.",
+        "(a lab bug this pipeline fixes; `fixed where ours is NaN`: only where the lab writes a sentinel",
+        "or defaults and we write NaN plus a status); `ours` = not written by the lab's scripts.",
         "`mea-pipeline compare LAB.h5 OURS.h5` reads these marks. Angles and positions name their",
         "frame: " + "; ".join(f"`{name}` = {meaning}" for name, meaning in FRAMES.items()) + ".",
         "",

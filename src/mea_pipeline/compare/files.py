@@ -5,7 +5,8 @@ Every key of either file (group, dataset, ``owner@attribute``) gets one class:
 * ``equal`` / ``within_tolerance``: same structure, dtype family and shape; the values are equal,
   or floats within the tolerance of :mod:`.values`;
 * ``documented``: differs from, or is absent in, our file, and the schema marks the key
-  ``lab, fixed: <reason>`` (a lab bug this pipeline fixes);
+  ``lab, fixed: <reason>`` (a lab bug this pipeline fixes); for a key fixed only where ours is
+  NaN (``Out.fixed_where_nan``), only when every differing value is NaN in ours;
 * ``differs``: anything else that is not equal (value, shape, dtype family or HDF5 structure);
 * ``missing``: only in the lab's file; ``extra``: only in ours (keys we add beside the lab's).
 
@@ -119,7 +120,8 @@ def _with_mark(key: str, out, outcome: Outcome, ours_key: str | None = None) -> 
     """The key's class: a difference (or absence) at a key the schema marks fixed is documented."""
     cls = outcome.status
     detail = outcome.detail
-    if cls in (DIFFERS, MISSING) and out is not None and out.origin == FIXED:
+    if cls in (DIFFERS, MISSING) and out is not None and out.origin == FIXED \
+            and (not out.fixed_where_nan or outcome.ours_nan_only):
         cls, detail = DOCUMENTED, f"fixed: {out.fixed}; {detail}"
     return KeyResult(key, cls, _mark(out), detail, ours_key)
 

@@ -36,6 +36,8 @@ EQUAL, WITHIN_TOLERANCE, DIFFERS = "equal", "within_tolerance", "differs"
 class Outcome:
     status: str          # EQUAL, WITHIN_TOLERANCE or DIFFERS
     detail: str = ""
+    # Every differing element is NaN in our file (a value the lab writes as a sentinel or default).
+    ours_nan_only: bool = False
 
 
 def family(dtype: np.dtype) -> str:
@@ -73,7 +75,7 @@ def compare_values(lab: Value, ours: Value, rtol: float | None = None) -> Outcom
     else:
         tolerance = rtol_for(lab.dtype, ours.dtype, rtol) if kind in ("float", "complex") else 0.0
         outcome = _compare_data(kind, lab.data, ours.data, tolerance)
-    return Outcome(outcome.status, outcome.detail + note)
+    return Outcome(outcome.status, outcome.detail + note, outcome.ours_nan_only)
 
 
 def _compare_data(kind: str, lab: np.ndarray, ours: np.ndarray, rtol: float) -> Outcome:
@@ -104,10 +106,11 @@ def _float_outcome(lab: np.ndarray, ours: np.ndarray, rtol: float) -> Outcome:
     if not non_finite_differs.any() and not too_far.any():
         return Outcome(WITHIN_TOLERANCE, f"max |LAB - OURS| {worst:.3g} ({relative} of the scale {scale:.3g}), "
                                          f"rtol {rtol:g}")
-    detail = _value_difference(lab, ours, non_finite_differs | too_far)
+    differing = non_finite_differs | too_far
+    detail = _value_difference(lab, ours, differing)
     if lab.ndim and too_far.any():
         detail += f", max |LAB - OURS| {worst:.3g} ({relative} of the scale {scale:.3g})"
-    return Outcome(DIFFERS, detail)
+    return Outcome(DIFFERS, detail, bool(np.isnan(ours[differing]).all()))
 
 
 def _compare_compound(lab: np.ndarray, ours: np.ndarray, rtol: float | None) -> Outcome:

@@ -142,6 +142,10 @@ CHECKERS = "checkers of the noise movie"
 SIZE_FIX = "frame range (40, 60), the RF's own: the lab's unified pipeline passed the soma's (10, 14)"
 LN_FIX = ("rates per second of the display frames binned: the lab divides by 1/15 s while binning display "
           "frames (b and the log-likelihoods shift by n log 4, rate_vs_g by 4 at 60 Hz)")
+NO_SENTINEL = "no -5 sentinel: an STA without signal gives NaN plus a status"
+ONOFF_FAILED = dict(origin=FIXED, fixed_where_nan=True,
+                    fixed="a polarity without signal or a failed fit is NaN plus fit_status, not the lab's defaults "
+                          "(sigma 0, amplitude 0, the RF centre)")
 FIT_STATUS = "'ok', or why the fit was not made or failed (its values are then NaN)"
 STEP = Step(
     name="rf_geometry", number=7,
@@ -150,7 +154,7 @@ STEP = Step(
     outputs=(
         *outs(GEO, ("center_row", "center_col"), "f", 0,
               "{name} of the argmax of the peak-to-peak map M (padding removed; NaN without an STA)",
-              required=False, origin=LAB, units=CHECKERS, frame=STIMULUS),
+              required=False, origin=FIXED, fixed_where_nan=True, fixed=NO_SENTINEL, units=CHECKERS, frame=STIMULUS),
         *outs(GEO, ("size_x", "size_y"), "f", 0,
               "{name}: extent along columns (x) / rows (y) of the half-max region of M", required=False,
               origin=FIXED, fixed=SIZE_FIX, units=CHECKERS, frame=STIMULUS),
@@ -209,13 +213,13 @@ STEP = Step(
         Out(GEO + "/DoG/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
         *outs(GEO + "/ONOFF_model", [f"{s}_center_{a}" for s in ("on", "off") for a in "xy"], "f", 0,
               "lab's axis-aligned Gaussian of one polarity of the signed extreme map: {name}", required=False,
-              origin=LAB, units=CHECKERS, frame=STIMULUS),
+              units=CHECKERS, frame=STIMULUS, **ONOFF_FAILED),
         *outs(GEO + "/ONOFF_model", [f"{s}_sigma_{a}" for s in ("on", "off") for a in "xy"], "f", 0,
-              "lab's ON/OFF Gaussian: {name} (includes the blur)", required=False, origin=LAB, units=CHECKERS),
+              "lab's ON/OFF Gaussian: {name} (includes the blur)", required=False, units=CHECKERS, **ONOFF_FAILED),
         *outs(GEO + "/ONOFF_model", ("on_amplitude", "off_amplitude"), "f", 0, "lab's ON/OFF Gaussian: {name}",
-              required=False, origin=LAB, units="STA units"),
+              required=False, units="STA units", **ONOFF_FAILED),
         *outs(GEO + "/ONOFF_model", ("on_r_squared", "off_r_squared"), "f", 0, "lab's ON/OFF Gaussian: {name}",
-              required=False, origin=LAB),
+              required=False, **ONOFF_FAILED),
         Out(GEO + "/ONOFF_model/fit_status", "str", 0, FIT_STATUS + " (per polarity)", required=False, origin=OURS),
         *outs(GEO + "/lnl", ("a", "a_norm"), "f", 0,
               "LN model rate = exp(b + a g): {name} (a per unit of g, a_norm per standard deviation of g)",
