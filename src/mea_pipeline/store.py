@@ -28,7 +28,7 @@ import numpy as np
 
 from . import __version__
 from .hdf5_writes import FRESH_FILE, STRING, create_small, rewrite_fresh
-from .output_digest import attr_crc, combine, dataset_crc, digest_paths, with_attrs
+from .output_digest import attr_crc, combine, dataset_crc, digest_paths, path_crc, with_attrs
 from .step_record import BOOKKEEPING, COMPLETED_STEPS, FAILURE_ATTRS, STEPS_GROUP, StepRecord, utc_now
 from .verified_memo import file_identity, recall, remember, vouched
 
@@ -331,6 +331,17 @@ class StepTransaction(AtomicUpdate):
                 self.write_tree(child, value)
             else:
                 self.write(child, value)
+
+    def write_group(self, path: str) -> None:
+        """Create an empty group owned by this step (the lab's writer makes one for a dict without values).
+
+        Nothing may be written under it afterwards: its CRC is taken now, empty.
+        """
+        t0 = time.perf_counter()
+        self.h5.require_group(path)
+        self._crcs[path] = path_crc(self.h5, path)
+        self.owned.add(path)
+        BOOKKEEPING.add("create", time.perf_counter() - t0)
 
     def set_attrs(self, path: str, attrs: Mapping) -> None:
         """Set attributes on a (possibly shared) group; each attribute is owned by this step."""
