@@ -7,18 +7,14 @@ direction of 0 deg points along +axis 2 and 90 deg along +axis 1, and the ONH's 
 
 from __future__ import annotations
 
-import dataclasses
-
 import h5py
 import numpy as np
 
 from mea_pipeline.mcs_io import sensor_frame_index
-from mea_pipeline.runner import run_recording
 from mea_pipeline.schema import find_out
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile, StepRecord
 from mea_pipeline.synth.cells import PITCH_UM
-from output_copy import copy_output
 
 FRAME_S = 1 / 20_000
 MIN_AXON_FRAMES = 12  # the centroid fit needs 10 frames of axon signal; a visible axon spans a few more
@@ -152,21 +148,3 @@ def test_lab_keys_have_the_labs_dtypes_and_every_angle_names_its_frame(processed
             if isinstance(h5[path], h5py.Dataset) and "frame" in h5[path].attrs:
                 assert out.frame and out.units in ("degrees", "radians"), path
 
-
-def test_without_labels_every_unit_is_tracked_and_the_selection_says_so(processed, tmp_path):
-    inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], labels=None)
-    run_recording(inputs, config, steps="9,10")
-    silent = {u["unit_id"] for u in processed["truth"]["units"] if u["silent"]}
-    with h5py.File(inputs.output_path) as h5:
-        meta = h5["metadata/ap_tracking"]
-        assert meta["selection"].asstr()[()] == "all units: no labels"
-        assert not meta["filter_by_cell_type"][()] and meta["non_rgc_processed"][()] == 0
-        for unit_id in h5["units"]:
-            if unit_id in silent:
-                continue
-            status = h5[f"units/{unit_id}/features/ap_tracking/status"].asstr()[()]
-            assert status in ("tracked", "no_pathway"), unit_id
-        record = StepRecord.read(h5, "ap_tracking")
-    assert record.summary["selection"] == "all units: no labels"
-    assert record.parameters["filter_by_cell_type"] is True  # the lab's rule stays on; there was nothing to filter by
