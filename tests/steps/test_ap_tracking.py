@@ -88,14 +88,16 @@ def test_units_are_recorded_with_their_status_and_step_1_is_untouched(processed)
 
 
 def _is_scalar(dataset, kind: str, itemsize: int | None = 8) -> bool:
-    return dataset.shape == () and dataset.dtype.kind == kind and (itemsize is None or dataset.dtype.itemsize == itemsize)
+    dtype = dataset.dtype
+    return dataset.shape == () and dtype.kind == kind and (itemsize is None or dtype.itemsize == itemsize)
 
 
 def test_lab_keys_have_the_labs_dtypes_and_every_angle_names_its_frame(processed):
     """ref-steps-6-11.md 5.11: int64 soma/AIS scalars, float32 arrays, float64 pathway and polar values,
     a bool filter_by_cell_type, strings; angles carry ``frame`` = electrode, or retina once corrected."""
     with h5py.File(processed["inputs"].output_path) as h5:
-        tracks = {u: h5[f"units/{u}/features/ap_tracking"] for u in h5["units"] if "ap_tracking" in h5[f"units/{u}/features"]}
+        tracks = {u: h5[f"units/{u}/features/ap_tracking"] for u in h5["units"]
+                  if "ap_tracking" in h5[f"units/{u}/features"]}
         assert tracks
         oriented = 0
         for unit_id, track in tracks.items():
@@ -107,7 +109,8 @@ def test_lab_keys_have_the_labs_dtypes_and_every_angle_names_its_frame(processed
             for key in ("slope", "intercept", "r_value", "p_value", "std_err"):
                 assert _is_scalar(track[f"ap_pathway/{key}"], "f"), (unit_id, key)
             if "prediction_sta_data" in track:
-                assert track["prediction_sta_data"].dtype == np.float32 and track["prediction_sta_data"].shape == (50, 65, 65)
+                prediction = track["prediction_sta_data"]
+                assert prediction.dtype == np.float32 and prediction.shape == (50, 65, 65)
                 assert track["post_processed_data/filtered_prediction"].dtype == np.float32
                 if "axon_centroids" in track["post_processed_data"]:
                     centroids = track["post_processed_data/axon_centroids"]

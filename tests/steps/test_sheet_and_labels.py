@@ -91,4 +91,5 @@ def test_missing_label_folder_is_a_warning_and_step_10_says_why(processed, tmp_p
     assert summary["selection"] == "all units: no labels" and "tracking all" in summary["selection_note"]
     with h5py.File(inputs.output_path) as h5:
         assert text(h5, "metadata/ap_tracking/selection") == "all units: no labels"
-        assert not h5["metadata/ap_tracking/filter_by_cell_type"][()] and h5["metadata/ap_tracking/non_rgc_processed"][()] == 0
+        meta = h5["metadata/ap_tracking"]
+        assert not meta["filter_by_cell_type"][()] and meta["non_rgc_processed"][()] == 0
