@@ -24,6 +24,7 @@ def _commit_all(output: OutputFile, step: str = "a", rewrite_first: bool = False
             tx.write(f"data/{name}", value)
         tx.write("data/with_attrs", np.arange(4), attrs={"rate_hz": 1000.0, "unit": "ms"})
         tx.set_attrs("units/unit_001", {"label": "ON", "n": 3, "x": 0.5, "flags": [1, 2]})
+        tx.write_group("units/unit_001/features/empty")  # the lab's empty group (a dict without values)
         tx.commit(cache_key="k", code_version="1", parameters={}, input_fingerprint={}, warnings=[], summary={})
     return tx.record
 
@@ -35,6 +36,7 @@ def test_digest_taken_while_writing_equals_the_digest_read_back(tmp_path):
         with h5py.File(output.path, "r") as h5:
             assert digest_paths(h5, record.outputs) == record.output_digest
             assert h5["data/with_attrs"].attrs["rate_hz"] == 1000.0
+            assert len(h5["units/unit_001/features/empty"]) == 0
 
 
 def test_side_file_vouches_only_for_the_file_as_verified(tmp_path):

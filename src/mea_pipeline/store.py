@@ -29,7 +29,7 @@ import numpy as np
 
 from . import __version__
 from .hdf5_writes import FRESH_FILE, STRING, create_small, rewrite_fresh
-from .output_digest import attr_crc, combine, dataset_crc, digest_paths, with_attrs
+from .output_digest import attr_crc, combine, dataset_crc, digest_paths, path_crc, with_attrs
 from .step_record import BOOKKEEPING, COMPLETED_STEPS, FAILURE_ATTRS, STEPS_GROUP, StepRecord, utc_now
 from .verified_memo import file_identity, recall, remember, vouched
 
@@ -330,17 +330,33 @@ class StepTransaction(AtomicUpdate):
                         self._crcs[owned] = None
 
     def write_tree(self, path: str, mapping: Mapping) -> None:
-        """Write a nested mapping as groups of datasets (scalars become 0-d datasets)."""
+        """Write a nested mapping as the lab's writer does: a mapping is a group (an empty one an
+        empty group), a value a dataset (scalars 0-d; :class:`WithAttrs` with its attributes),
+        None nothing."""
         for key, value in mapping.items():
             if value is None:
                 continue
             child = f"{path}/{key}"
             if isinstance(value, Mapping):
-                self.write_tree(child, value)
+                if value:
+                    self.write_tree(child, value)
+                else:
+                    self.write_group(child)
             elif isinstance(value, WithAttrs):
                 self.write(child, value.value, attrs=value.attrs)
             else:
                 self.write(child, value)
+
+    def write_group(self, path: str) -> None:
+        """Create an empty group owned by this step (the lab's writer makes one for a dict without values).
+
+        Nothing may be written under it afterwards: its CRC is taken now, empty.
+        """
+        t0 = time.perf_counter()
+        self.h5.require_group(path)
+        self._crcs[path] = path_crc(self.h5, path)
+        self.owned.add(path)
+        BOOKKEEPING.add("create", time.perf_counter() - t0)
 
     def set_attrs(self, path: str, attrs: Mapping) -> None:
         """Set attributes on a (possibly shared) group; each attribute is owned by this step."""

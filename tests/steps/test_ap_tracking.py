@@ -11,8 +11,10 @@ import h5py
 import numpy as np
 
 from mea_pipeline.mcs_io import sensor_frame_index
+from mea_pipeline.schema import find_out
+from mea_pipeline.steps import REGISTRY
+from mea_pipeline.store import OutputFile, StepRecord
 from mea_pipeline.synth.cells import PITCH_UM
-from mea_pipeline.store import OutputFile
 
 FRAME_S = 1 / 20_000
 MIN_AXON_FRAMES = 12  # the centroid fit needs 10 frames of axon signal; a visible axon spans a few more
@@ -66,15 +68,86 @@ def test_units_are_recorded_with_their_status_and_step_1_is_untouched(processed)
         lanes = sorted(c - 1 for c in truth["sheet"]["bad_lanes"])
         np.testing.assert_array_equal(meta["bad_lanes_fixed"][()], lanes)
         assert meta["dvnt_lr"].asstr()[()] == truth["sheet"]["center_xy"][0]
+        assert meta["selection"].asstr()[()] == "rgc units: labels"
+        # The lab writes nothing for a unit without spikes: its status is in the metadata.
+        unwritten = dict(zip(meta["unwritten_unit_ids"].asstr()[()], meta["unwritten_status"].asstr()[()]))
+        assert unwritten == dict.fromkeys(silent, "no_eimage")
         for unit_id, label in labels.items():
+            if unit_id in silent:
+                assert "ap_tracking" not in h5[f"units/{unit_id}/features"], unit_id
+                continue
             track = h5[f"units/{unit_id}/features/ap_tracking"]
             status = track["status"].asstr()[()]
-            if unit_id in silent:
-                assert status == "no_eimage" and "NaN" in track["reason"].asstr()[()]
-            elif label == "rgc":
+            if label == "rgc":
                 assert status in ("tracked", "no_pathway") and "prediction_sta_data" in track
             else:
                 assert status == "second_pass" and "prediction_sta_data" not in track
                 assert "soma_polar_coordinates/radius" in track
     # The bad-lane fix worked on step 10's copy: step 1's eimage still has its recorded digest.
     assert "load_recording" in OutputFile(processed["inputs"].output_path).verified_records()
+
+
+def _is_scalar(dataset, kind: str, itemsize: int | None = 8) -> bool:
+    dtype = dataset.dtype
+    return dataset.shape == () and dtype.kind == kind and (itemsize is None or dtype.itemsize == itemsize)
+
+
+def test_lab_keys_have_the_labs_dtypes_and_every_angle_names_its_frame(processed):
+    """ref-steps-6-11.md 5.11: int64 soma/AIS scalars, float32 arrays, float64 pathway and polar values,
+    a bool filter_by_cell_type, strings; angles carry ``frame`` = electrode, or retina once corrected."""
+    with h5py.File(processed["inputs"].output_path) as h5:
+        tracks = {u: h5[f"units/{u}/features/ap_tracking"] for u in h5["units"]
+                  if "ap_tracking" in h5[f"units/{u}/features"]}
+        assert tracks
+        oriented = 0
+        for unit_id, track in tracks.items():
+            for key in ("t", "x", "y"):
+                assert _is_scalar(track[f"refined_soma/{key}"], "i"), (unit_id, key)
+            ais = track["axon_initial_segment"]
+            assert isinstance(ais, h5py.Group) and set(ais) in (set(), {"t", "x", "y"}), unit_id
+            assert all(_is_scalar(ais[key], "i") for key in ais), unit_id
+            for key in ("slope", "intercept", "r_value", "p_value", "std_err"):
+                assert _is_scalar(track[f"ap_pathway/{key}"], "f"), (unit_id, key)
+            if "prediction_sta_data" in track:
+                prediction = track["prediction_sta_data"]
+                assert prediction.dtype == np.float32 and prediction.shape == (50, 65, 65)
+                assert track["post_processed_data/filtered_prediction"].dtype == np.float32
+                if "axon_centroids" in track["post_processed_data"]:
+                    centroids = track["post_processed_data/axon_centroids"]
+                    assert centroids.dtype == np.float32 and centroids.shape[1] == 3 and len(centroids) > 0
+            assert track["direction_deg"].attrs["frame"] == "electrode", unit_id
+            polar = track["soma_polar_coordinates"]
+            for key in ("radius", "angle", "cartesian_x", "cartesian_y", "theta_deg", "theta_deg_raw",
+                        "theta_deg_corrected", "transformed_x", "transformed_y"):
+                assert _is_scalar(polar[key], "f"), (unit_id, key)
+            assert _is_scalar(polar["original_x"], "i") and _is_scalar(polar["original_y"], "i")
+            assert polar["quadrant"].asstr()[()] in ("Q1", "Q2", "Q3", "Q4")
+            corrected = "angle_correction_applied" in polar
+            oriented += corrected
+            assert polar["theta_deg_raw"].attrs["frame"] == "electrode"
+            for key in ("theta_deg", "theta_deg_corrected", "angle"):
+                assert polar[key].attrs["frame"] == ("retina" if corrected else "electrode"), (unit_id, key)
+            if corrected:
+                assert dict(polar["angle_correction_applied"].attrs) == {"frame": "retina", "from_frame": "electrode"}
+                assert _is_scalar(polar["angle_correction_applied"], "f")
+        assert oriented == len(tracks), "the synthetic sheet gives every recording its Center_xy"
+
+        meta = h5["metadata/ap_tracking"]
+        assert meta["filter_by_cell_type"].dtype == np.bool_ and meta["filter_by_cell_type"][()]
+        assert _is_scalar(meta["units_processed"], "i") and _is_scalar(meta["non_rgc_processed"], "i")
+        assert _is_scalar(meta["dvnt_dv"], "f") and _is_scalar(meta["dvnt_nt"], "f")
+        for key in ("model_path", "cell_type_filter", "dvnt_lr"):
+            assert h5py.check_string_dtype(meta[key].dtype) is not None, key
+        onh = meta["all_ap_intersection"]
+        assert all(_is_scalar(onh[key], "f") for key in ("x", "y", "rmse")) and _is_scalar(onh["n_cells_used"], "i")
+        assert onh["method"].asstr()[()] in ("iterative_refinement", "legacy")
+        assert onh["consensus_direction"].attrs["frame"] == "electrode"
+        assert dict(meta["angle_correction_deg"].attrs) == {"frame": "retina", "from_frame": "electrode"}
+
+        # Every path the step wrote is declared, with its mark; every angle's declaration names its frame.
+        for path in StepRecord.read(h5, "ap_tracking").outputs:
+            out = find_out(REGISTRY, path)
+            assert out is not None and out.origin is not None, path
+            if isinstance(h5[path], h5py.Dataset) and "frame" in h5[path].attrs:
+                assert out.frame and out.units in ("degrees", "radians"), path
+

@@ -108,4 +108,8 @@ def test_missing_label_folder_is_a_warning_and_step_10_says_why(processed, tmp_p
         assert {text(h5, f"units/{u}/auto_label/axon_type") for u in h5["units"]} == {"no_label"}
     assert run_step("ap_tracking", inputs, config)["status"] == "done"
     summary = OutputFile(inputs.output_path).verified_records()["ap_tracking"].summary
-    assert "no unit is labelled 'rgc'" in summary["selection"] and "tracking all" in summary["selection"]
+    assert summary["selection"] == "all units: no labels" and "tracking all" in summary["selection_note"]
+    with h5py.File(inputs.output_path) as h5:
+        assert text(h5, "metadata/ap_tracking/selection") == "all units: no labels"
+        meta = h5["metadata/ap_tracking"]
+        assert not meta["filter_by_cell_type"][()] and meta["non_rgc_processed"][()] == 0

@@ -83,6 +83,7 @@ def test_labelled_recording_end_to_end(recording):
     assert any("18. 38" in w for w in result.warnings)
     assert result.retina == ("L", -5.0, -5.0) and result.angle_correction_deg is not None
     assert result.filter_by_cell_type and "11 of 13" in result.selection_note
+    assert result.selection == "rgc units: labels"
 
 
 def test_output_dicts_use_the_labs_keys(recording):
@@ -98,10 +99,13 @@ def test_output_dicts_use_the_labs_keys(recording):
     assert polar["anatomical_quadrant"] == "ventral-temporal" and "angle_correction_applied" in polar
     second = result.units["unit_020"].features()
     assert "prediction_sta_data" not in second and all(math.isnan(v) for v in second["ap_pathway"].values())
-    assert result.units["unit_022"].features() == {"status": "no_eimage", "reason": result.units["unit_022"].reason}
+    # The lab writes nothing for a unit without a usable eimage: its status goes to the metadata.
+    assert result.units["unit_022"].features() is None
 
     meta = result.metadata()
     assert meta["units_processed"] == 10 and meta["non_rgc_processed"] == 2
+    assert (meta["unwritten_unit_ids"], meta["unwritten_status"]) == (["unit_022"], ["no_eimage"])
+    assert meta["unwritten_reason"] == [result.units["unit_022"].reason]
     assert (meta["dvnt_lr"], meta["dvnt_dv"], meta["dvnt_nt"]) == ("L", -5.0, -5.0)
     onh = meta["all_ap_intersection"]
     assert {"x", "y", "method", "rmse", "n_cells_used", "r2_threshold", "kept_unit_ids",
@@ -109,9 +113,13 @@ def test_output_dicts_use_the_labs_keys(recording):
     assert onh["r2_threshold"] == 0.8 and "unit_024" not in onh["kept_unit_ids"]
 
 
-def test_without_labels_every_unit_is_tracked(recording):
+@pytest.mark.parametrize("labels", [None, "step 9 without a label folder"])
+def test_without_labels_every_unit_is_tracked(recording, labels):
     eimages, _ = recording
-    result = track_recording(eimages, fake_cnn, None)
+    if labels is not None:
+        labels = {uid: "no_label" for uid in eimages}  # what step 9 writes when the folder is missing
+    result = track_recording(eimages, fake_cnn, labels)
+    assert result.selection == "all units: no labels" and result.metadata()["selection"] == "all units: no labels"
     assert "tracking all 13 units" in result.selection_note and not result.filter_by_cell_type
     assert all(u.first_pass for u in result.units.values())
     assert not any(u.status == "second_pass" for u in result.units.values())
@@ -124,8 +132,44 @@ def test_no_rgc_label_and_no_fallback_tracks_nothing(recording):
     others = {uid: "ac" for uid in labels}
     result = track_recording(eimages, fake_cnn, others, params=APTrackingParams(track_all_when_unlabelled=False))
     assert "no unit tracked" in result.selection_note and result.onh is None
+    assert result.selection == "no units: no unit labelled rgc"
     assert all(u.status in ("not_tracked", "no_eimage") for u in result.units.values())
     assert "onh_reason" in result.metadata() and "all_ap_intersection" not in result.metadata()
+    assert all(u.features() is None for u in result.units.values())
+    assert sorted(result.metadata()["unwritten_unit_ids"]) == sorted(eimages)
+
+
+def test_cell_type_filter_off_tracks_every_labelled_unit(recording):
+    eimages, labels = recording
+    result = track_recording(eimages, fake_cnn, labels, params=APTrackingParams(filter_by_cell_type=False))
+    assert result.selection == "all units: cell-type filter off" and not result.filter_by_cell_type
+    assert all(u.first_pass for u in result.units.values())
+    assert result.metadata()["filter_by_cell_type"] is False
+
+
+def test_angles_name_their_frame(recording):
+    eimages, labels = recording
+    oriented = track_recording(eimages, fake_cnn, labels, center_xy_text="L, 5, -5")
+    attrs = oriented.units["unit_001"].angle_attrs()
+    assert attrs["direction_deg"] == {"frame": "electrode"}
+    assert attrs["soma_polar_coordinates/theta_deg_raw"] == {"frame": "electrode"}
+    for key in ("theta_deg", "theta_deg_corrected", "angle"):
+        assert attrs[f"soma_polar_coordinates/{key}"] == {"frame": "retina"}, key
+    assert attrs["soma_polar_coordinates/angle_correction_applied"] == {"frame": "retina", "from_frame": "electrode"}
+    # Every angle the unit stores has its attribute, and every attribute its angle.
+    features = oriented.units["unit_001"].features()
+    polar_angles = {"theta_deg", "theta_deg_raw", "theta_deg_corrected", "angle", "angle_correction_applied"}
+    assert set(attrs) == {"direction_deg"} | {f"soma_polar_coordinates/{k}" for k in polar_angles}
+    assert polar_angles <= set(features["soma_polar_coordinates"])
+    assert oriented.angle_attrs() == {"angle_correction_deg": {"frame": "retina", "from_frame": "electrode"},
+                                      "all_ap_intersection/consensus_direction": {"frame": "electrode"}}
+
+    # Without the sheet's orientation nothing is corrected: the angles stay in the electrode frame.
+    unoriented = track_recording(eimages, fake_cnn, labels)
+    attrs = unoriented.units["unit_001"].angle_attrs()
+    assert {attrs[f"soma_polar_coordinates/{k}"]["frame"] for k in ("theta_deg", "angle")} == {"electrode"}
+    assert "soma_polar_coordinates/angle_correction_applied" not in attrs
+    assert unoriented.angle_attrs() == {"all_ap_intersection/consensus_direction": {"frame": "electrode"}}
 
 
 def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
@@ -146,6 +190,18 @@ def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
     np.testing.assert_array_equal(fixed[..., 51], original[..., 51])
     # Two pathways are fewer than the 5 cells of the refinement: the legacy intersection.
     assert result.onh.method == "legacy" and "2 usable cells, need 5" in result.onh.attempts[0]
+    onh = result.metadata()["all_ap_intersection"]
+    assert onh["rmse"] == 0.0 and onh["mse"] > 0  # the lab writes rmse 0.0 for the legacy method
+
+
+def test_bad_lanes_are_left_alone_when_the_fix_is_off():
+    rng = np.random.default_rng(1)
+    eimages = {"unit_001": _eimage((20, 20), rng)}
+    seen = []
+    result = track_recording(eimages, lambda e: seen.append(e.copy()) or fake_cnn(e), {"unit_001": "rgc"},
+                             bad_lanes_text="53", params=APTrackingParams(fix_bad_lanes=False))
+    assert result.bad_lanes == [] and not any("Bad_lanes" in w for w in result.warnings)
+    np.testing.assert_array_equal(seen[0], eimages["unit_001"])
 
 
 def test_a_single_pathway_gives_no_onh_and_no_second_pass():

@@ -155,3 +155,4 @@ def test_params_defaults_are_the_unified_pipelines():
     p = APTrackingParams()
     assert (p.direction_tolerance_deg, p.max_distance_from_center, p.center_point) == (30, 50, (32.5, 32.5))
     assert (p.centroid_threshold, p.max_displacement, p.centroid_start_frame) == (0.05, 100, 10)
+    assert p.slsqp_maxiter == 1000 and p.filter_by_cell_type and p.fix_bad_lanes  # the lab's budget and switches

@@ -38,16 +38,28 @@ def test_subpixel_centre_recovers_a_fractional_position(row, col):
     assert abs(geometry["center_col_subpixel"] - col) < 0.3
 
 
-def test_size_is_sane_and_grows_with_the_footprint():
-    small = soma_geometry(synthetic_eimage(32, 32, sigma=1.0))
-    large = soma_geometry(synthetic_eimage(32, 32, sigma=2.5))
-    for geometry in (small, large):
-        assert geometry["size_x"] >= 2 and geometry["size_y"] >= 2
-        assert geometry["area"] <= geometry["size_x"] * geometry["size_y"]
-        assert geometry["equivalent_diameter"] == pytest.approx(2 * np.sqrt(geometry["area"] / np.pi))
-    assert small["size_x"] <= 6 and small["size_y"] <= 6
-    assert large["area"] > small["area"]
-    assert large["size_x"] > small["size_x"] and large["size_y"] > small["size_y"]
+def half_max_lattice(sigma_row: float, sigma_col: float, smoothing: float = 1.0) -> tuple[int, int, int]:
+    """(area, extent along axis 2, extent along axis 1) of the analytic half-max footprint.
+
+    A Gaussian footprint of sigmas (sigma_row, sigma_col), smoothed by a Gaussian of sigma
+    ``smoothing`` (the lab's rule), is a Gaussian of variances sigma^2 + smoothing^2; it exceeds
+    half its peak where dr^2 / (2 v_row) + dc^2 / (2 v_col) < ln 2. Electrodes are counted directly.
+    """
+    v_row, v_col = sigma_row ** 2 + smoothing ** 2, sigma_col ** 2 + smoothing ** 2
+    inside = [(dr, dc) for dr in range(-10, 11) for dc in range(-10, 11)
+              if dr * dr / (2 * v_row) + dc * dc / (2 * v_col) < np.log(2)]
+    rows, cols = zip(*inside)
+    return len(inside), max(cols) - min(cols) + 1, max(rows) - min(rows) + 1
+
+
+@pytest.mark.parametrize("sigma, expected", [(1.0, (9, 3, 3)), (2.0, (21, 5, 5))])
+def test_half_max_footprint_is_the_analytic_one(sigma, expected):
+    # The lattice count is the analytic value; the literal guards the count itself. A smoothing
+    # or footprint sigma off by a factor of 2, or another threshold, changes both numbers.
+    assert half_max_lattice(sigma, sigma) == expected
+    geometry = soma_geometry(synthetic_eimage(32, 32, sigma=sigma, noise=0.5))
+    assert (geometry["area"], geometry["size_x"], geometry["size_y"]) == expected
+    assert geometry["equivalent_diameter"] == pytest.approx(2 * np.sqrt(expected[0] / np.pi))
 
 
 def test_anisotropic_footprint_extent_follows_the_axes():
@@ -55,10 +67,12 @@ def test_anisotropic_footprint_extent_follows_the_axes():
     t = np.arange(50.0)
     waveform = -np.exp(-0.5 * ((t - SPIKE_INDEX) / 1.5) ** 2)
     rows, cols = np.mgrid[0:65, 0:65]
-    footprint = np.exp(-0.5 * (((rows - 30) / 1.0) ** 2 + ((cols - 30) / 3.0) ** 2))  # wide along axis 2
-    image = 100 * waveform[:, None, None] * footprint + rng.normal(0, 2, (50, 65, 65))
+    footprint = np.exp(-0.5 * (((rows - 30) / 1.0) ** 2 + ((cols - 30) / 2.5) ** 2))  # wide along axis 2
+    image = 100 * waveform[:, None, None] * footprint + rng.normal(0, 0.5, (50, 65, 65))
     geometry = soma_geometry(image)
-    assert geometry["size_x"] > geometry["size_y"] + 2
+    expected = half_max_lattice(1.0, 2.5)
+    assert expected == (17, 7, 3)  # size_x is the extent along axis 2 (columns), size_y along axis 1
+    assert (geometry["area"], geometry["size_x"], geometry["size_y"]) == expected
 
 
 def test_diff_map_is_the_unsmoothed_frame_range_max_minus_min():

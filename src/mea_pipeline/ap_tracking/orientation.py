@@ -3,6 +3,11 @@
 The sheet's ``Center_xy`` cell is "LR, DV, NT": the eye (L/R), the dorso-ventral position stored
 ventral-positive (flipped here so dorsal is positive) and the naso-temporal position (nasal
 positive). ONH points are ``(x = col, y = row)``; soma positions are (row, col) electrodes.
+
+Frames (:mod:`mea_pipeline.frames`): raw angles are image angles of the electrode frame; the
+angle correction turns them so that 0 deg = nasal and 90 deg = dorsal (the lab's rotation; a
+mirrored image is not undone), i.e. into the retina frame. Without an orientation the
+"corrected" angles equal the raw ones and stay in the electrode frame.
 """
 
 from __future__ import annotations
@@ -12,8 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..frames import ELECTRODE, RETINA
 from .lanes import sheet_text
 from .pathway import wrap_degrees
+
+
+# soma_polar_coordinates keys measured after the angle correction.
+CORRECTED_ANGLES = ("angle", "theta_deg", "theta_deg_corrected")
 
 
 class RetinaPosition(NamedTuple):
@@ -108,3 +118,16 @@ def soma_polar_coordinates(soma_row: int, soma_col: int, onh_xy: tuple[float, fl
     if correction_deg is not None:
         polar["angle_correction_applied"] = float(correction_deg)
     return polar
+
+
+def polar_frames(corrected: bool) -> dict[str, dict[str, str]]:
+    """Attributes naming the frame of each angle of :func:`soma_polar_coordinates`, by key.
+
+    ``corrected``: whether an angle correction was applied (``angle_correction_applied`` present).
+    The correction itself is a rotation from the electrode frame into the retina frame.
+    """
+    frame = RETINA if corrected else ELECTRODE
+    attrs = {"theta_deg_raw": {"frame": ELECTRODE}, **{key: {"frame": frame} for key in CORRECTED_ANGLES}}
+    if corrected:
+        attrs["angle_correction_applied"] = {"frame": RETINA, "from_frame": ELECTRODE}
+    return attrs

@@ -16,11 +16,16 @@ class APTrackingParams:
 
     Attributes
     ----------
+    filter_by_cell_type : bool
+        Give the CNN only the units labelled ``cell_type_filter`` (the lab's switch); False
+        tracks every unit.
     cell_type_filter : str
         Units whose manual label equals this (case-insensitive) get the CNN ("first pass").
     track_all_when_unlabelled : bool
         When no unit carries ``cell_type_filter``, track every unit instead of none (the lab
-        tracks none) and say so in the recording's selection note.
+        tracks none) and say so in the recording's selection.
+    fix_bad_lanes : bool
+        Flatten the sheet's ``Bad_lanes`` columns (on this step's copy) before tracking.
     soma_std_threshold : float
         Coarse soma: electrodes whose temporal std exceeds this many times the std of all
         values of the frame window are "responsive".
@@ -95,8 +100,8 @@ class APTrackingParams:
     accept_radius_factor : float
         Multi-start: a result counts only within ``factor * R`` of the centre.
     slsqp_maxiter : int
-        SLSQP iteration cap per start. The lab uses 1000; the 2-D problem converges in tens of
-        iterations and the lower cap bounds the time a pathological recording can take.
+        SLSQP iteration cap per start (the lab's budget; the 2-D problem usually converges in
+        tens of iterations).
     slsqp_ftol : float
         SLSQP objective tolerance.
     parallel_slope_tolerance : float
@@ -106,8 +111,10 @@ class APTrackingParams:
         with the sheet's dorsal/nasal position (not tied to ``center_point``, as in the lab).
     """
 
+    filter_by_cell_type: bool = True
     cell_type_filter: str = "rgc"
     track_all_when_unlabelled: bool = True
+    fix_bad_lanes: bool = True
     soma_std_threshold: float = 3.0
     soma_temporal_range: tuple[int, int] = (5, 27)
     soma_refine_radius: int = 5
@@ -142,7 +149,7 @@ class APTrackingParams:
     ring_start_fraction: float = 0.8
     n_ring_starts: int = 8
     accept_radius_factor: float = 1.01
-    slsqp_maxiter: int = 200
+    slsqp_maxiter: int = 1000
     slsqp_ftol: float = 1e-10
     parallel_slope_tolerance: float = 1e-10
     angle_reference_point: tuple[float, float] = (33.0, 33.0)

@@ -3,9 +3,12 @@
 :func:`track_recording` runs the lab's step-10 flow on arrays (the CNN is the ``predict``
 callable) and returns plain dataclasses; :meth:`UnitTrack.features` and
 :meth:`RecordingTrack.metadata` give the dicts to write under
-``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys plus this
-project's additions (per-unit ``direction_deg``, ``status``, ``reason``; recording-level R^2
-threshold, kept/outlier ids, consensus direction, lanes fixed, selection note, counts).
+``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys, dtypes and
+structure (an empty dict is the lab's empty group; a unit the lab writes nothing for gets no
+dict) plus this project's additions (per-unit ``direction_deg``, ``status``, ``reason``;
+recording-level selection, R^2 threshold, kept/outlier ids, consensus direction, lanes fixed,
+counts, and the status of the units without output). ``angle_attrs`` of both name the frame of
+every stored angle (:mod:`mea_pipeline.frames`).
 
 Axis conventions (as in the lab, and mixed on purpose: the keys must match its files):
 
@@ -16,7 +19,7 @@ Axis conventions (as in the lab, and mixed on purpose: the keys must match its f
 * ``all_ap_intersection`` (the ONH): ``x`` = **col** (axis 2), ``y`` = **row** (axis 1).
 * ``soma_polar_coordinates``: ``cartesian_x`` = soma col - ONH x, ``cartesian_y`` = soma row - ONH y,
   ``original_x`` = soma row, ``original_y`` = soma col.
-* ``direction_deg`` and ``consensus_direction``: degrees, 0 = +col, 90 = +row.
+* ``direction_deg`` and ``consensus_direction``: degrees, 0 = +col, 90 = +row (electrode frame).
 
 Unit statuses: ``tracked`` (first pass with a pathway), ``no_pathway`` (first pass; reason
 ``too_few_centroids: N < M`` or ``vertical_track``), ``second_pass`` (soma, AIS and polar
@@ -32,9 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..frames import ELECTRODE, RETINA
+from ..labels import NO_LABEL
 from .lanes import fix_bad_lanes, parse_bad_lanes, sheet_text
 from .onh import OnhResult, TrackedPathway, find_onh
-from .orientation import RetinaPosition, angle_correction, parse_center_xy, soma_polar_coordinates
+from .orientation import RetinaPosition, angle_correction, parse_center_xy, polar_frames, soma_polar_coordinates
 from .params import APTrackingParams
 from .pathway import Pathway, direction_deg, fit_pathway
 from .postprocess import axon_centroids, filter_noise, longest_smooth_segment
@@ -62,13 +67,18 @@ class UnitTrack:
     direction_deg: float = float("nan")
     polar: dict | None = None
 
-    def features(self) -> dict:
-        """``features/ap_tracking`` of this unit in the lab's keys; None values are left out."""
+    def features(self) -> dict | None:
+        """``features/ap_tracking`` of this unit in the lab's keys; None values are left out.
+
+        None when the lab writes nothing for the unit (no soma: no usable eimage, or not
+        selected and no ONH for a second pass); its status is in the recording's metadata.
+        An AIS not found is the lab's empty ``axon_initial_segment`` group (an empty dict).
+        """
+        if self.refined_soma is None:
+            return None
         out = {"status": self.status, "reason": self.reason}
         if self.notes:
             out["notes"] = "; ".join(self.notes)
-        if self.refined_soma is None:
-            return out
         t, row, col = self.refined_soma
         out["refined_soma"] = {"t": t, "x": row, "y": col}
         out["axon_initial_segment"] = ({} if self.axon_initial_segment is None else
@@ -86,6 +96,16 @@ class UnitTrack:
             out["soma_polar_coordinates"] = self.polar
         return out
 
+    def angle_attrs(self) -> dict[str, dict[str, str]]:
+        """Frame attributes of the angles :meth:`features` holds, by path relative to it."""
+        if self.refined_soma is None:
+            return {}
+        attrs = {"direction_deg": {"frame": ELECTRODE}}
+        if self.polar is not None:
+            corrected = "angle_correction_applied" in self.polar
+            attrs |= {f"soma_polar_coordinates/{key}": value for key, value in polar_frames(corrected).items()}
+        return attrs
+
 
 @dataclass
 class RecordingTrack:
@@ -98,6 +118,7 @@ class RecordingTrack:
     angle_correction_deg: float | None
     bad_lanes: list[int]
     rejected_lane_tokens: list[str]
+    selection: str
     selection_note: str
     filter_by_cell_type: bool
     cell_type_filter: str
@@ -113,14 +134,23 @@ class RecordingTrack:
         return sum(u.status == "second_pass" for u in self.units.values())
 
     def metadata(self) -> dict:
-        """``metadata/ap_tracking`` in the lab's keys plus additions (the step adds ``model_path``)."""
+        """``metadata/ap_tracking`` in the lab's keys plus additions (the step adds ``model_path``).
+
+        ``all_ap_intersection/rmse`` is the lab's: 0.0 for the legacy intersection (its mean
+        squared distance is ``mse``). Units without ``features/ap_tracking`` are listed in
+        ``unwritten_unit_ids`` with their ``unwritten_status`` and ``unwritten_reason``.
+        """
+        unwritten = [u for u in self.units.values() if u.refined_soma is None]
         out = {
             "units_processed": self.units_processed, "non_rgc_processed": self.non_rgc_processed,
-            "filter_by_cell_type": self.filter_by_cell_type, "cell_type_filter": self.cell_type_filter,
-            "selection_note": self.selection_note, "n_units": len(self.units),
+            "filter_by_cell_type": bool(self.filter_by_cell_type), "cell_type_filter": self.cell_type_filter,
+            "selection": self.selection, "selection_note": self.selection_note, "n_units": len(self.units),
             "n_units_first_pass": sum(u.first_pass for u in self.units.values()),
             "n_units_with_pathway": sum(u.status == "tracked" for u in self.units.values()),
             "bad_lanes_fixed": np.asarray(self.bad_lanes, dtype=np.int64),
+            "unwritten_unit_ids": [u.unit_id for u in unwritten],
+            "unwritten_status": [u.status for u in unwritten],
+            "unwritten_reason": [u.reason for u in unwritten],
         }
         if self.rejected_lane_tokens:
             out["bad_lanes_rejected"] = list(self.rejected_lane_tokens)
@@ -134,33 +164,62 @@ class RecordingTrack:
             return out
         o = self.onh
         out["all_ap_intersection"] = {
-            "x": o.x, "y": o.y, "method": o.method, "mse": o.mse, "rmse": o.rmse,
+            "x": o.x, "y": o.y, "method": o.method, "mse": o.mse, "rmse": 0.0 if o.method == "legacy" else o.rmse,
             "total_squared_error": o.total_squared_error, "r2_threshold": o.r2_threshold,
             "consensus_direction": o.consensus_direction, "n_valid_after_direction": o.n_valid_after_direction,
             "n_cells_used": o.n_cells_used, "n_centroids_used": o.n_centroids_used,
             "kept_unit_ids": list(o.kept_unit_ids), "outlier_unit_ids": list(o.outlier_unit_ids),
-            "n_iterations": o.n_iterations, "inside_boundary": o.inside_boundary,
+            "n_iterations": o.n_iterations, "inside_boundary": bool(o.inside_boundary),
         }
         return out
 
+    def angle_attrs(self) -> dict[str, dict[str, str]]:
+        """Frame attributes of the angles :meth:`metadata` holds, by path relative to it."""
+        attrs = {}
+        if self.angle_correction_deg is not None:
+            attrs["angle_correction_deg"] = {"frame": RETINA, "from_frame": ELECTRODE}
+        if self.onh is not None:
+            attrs["all_ap_intersection/consensus_direction"] = {"frame": ELECTRODE}
+        return attrs
 
-def select_units(unit_ids: list[str], labels: dict[str, str] | None,
-                 params: APTrackingParams) -> tuple[list[str], str, bool]:
-    """Units for the first pass, a note saying why, and whether the cell-type filter applied."""
+
+@dataclass(frozen=True)
+class Selection:
+    """Which units get the CNN (the first pass), and why.
+
+    ``summary`` is short and stable, "<which units>: <why>" ('rgc units: labels', 'all units: no
+    labels', 'all units: no unit labelled rgc', 'no units: ...', 'all units: cell-type filter
+    off'); ``note`` gives the counts; ``filtered`` says whether the cell-type filter chose them
+    (the lab's ``filter_by_cell_type``).
+    """
+
+    units: list[str]
+    summary: str
+    note: str
+    filtered: bool
+
+
+def select_units(unit_ids: list[str], labels: dict[str, str] | None, params: APTrackingParams) -> Selection:
+    """The units of the first pass: the lab's rule (label ``cell_type_filter``), or all of them."""
+    if not params.filter_by_cell_type:
+        return Selection(list(unit_ids), "all units: cell-type filter off",
+                         f"cell-type filter off: tracking all {len(unit_ids)} units", False)
     wanted = params.cell_type_filter.lower()
     label_of = {u: sheet_text((labels or {}).get(u)).lower() for u in unit_ids}
     chosen = [u for u in unit_ids if label_of[u] == wanted]
     if chosen:
-        return chosen, (f"{len(chosen)} of {len(unit_ids)} units labelled '{wanted}' tracked; the others "
-                        "get soma, AIS and polar coordinates only"), True
-    if not labels:
-        why = "no cell-type labels were given"
+        return Selection(chosen, f"{wanted} units: labels",
+                         f"{len(chosen)} of {len(unit_ids)} units labelled '{wanted}' tracked; the others "
+                         "get soma, AIS and polar coordinates only", True)
+    if all(label in ("", NO_LABEL) for label in label_of.values()):
+        reason, why = "no labels", "no unit has a cell-type label"
     else:
-        counts = Counter(label or "no_label" for label in label_of.values())
+        counts = Counter(label or NO_LABEL for label in label_of.values())
+        reason = f"no unit labelled {wanted}"
         why = f"no unit is labelled '{wanted}' (labels: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + ")"
     if params.track_all_when_unlabelled:
-        return list(unit_ids), f"{why}: tracking all {len(unit_ids)} units", False
-    return [], f"{why}: no unit tracked", True
+        return Selection(list(unit_ids), f"all units: {reason}", f"{why}: tracking all {len(unit_ids)} units", False)
+    return Selection([], f"no units: {reason}", f"{why}: no unit tracked", True)
 
 
 def _prepare(eimage: np.ndarray, lanes: list[int]) -> tuple[np.ndarray | None, str]:
@@ -232,7 +291,7 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     RecordingTrack
     """
     unit_ids = sorted(eimages)
-    lanes, rejected = parse_bad_lanes(bad_lanes_text)
+    lanes, rejected = parse_bad_lanes(bad_lanes_text) if params.fix_bad_lanes else ([], [])
     warnings = []
     if rejected:
         warnings.append(f"Bad_lanes: ignored {rejected}: not 1-based column numbers; correct the sheet's Bad_lanes cell")
@@ -243,7 +302,8 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     retina = parse_center_xy(center_xy_text)
     if retina.lr not in (None, "L", "R"):
         warnings.append(f"Center_xy: eye '{retina.lr}' is neither L nor R; kept as given")
-    first, note, filtered_by_type = select_units(unit_ids, labels, params)
+    selection = select_units(unit_ids, labels, params)
+    first = selection.units
 
     units, arrays = {}, {}
     for unit_id in unit_ids:
@@ -277,5 +337,5 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
         if onh is not None and unit.refined_soma is not None:
             _, row, col = unit.refined_soma
             unit.polar = soma_polar_coordinates(row, col, (onh.x, onh.y), correction, retina.dv, retina.nt)
-    return RecordingTrack(units, onh, onh_reason, retina, correction, lanes, rejected, note, filtered_by_type,
-                          params.cell_type_filter, warnings)
+    return RecordingTrack(units, onh, onh_reason, retina, correction, lanes, rejected, selection.summary,
+                          selection.note, selection.filtered, params.cell_type_filter, warnings)

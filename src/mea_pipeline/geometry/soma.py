@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -12,16 +14,47 @@ from .maps import (SIZE_KEYS, argmax_center, frame_range_diff, peak_to_peak_map,
 SOMA_GEOMETRY_KEYS = ("center_row", "center_col", *SIZE_KEYS, "center_row_subpixel", "center_col_subpixel")
 
 
-def soma_geometry(eimage: np.ndarray, *, baseline_frames: int = 5, sigma_t: float = 2.0,
-                  savgol_window: int = 7, savgol_order: int = 3, frame_range: tuple[int, int] = (10, 14),
-                  threshold_fraction: float = 0.5, size_sigma: float = 1.0, subpixel_radius: int = 2) -> dict:
+@dataclass(frozen=True)
+class SomaGeometryParams:
+    """Every constant of step 6, with the lab's values (``ap_sta.py``: ``TemporalConfig``, ``GeometryConfig``).
+
+    Attributes
+    ----------
+    baseline_frames : int
+        Centre: each electrode's mean over its first this many samples is removed.
+    sigma_t : float
+        Centre: sigma (samples) of the Gaussian smoothing along time (nearest edges).
+    savgol_window, savgol_order : int
+        Centre: Savitzky-Golay smoothing of every trace before its max - min is taken.
+    frame_range : tuple[int, int]
+        Size: samples (inclusive; the spike is at 10) whose max - min is ``diff_map``.
+    threshold_fraction : float
+        Size: the footprint is where the smoothed ``diff_map`` exceeds this fraction of its maximum.
+    size_sigma : float
+        Size: sigma (electrodes) of the 2-D Gaussian smoothing of ``diff_map``.
+    subpixel_radius : int
+        Sub-electrode centre: half-width (electrodes) of the square around the centre it is taken in.
+    """
+
+    baseline_frames: int = 5
+    sigma_t: float = 2.0
+    savgol_window: int = 7
+    savgol_order: int = 3
+    frame_range: tuple[int, int] = (10, 14)
+    threshold_fraction: float = 0.5
+    size_sigma: float = 1.0
+    subpixel_radius: int = 2
+
+
+def soma_geometry(eimage: np.ndarray, params: SomaGeometryParams = SomaGeometryParams()) -> dict:
     """Soma centre and footprint of one unit from its eimage_sta (the lab's MaxMin method).
 
     Centre: NaN -> 0, per-electrode baseline (mean of the first ``baseline_frames`` samples)
     removed, Gaussian smoothing along time (``sigma_t`` samples, nearest edges), Savitzky-Golay
     smoothing (``savgol_window``, ``savgol_order``) of every trace at once, then the argmax of the
     peak-to-peak map. Size: on the raw eimage, max - min over samples ``frame_range`` (inclusive),
-    measured by :func:`~mea_pipeline.geometry.maps.threshold_size` around the centre.
+    measured by :func:`~mea_pipeline.geometry.maps.threshold_size` around the centre. The names
+    are the fields of ``params``.
 
     The sub-electrode centre is the centre of mass of the trough depth
     ``max(0, -min over time)`` of the baseline-removed (unsmoothed) traces, less its median over
@@ -34,6 +67,7 @@ def soma_geometry(eimage: np.ndarray, *, baseline_frames: int = 5, sigma_t: floa
     ----------
     eimage : ndarray (t, rows, cols)
         Mean high-passed sensor signal around the unit's spikes (axis 1 = row, axis 2 = column).
+    params : SomaGeometryParams
 
     Returns
     -------
@@ -52,15 +86,16 @@ def soma_geometry(eimage: np.ndarray, *, baseline_frames: int = 5, sigma_t: floa
         return _no_data(eimage.shape[1:], "eimage_sta is all NaN (the unit had no usable spike)")
     if not varies_in_time(eimage):
         return _no_data(eimage.shape[1:], "eimage_sta is flat (no electrode trace varies in time)")
-    centered = remove_baseline(eimage, baseline_frames)
-    smooth = gaussian_filter1d(centered, sigma_t, axis=0, mode="nearest")
-    peak_to_peak = peak_to_peak_map(smooth, savgol_window, savgol_order)
+    p = params
+    centered = remove_baseline(eimage, p.baseline_frames)
+    smooth = gaussian_filter1d(centered, p.sigma_t, axis=0, mode="nearest")
+    peak_to_peak = peak_to_peak_map(smooth, p.savgol_window, p.savgol_order)
     center = argmax_center(peak_to_peak)
-    diff_map = frame_range_diff(eimage, frame_range)
-    subpixel = _trough_centre_of_mass(centered, center, subpixel_radius)
+    diff_map = frame_range_diff(eimage, p.frame_range)
+    subpixel = _trough_centre_of_mass(centered, center, p.subpixel_radius)
     return {
         "center_row": float(center[0]), "center_col": float(center[1]),
-        **threshold_size(diff_map, center, size_sigma, threshold_fraction),
+        **threshold_size(diff_map, center, p.size_sigma, p.threshold_fraction),
         "center_row_subpixel": subpixel[0], "center_col_subpixel": subpixel[1],
         "diff_map": diff_map, "status": "ok", "reason": "",
     }

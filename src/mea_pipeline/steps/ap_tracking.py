@@ -5,23 +5,30 @@ densely over every selected unit's eimage (:func:`mea_pipeline.ap_tracking.dense
 :func:`mea_pipeline.ap_tracking.track.track_recording` does the rest: unit selection by the step-9
 label, the sheet's bad-lane fix on this step's own copy (step 1's ``eimage_sta/data`` is never
 rewritten), soma and AIS, noise filter, centroids, pathway fit, ONH with the R^2 ladder, retina
-orientation from the sheet's ``Center_xy`` and polar coordinates. Axis conventions are in
-:mod:`mea_pipeline.ap_tracking.track` and in ``docs/output_schema.md``.
+orientation from the sheet's ``Center_xy`` and polar coordinates. The lab's keys keep the lab's
+dtypes and structure (ref-steps-6-11.md 5.11); every stored angle names its frame in a ``frame``
+attribute. Axis conventions are in :mod:`mea_pipeline.ap_tracking.track` and in
+``docs/output_schema.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from ..ap_tracking.params import APTrackingParams
-from ..schema import Out
+from ..frames import ELECTRODE, RETINA
+from ..schema import LAB, OURS, Out, outs
+from ..store import WithAttrs
 from . import cell_type_labels, gsheet_metadata, load_recording
 from .registry import Step, StepContext, reader
 
 AP = "units/{unit}/features/ap_tracking"
 META = "metadata/ap_tracking"
+ONH = f"{META}/all_ap_intersection"
+POLAR = f"{AP}/soma_polar_coordinates"
 
 
 class RetinaOrientation(NamedTuple):
@@ -62,57 +69,155 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
     for warning in track.warnings:
         ctx.warn(warning)
     for unit_id, unit in track.units.items():
-        ctx.tx.write_tree(AP.format(unit=unit_id), unit.features())
+        features = unit.features()
+        if features is not None:
+            ctx.tx.write_tree(AP.format(unit=unit_id), _with_attrs(features, unit.angle_attrs()))
     no_eimage = [u for u, t in track.units.items() if t.status == "no_eimage"]
     if no_eimage:
         ctx.warn(f"{len(no_eimage)} unit(s) without a usable eimage were not tracked: {', '.join(no_eimage)}")
-    ctx.tx.write_tree(META, track.metadata() | {
+    ctx.tx.write_tree(META, _with_attrs(track.metadata() | {
         "model_path": str(model_path), "device": str(resolve_device(ctx.config.device)),
         "axis_convention": ("eimage axes (t, row = axis 1, col = axis 2); refined_soma/x = row, y = col; "
-                            "all_ap_intersection/x = col, y = row; angles in degrees, 0 = +col, 90 = +row"),
-    })
+                            "all_ap_intersection/x = col, y = row; angles in degrees, 0 = +col, 90 = +row in "
+                            "the frame their 'frame' attribute names"),
+    }, track.angle_attrs()))
     found = track.onh
-    return {"selection": track.selection_note, "units_processed": track.units_processed,
+    return {"selection": track.selection, "selection_note": track.selection_note,
+            "units_processed": track.units_processed,
             "n_units_with_pathway": sum(u.status == "tracked" for u in track.units.values()),
             "onh": None if found is None else [round(found.x, 3), round(found.y, 3)],
             "onh_method": None if found is None else found.method}
 
 
-UNIT_PATHS = (
-    ("status", "str", 0, "tracked, no_pathway, second_pass, no_eimage or not_tracked"),
-    ("reason", "str", 0, "why a unit has no pathway / was not tracked ('' when tracked)"),
-    ("notes", "str", 0, "e.g. non-finite eimage values replaced by 0", False),
-    ("refined_soma/{field}", "i", 0, "t, x (= row, eimage axis 1), y (= col, axis 2) of the soma trough", False),
-    ("axon_initial_segment/{field}", "i", 0, "t, x (= row), y (= col) of the earliest electrode reaching 30 % "
-                                            "of the soma trough (empty group if none)", False),
-    ("prediction_sta_data", "f", 3, "float32 (50, 65, 65) CNN axon probability, 2-voxel border 0", False),
-    ("post_processed_data/filtered_prediction", "f", 3, "prediction after the noise filter", False),
-    ("post_processed_data/axon_centroids", "f", 2, "(N, 3) [t, row, col] of the axon, longest smooth run", False),
-    ("ap_pathway/{field}", "f", 0, "slope, intercept, r_value, p_value, std_err of row = slope * col + "
-                                   "intercept (NaN without a pathway)", False),
-    ("direction_deg", "f", 0, "axon direction from the soma, degrees, 0 = +col, 90 = +row (NaN without a "
-                              "pathway)", False),
-    ("soma_polar_coordinates/{field}", "any", 0, "radius, angle (rad), cartesian_x (col - ONH x), cartesian_y "
-                                                 "(row - ONH y), theta_deg(_raw, _corrected), transformed_x/y, "
-                                                 "quadrant, anatomical_quadrant, original_x (row), original_y "
-                                                 "(col), angle_correction_applied", False),
+def _with_attrs(tree: Mapping, attrs: Mapping[str, Mapping], prefix: str = "") -> dict:
+    """``tree`` with the datasets named in ``attrs`` (paths relative to the tree) carrying their attributes."""
+    return {key: _with_attrs(value, attrs, f"{prefix}{key}/") if isinstance(value, Mapping)
+            else WithAttrs(value, attrs[f"{prefix}{key}"]) if f"{prefix}{key}" in attrs else value
+            for key, value in tree.items()}
+
+
+ELECTRODES = "electrodes"
+RETINA_WHEN_ORIENTED = ("retina frame when the sheet's Center_xy gives the orientation (angle_correction_applied "
+                        "present), else the electrode frame; the dataset's 'frame' attribute says which")
+
+UNIT_OUTPUTS = (
+    Out(f"{AP}/status", "str", 0, "tracked, no_pathway or second_pass (units without output: "
+        f"{META}/unwritten_status)", required=False, origin=OURS),
+    Out(f"{AP}/reason", "str", 0, "why a unit has no pathway ('' when tracked)", required=False, origin=OURS),
+    Out(f"{AP}/notes", "str", 0, "e.g. non-finite eimage values replaced by 0", required=False, origin=OURS),
+    Out(f"{AP}/refined_soma/t", "i", 0, "eimage sample of the soma trough (int64; the spike is at sample 10)",
+        required=False, origin=LAB, units="frames (eimage samples)"),
+    *outs(f"{AP}/refined_soma", ("x", "y"), "i", 0,
+          "{name} of the soma trough, int64 (x = row, eimage axis 1; y = col, axis 2)", required=False,
+          origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    Out(f"{AP}/axon_initial_segment", "group", None, "the lab's empty group when no electrode reaches 30 % of "
+        "the soma trough", required=False, origin=LAB),
+    Out(f"{AP}/axon_initial_segment/t", "i", 0, "eimage sample of the AIS trough (int64)", required=False,
+        origin=LAB, units="frames (eimage samples)"),
+    *outs(f"{AP}/axon_initial_segment", ("x", "y"), "i", 0,
+          "{name} of the earliest electrode reaching 30 % of the soma trough, int64 (x = row, y = col)",
+          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    Out(f"{AP}/prediction_sta_data", "f", 3, "float32 (50, 65, 65) CNN axon probability, 2-voxel border 0",
+        required=False, origin=LAB, units="probability", frame=ELECTRODE),
+    Out(f"{AP}/post_processed_data/filtered_prediction", "f", 3, "float32 prediction after the noise filter",
+        required=False, origin=LAB, units="probability", frame=ELECTRODE),
+    Out(f"{AP}/post_processed_data/axon_centroids", "f", 2, "float32 (N, 3) [t, row, col] of the axon, longest "
+        "smooth run (absent when N = 0)", required=False, origin=LAB, units="frames, electrodes, electrodes",
+        frame=ELECTRODE),
+    Out(f"{AP}/ap_pathway/slope", "f", 0, "of the line row = slope * col + intercept (NaN without a pathway)",
+        required=False, origin=LAB, units="rows per column", frame=ELECTRODE),
+    Out(f"{AP}/ap_pathway/intercept", "f", 0, "row of that line at col 0 (NaN without a pathway)",
+        required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    *outs(f"{AP}/ap_pathway", ("r_value", "p_value", "std_err"), "f", 0,
+          "{name} of the line fit (scipy linregress; NaN without a pathway)", required=False, origin=LAB),
+    Out(f"{AP}/direction_deg", "f", 0, "axon direction from the soma, degrees, 0 = +col, 90 = +row (NaN "
+        "without a pathway)", required=False, origin=OURS, units="degrees", frame=ELECTRODE),
+    Out(f"{POLAR}/radius", "f", 0, "soma distance from the ONH", required=False, origin=LAB, units=ELECTRODES),
+    *outs(POLAR, ("cartesian_x", "cartesian_y"), "f", 0, "{name}: soma col - ONH x (_x), soma row - ONH y (_y)",
+          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    *outs(POLAR, ("original_x", "original_y"), "i", 0, "{name}: soma row (_x), soma col (_y), int64",
+          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    Out(f"{POLAR}/theta_deg_raw", "f", 0, "soma angle seen from the ONH, atan2(cartesian_y, cartesian_x) in "
+        "[0, 360)", required=False, origin=LAB, units="degrees", frame=ELECTRODE),
+    *outs(POLAR, ("theta_deg", "theta_deg_corrected"), "f", 0,
+          "{name}: theta_deg_raw + angle_correction_applied in [0, 360); " + RETINA_WHEN_ORIENTED,
+          required=False, origin=LAB, units="degrees", frame=RETINA),
+    Out(f"{POLAR}/angle", "f", 0, "theta_deg in radians; " + RETINA_WHEN_ORIENTED, required=False, origin=LAB,
+        units="radians", frame=RETINA),
+    *outs(POLAR, ("transformed_x", "transformed_y"), "f", 0, "{name}: radius * (cos, sin) of theta_deg; "
+          + RETINA_WHEN_ORIENTED, required=False, origin=LAB, units=ELECTRODES, frame=RETINA),
+    Out(f"{POLAR}/quadrant", "str", 0, "Q1..Q4 from the signs of transformed_x, transformed_y", required=False,
+        origin=LAB, frame=RETINA),
+    Out(f"{POLAR}/anatomical_quadrant", "str", 0, "dorsal|ventral-nasal|temporal of the recorded piece (absent "
+        "without the sheet's orientation)", required=False, origin=LAB, frame=RETINA),
+    Out(f"{POLAR}/angle_correction_applied", "f", 0, "rotation from the electrode frame into the retina frame "
+        "(attributes frame = retina, from_frame = electrode; absent without the sheet's orientation)",
+        required=False, origin=LAB, units="degrees", frame=RETINA),
+)
+
+META_OUTPUTS = (
+    Out(f"{META}/model_path", "str", 0, "the CNN weights used (absolute path)", origin=LAB),
+    *outs(META, ("units_processed", "non_rgc_processed"), "i", 0,
+          "{name}: units that got the CNN (first pass) / soma, AIS and polar coordinates only (second pass)",
+          origin=LAB),
+    Out(f"{META}/filter_by_cell_type", "b", 0, "whether the cell-type label chose the first-pass units",
+        origin=LAB),
+    Out(f"{META}/cell_type_filter", "str", 0, "the label of the first-pass units", origin=LAB),
+    *outs(META, ("dvnt_dv", "dvnt_nt"), "f", 0, "{name}: the sheet's Center_xy dorso-ventral (dorsal positive) / "
+          "naso-temporal (nasal positive) position (absent if unknown)", required=False, origin=LAB, frame=RETINA),
+    Out(f"{META}/dvnt_lr", "str", 0, "the sheet's eye, L or R (absent if unknown)", required=False, origin=LAB),
+    Out(f"{META}/selection", "str", 0, "which units got the CNN and why: 'rgc units: labels', 'all units: no "
+        "labels', 'all units: no unit labelled rgc', 'no units: ...' or 'all units: cell-type filter off'",
+        origin=OURS),
+    Out(f"{META}/selection_note", "str", 0, "the selection with its counts", origin=OURS),
+    Out(f"{META}/device", "str", 0, "where the CNN ran (cpu, cuda, mps)", origin=OURS),
+    Out(f"{META}/axis_convention", "str", 0, "the axes of the keys above, in words", origin=OURS),
+    Out(f"{META}/n_units", "i", 0, "units of the recording", origin=OURS),
+    Out(f"{META}/n_units_first_pass", "i", 0, "units selected for the CNN (with or without a usable eimage)",
+        origin=OURS),
+    Out(f"{META}/n_units_with_pathway", "i", 0, "units with a fitted pathway (status tracked)", origin=OURS),
+    Out(f"{META}/bad_lanes_fixed", "i", 1, "columns (0-based, eimage axis 2) set to the eimage mean", origin=OURS,
+        frame=ELECTRODE),
+    Out(f"{META}/bad_lanes_rejected", "str", 1, "Bad_lanes tokens that are not column numbers", required=False,
+        origin=OURS),
+    Out(f"{META}/unwritten_unit_ids", "str", 1, "units without features/ap_tracking, as in the lab's layout: no "
+        "usable eimage, or not selected and no ONH for a second pass", origin=OURS),
+    Out(f"{META}/unwritten_status", "str", 1, "their status, in the same order: no_eimage or not_tracked",
+        origin=OURS),
+    Out(f"{META}/unwritten_reason", "str", 1, "their reason, in the same order", origin=OURS),
+    Out(f"{META}/angle_correction_deg", "f", 0, "rotation from the electrode frame into the retina frame "
+        "(absent without the sheet's orientation or an ONH)", required=False, origin=OURS, units="degrees",
+        frame=RETINA),
+    Out(f"{META}/onh_reason", "str", 0, "why there is no ONH", required=False, origin=OURS),
+    *outs(ONH, ("x", "y"), "f", 0, "ONH {name} (x = col, eimage axis 2; y = row, axis 1)", required=False,
+          origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    Out(f"{ONH}/method", "str", 0, "iterative_refinement or legacy", required=False, origin=LAB),
+    Out(f"{ONH}/rmse", "f", 0, "root mean squared distance of the centroids to their ONH rays; 0.0 for legacy, "
+        "as in the lab (see mse)", required=False, origin=LAB, units=ELECTRODES),
+    Out(f"{ONH}/n_cells_used", "i", 0, "cells the ONH was fitted with (legacy: all pathways)", required=False,
+        origin=LAB),
+    Out(f"{ONH}/mse", "f", 0, "mean squared distance of the centroids to their ONH rays (legacy: of the ONH to "
+        "the lines)", required=False, origin=OURS, units="electrodes^2"),
+    Out(f"{ONH}/total_squared_error", "f", 0, "sum of those squared distances", required=False, origin=OURS,
+        units="electrodes^2"),
+    Out(f"{ONH}/r2_threshold", "f", 0, "the R^2 threshold that succeeded (NaN for legacy)", required=False,
+        origin=OURS),
+    Out(f"{ONH}/consensus_direction", "f", 0, "R^2-weighted circular mean of the pathway directions",
+        required=False, origin=OURS, units="degrees", frame=ELECTRODE),
+    Out(f"{ONH}/n_valid_after_direction", "i", 0, "pathways within direction_tolerance_deg of the consensus",
+        required=False, origin=OURS),
+    Out(f"{ONH}/n_centroids_used", "i", 0, "centroids the ONH was fitted to", required=False, origin=OURS),
+    Out(f"{ONH}/n_iterations", "i", 0, "refinement iterations (0 for legacy)", required=False, origin=OURS),
+    Out(f"{ONH}/kept_unit_ids", "str", 1, "units the ONH was fitted with", required=False, origin=OURS),
+    Out(f"{ONH}/outlier_unit_ids", "str", 1, "units the refinement removed as outliers", required=False,
+        origin=OURS),
+    Out(f"{ONH}/inside_boundary", "b", 0, "whether the ONH is closer than boundary_tolerance * R to the centre",
+        required=False, origin=OURS),
 )
 
 STEP = Step(
     name="ap_tracking", number=10, upstream=("load_recording", "gsheet_metadata", "cell_type_labels"),
-    reads=frozenset({"ap_model"}), params=APTrackingParams, version="1", run=run,
-    outputs=tuple(Out(f"{AP}/{path}", dtype, ndim, doc, *required) for path, dtype, ndim, doc, *required in UNIT_PATHS)
-    + (
-        Out(f"{META}/{{field}}", "any", None,
-            "model_path, device, units_processed, non_rgc_processed, n_units, n_units_first_pass, "
-            "n_units_with_pathway, filter_by_cell_type, cell_type_filter, selection_note, bad_lanes_fixed "
-            "(0-based columns, axis 2), bad_lanes_rejected, dvnt_lr/dv/nt, angle_correction_deg, onh_reason, "
-            "axis_convention"),
-        Out(f"{META}/all_ap_intersection/{{field}}", "any", None,
-            "the ONH: x (= col), y (= row), method (iterative_refinement or legacy), mse, rmse, "
-            "total_squared_error, r2_threshold (the one that succeeded), consensus_direction, "
-            "n_valid_after_direction, n_cells_used, n_centroids_used, kept_unit_ids, outlier_unit_ids, "
-            "n_iterations, inside_boundary", required=False),
-    ),
+    reads=frozenset({"ap_model"}), params=APTrackingParams, version="2", run=run,
+    outputs=UNIT_OUTPUTS + META_OUTPUTS,
     description="AP tracking: CNN axon prediction (dense), pathways, optic-nerve head, soma polar coordinates",
 )

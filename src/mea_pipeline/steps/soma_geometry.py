@@ -9,28 +9,20 @@ A unit without a usable eimage gets NaN values and its reason, never (0, 0).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from ..schema import Out
+from ..frames import ELECTRODE
+from ..geometry.soma import SomaGeometryParams
+from ..schema import FIXED, OURS, Out
 from . import load_recording
 from .registry import Step, StepContext, reader
 
 GEOMETRY = "features/eimage_sta/geometry"
-
-
-@dataclass(frozen=True)
-class SomaGeometryParams:
-    baseline_frames: int = 5
-    sigma_t: float = 2.0
-    savgol_window: int = 7
-    savgol_order: int = 3
-    frame_range: tuple[int, int] = (10, 14)
-    threshold_fraction: float = 0.5
-    size_sigma: float = 1.0
-    subpixel_radius: int = 2
+BASE = f"units/{{unit}}/{GEOMETRY}"
+# The lab's keys, computed as the lab does, except where its code has no guard (PRODUCT.md section 4).
+NO_SIGNAL = "an empty or flat eimage gives NaN plus a status, not (0, 0)"
 
 
 class SomaCenter(NamedTuple):
@@ -62,7 +54,7 @@ def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
     units = load_recording.unit_ids(ctx)
     for done, unit in enumerate(units):
         ctx.report_progress(done, len(units))
-        geometry = soma_geometry(load_recording.eimage(ctx, unit), **asdict(p))
+        geometry = soma_geometry(load_recording.eimage(ctx, unit), p)
         base = f"units/{unit}/{GEOMETRY}"
         for key in SOMA_GEOMETRY_KEYS:
             ctx.tx.write(f"{base}/{key}", np.float64(geometry[key]))
@@ -80,20 +72,28 @@ STEP = Step(
     name="soma_geometry", number=6, upstream=("load_recording",), reads=frozenset(),
     params=SomaGeometryParams, version="1", run=run,
     outputs=(
-        Out(f"units/{{unit}}/{GEOMETRY}/center_row", "f", 0,
-            "argmax of the peak-to-peak map along eimage axis 1 (lab 'row' = MCS Column - 1); NaN if no eimage"),
-        Out(f"units/{{unit}}/{GEOMETRY}/center_col", "f", 0,
-            "argmax along eimage axis 2 (lab 'col' = MCS Row - 1); NaN if no eimage"),
-        Out(f"units/{{unit}}/{GEOMETRY}/size_x", "f", 0, "footprint extent along eimage axis 2 (electrodes)"),
-        Out(f"units/{{unit}}/{GEOMETRY}/size_y", "f", 0, "footprint extent along eimage axis 1 (electrodes)"),
-        Out(f"units/{{unit}}/{GEOMETRY}/area", "f", 0, "footprint area (electrodes^2): half-max component at the centre"),
-        Out(f"units/{{unit}}/{GEOMETRY}/equivalent_diameter", "f", 0, "2 sqrt(area / pi)"),
-        Out(f"units/{{unit}}/{GEOMETRY}/center_row_subpixel", "f", 0,
-            "trough-depth centre of mass near the centre, eimage axis 1 (sub-electrode)"),
-        Out(f"units/{{unit}}/{GEOMETRY}/center_col_subpixel", "f", 0, "same along eimage axis 2"),
-        Out(f"units/{{unit}}/{GEOMETRY}/diff_map", "f", 2, "(65, 65) max - min over frames 10-14 (unsmoothed)"),
-        Out(f"units/{{unit}}/{GEOMETRY}/status", "str", 0, "'ok' or 'no_data'"),
-        Out(f"units/{{unit}}/{GEOMETRY}/reason", "str", 0, "why a unit has no geometry ('' when ok)"),
+        Out(f"{BASE}/center_row", "f", 0,
+            "argmax of the peak-to-peak map along eimage axis 1 (lab 'row' = MCS Column - 1); NaN if no eimage",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/center_col", "f", 0, "argmax along eimage axis 2 (lab 'col' = MCS Row - 1); NaN if no eimage",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/size_x", "f", 0, "footprint extent along eimage axis 2 (bounding box of the half-max component)",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/size_y", "f", 0, "footprint extent along eimage axis 1",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/area", "f", 0, "footprint area: electrodes of the 4-connected half-max component at the centre",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes^2"),
+        Out(f"{BASE}/equivalent_diameter", "f", 0, "2 sqrt(area / pi)",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="electrodes"),
+        Out(f"{BASE}/center_row_subpixel", "f", 0,
+            "trough-depth centre of mass near the centre, eimage axis 1 (sub-electrode)",
+            origin=OURS, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/center_col_subpixel", "f", 0, "same along eimage axis 2",
+            origin=OURS, units="electrodes", frame=ELECTRODE),
+        Out(f"{BASE}/diff_map", "f", 2, "(65, 65) max - min over frames 10-14 (unsmoothed; all NaN if no eimage)",
+            origin=FIXED, fixed_where_nan=True, fixed=NO_SIGNAL, units="ADC counts (high-passed)", frame=ELECTRODE),
+        Out(f"{BASE}/status", "str", 0, "'ok' or 'no_data'", origin=OURS),
+        Out(f"{BASE}/reason", "str", 0, "why a unit has no geometry ('' when ok)", origin=OURS),
     ),
     description="Soma centre, extent, area and diff map of each unit from its electrical image",
 )
