@@ -94,9 +94,8 @@ def sweep_layout(library: StimulusLibrary, p: DsgcParams, *, need_movie: bool
     has 13 560 = 3 x 4520 frames and no lead-in, so its sweeps start at 4520 rep + 120 + 550 d,
     exactly where the lab's pickle generator cut them (ref-steps-6-11 6.1-6.2), while a synthetic
     file holds its lead-in. The count is the ``.npy``'s when the library has it, else
-    ``movie_length.csv``'s (the frames of the movie's content, the ones the ``.npy`` holds): a
-    pickle run without the ``.npy`` used to take the lead-in for granted and put the lab's
-    sweeps 60 frames late.
+    ``movie_length.csv``'s (the frames of the movie's content, the ones the ``.npy`` holds), never
+    an assumed lead-in, which would put the lab's sweeps 60 frames late.
 
     Raises
     ------
@@ -273,11 +272,12 @@ STEP = Step(
             origin=OURS, units="spikes"),
         Out(FEATURES + "/spike_counts_per_trial", "i", 2, "(n_directions, n_repetitions) spikes per window",
             required=False, origin=OURS, units="spikes"),
-        Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum", required=False, origin=OURS),
+        Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum",
+            required=False, origin=OURS),
         Out(FEATURES + "/dsi_classic", "f", 0, "(pref - null) / (pref + null) of the mean counts", required=False,
             origin=OURS),
-        Out(FEATURES + "/osi", "f", 0, "length of the second-harmonic vector sum / the sum of the mean counts", required=False,
-            origin=OURS),
+        Out(FEATURES + "/osi", "f", 0, "length of the second-harmonic vector sum / the sum of the mean counts",
+            required=False, origin=OURS),
         Out(FEATURES + "/p_value", "f", 0, "of dsi_vector under a seeded permutation of the trial labels",
             required=False, origin=OURS),
         Out(FEATURES + "/n_spikes", "i", 0, "spikes in all windows", required=False, origin=OURS, units="spikes"),
