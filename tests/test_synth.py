@@ -1,6 +1,7 @@
 """The synthetic recordings: MCS layout McsPy accepts, timing rules, simulation, determinism."""
 
 import ast
+import dataclasses
 import hashlib
 import json
 
@@ -13,7 +14,10 @@ from McsPy.McsCMOSMEA import McsData
 from mea_pipeline.mcs_io import sensor_frame_index
 from mea_pipeline.synth import (PLAYLISTS, SynthSpec, bar_crossings, load_truth, write_recording,
                                 write_stimulus_library)
+from mea_pipeline.synth.cells import BAR_BURST, KAPPA, TUNING_RF_SIGMAS, firing_rates, make_cells
+from mea_pipeline.synth.library import movie_configs, movie_length
 from mea_pipeline.synth.render import render_movie
+from mea_pipeline.synth.timeline import build_timeline
 from mea_pipeline.synth.spec import DENSE_NOISE, MOVIES, MOVING_BAR
 
 
@@ -170,6 +174,40 @@ def test_bar_crossings_match_the_rendered_bar(synth_dataset):
             return centre - g["bar_height"] / 2 <= along < centre + g["bar_height"] / 2
 
         assert covered(a) and covered(b - 1) and not covered(a - 1) and not covered(b)
+
+
+def test_direction_tuning_acts_only_while_the_bar_covers_the_rf():
+    """A tuned cell fires like its untuned twin except in the frames the bar covers its RF."""
+    config = movie_configs("tiny")[MOVING_BAR]
+    g, k = config["generate_kwargs"], config["section_kwargs"]
+    spec = SynthSpec(n_units=6, profile="tiny")
+    timeline = build_timeline([MOVING_BAR], {MOVING_BAR: movie_length(config)}, {MOVING_BAR: config}, None, spec)
+    cells, _ = make_cells(spec, np.random.default_rng(0))
+    preferred = 100.0
+    for cell in cells:
+        tuned = dataclasses.replace(cell, silent=False, tuned=True, preferred_direction_deg=preferred)
+        untuned = dataclasses.replace(cell, silent=False, tuned=False, preferred_direction_deg=None)
+        with_tuning, without = firing_rates([tuned, untuned], timeline).T
+        # Where the bar is, from the JSON's crossing rule, at the RF centre on the screen (checker k
+        # spans pixels [20 k, 20 k + 20)).
+        row_px, col_px = (20 * c + 9.5 for c in cell.rf_center)
+        reach = g["bar_height"] / 2 + TUNING_RF_SIGMAS * cell.rf_sigma * 20
+        gain = np.full(len(timeline.direction), np.nan)
+        for rep in range(k["repeat"]):
+            for d, angle in enumerate(np.deg2rad(g["directions_deg"])):
+                first = (timeline.movie_frame0[MOVING_BAR] + k["start_frame"] + rep * k["trial_length_frame"]
+                         + g["pre_pad_frame"] + d * g["frames_per_direction"])
+                j = np.arange(g["frames_per_direction"])
+                centre = -g["start_distance_px"] + g["speed"] * j
+                along = (row_px - (g["H"] - 1) / 2) * np.sin(angle) + (col_px - (g["W"] - 1) / 2) * np.cos(angle)
+                covered = first + j[np.abs(along - centre) <= reach]
+                gain[covered] = np.exp(KAPPA * (np.cos(angle - np.deg2rad(preferred)) - 1))
+        over = np.isfinite(gain)
+        sweeping = np.isfinite(timeline.direction)
+        assert over.any() and (sweeping & ~over).any(), cell.unit_number
+        np.testing.assert_array_equal(with_tuning[~over], without[~over], err_msg=f"unit {cell.unit_number}")
+        np.testing.assert_allclose(with_tuning[over], (without[over] + BAR_BURST * cell.base_rate_hz) * gain[over],
+                                   rtol=1e-6, err_msg=f"unit {cell.unit_number}")  # direction is float32
 
 
 def test_determinism_and_seed_dependence(tmp_path):

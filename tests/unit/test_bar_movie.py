@@ -5,7 +5,7 @@ import pytest
 
 from mea_pipeline.synth.bar_movie import render_bar_movie
 from mea_pipeline.synth.library import movie_configs, movie_length, write_stimulus_library
-from mea_pipeline.synth.render import _sweep_start, bar_crossings
+from mea_pipeline.synth.render import _sweep_start, bar_centres, bar_crossings
 from mea_pipeline.synth.spec import MOVING_BAR
 
 
@@ -34,6 +34,32 @@ def test_each_pixel_is_bright_exactly_between_its_crossings(tiny):
         for a, b in zip(on, off):
             expected[a:b] = True
         np.testing.assert_array_equal(movie[:, row, col] == config["generate_kwargs"]["bar_color"], expected)
+
+
+def test_each_sweep_moves_the_bar_in_its_named_direction(tiny):
+    """Read off the pixels with plain numpy: sweep d of each repeat is the d-th run of lit frames,
+    its bar moves toward ``directions_deg[d]`` (0 = +column, 90 = +row) and passes the canvas
+    centre where ``bar_centres`` (which the simulated tuning uses) says its centre is at 0."""
+    config, movie = tiny
+    g = config["generate_kwargs"]
+    lit = np.flatnonzero((movie != g["background"]).any(axis=(1, 2)))
+    runs = np.split(lit, np.flatnonzero(np.diff(lit) > 1) + 1)
+    assert len(runs) == 3 * 8
+    centres = bar_centres(config)
+    assert np.all(np.isfinite(centres[lit]))        # the bar is on screen only during sweeps
+
+    def centroid(frame):
+        rows, cols = np.nonzero(movie[frame] != g["background"])
+        return np.array([rows.mean(), cols.mean()])
+
+    for i, run in enumerate(runs):
+        angle = g["directions_deg"][i % 8]
+        middle = run[np.nanargmin(np.abs(centres[run]))]     # bar centre nearest the canvas centre
+        motion = centroid(middle + 1) - centroid(middle - 1)
+        assert np.hypot(*motion) > g["speed"], i          # moving (clipped by the canvas on diagonals)
+        seen = np.degrees(np.arctan2(motion[0], motion[1])) % 360
+        assert abs((seen - angle + 180) % 360 - 180) < 2, (i, seen)
+        np.testing.assert_allclose(centroid(middle), [149.5, 149.5], atol=g["speed"])
 
 
 def test_writing_through_a_memmap_gives_the_same_movie(tiny, tmp_path):

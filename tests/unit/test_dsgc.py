@@ -14,8 +14,10 @@ from mea_pipeline.dsgc.sectioning import section_by_direction, spike_movie_frame
 from mea_pipeline.dsgc.segments import DirectionLayout, direction_segments
 from mea_pipeline.dsgc.selectivity import direction_selectivity
 from mea_pipeline.errors import InputError
+from mea_pipeline.steps.dsgc import DsgcParams, sweep_layout
+from mea_pipeline.stimulus_library import StimulusLibrary
 from mea_pipeline.synth.bar_movie import render_bar_movie
-from mea_pipeline.synth.library import movie_configs
+from mea_pipeline.synth.library import movie_configs, movie_length
 from mea_pipeline.synth.render import _sweep_start, bar_crossings
 from mea_pipeline.synth.spec import MOVING_BAR
 
@@ -36,7 +38,7 @@ def tiny_bar(tmp_path_factory):
 
 def test_segments_match_the_synthetic_sweeps():
     config = movie_configs("tiny")[MOVING_BAR]
-    layout = direction_segments(config)
+    layout = direction_segments(config, 8, movie_length(config))
     g = config["generate_kwargs"]
     assert layout.n_trials == 3 * 8 and layout.n_repetitions == 3
     np.testing.assert_array_equal(layout.directions, g["directions_deg"])
@@ -46,30 +48,88 @@ def test_segments_match_the_synthetic_sweeps():
         assert start == _sweep_start(config, rep, d) and end - start == g["frames_per_direction"]
 
 
-def test_segments_of_the_lab_json_are_550_frames():
+def _lab_generator_segments(trial_length: int, pre_pad: int, per_direction: int, repeat: int = 3) -> np.ndarray:
+    """The sweeps the lab's ON/OFF generator cuts from its movie file (ref-steps-6-11 6.2), by its loop."""
+    segments, counter = [], 0
+    for _ in range(repeat):
+        counter += pre_pad
+        for _ in range(8):
+            segments.append([counter, counter + per_direction])
+            counter += per_direction
+    assert counter == repeat * trial_length
+    return np.array(segments)
+
+
+def test_segments_of_the_lab_json_are_where_the_labs_generator_cuts_them():
     if not LAB_BAR_JSON.exists():
         pytest.skip("shared reference files absent")
-    layout = direction_segments(json.loads(LAB_BAR_JSON.read_text()))
+    lab = json.loads(LAB_BAR_JSON.read_text())
+    # The lab's movie file holds 3 x 4520 frames, no 60-frame start_frame lead-in.
+    layout = direction_segments(lab, 8, movie_frames=13560)
     np.testing.assert_array_equal(layout.directions, [0, 45, 90, 135, 180, 225, 270, 315])
-    assert np.all(np.diff(layout.segments, axis=1) == 550)
-    assert layout.segments[0, 0] == 60 + 120 and layout.segments[9, 0] == 60 + 4520 + 120 + 550
-    # The lab's movie file holds 3 x 4520 frames, no 60-frame lead-in: its sweeps start where its
-    # ON/OFF dictionary generator cuts them (4520 rep + 120 + 550 d).
-    in_file = direction_segments(json.loads(LAB_BAR_JSON.read_text()), movie_frames=13560)
-    assert in_file.lead_in == 0 and in_file.segments[9, 0] == 4520 + 120 + 550
-    assert in_file.segments[-1, 1] == 13560
+    np.testing.assert_array_equal(layout.segments, _lab_generator_segments(4520, 120, 550))
+    assert layout.lead_in == 0
+    # A file holding the lead-in (as the synthetic ones do) puts every sweep start_frame later.
+    with_lead_in = direction_segments(lab, 8, movie_frames=60 + 13560)
+    np.testing.assert_array_equal(with_lead_in.segments, layout.segments + 60)
     with pytest.raises(InputError, match="13000 frames, fewer than its 3 trials"):
-        direction_segments(json.loads(LAB_BAR_JSON.read_text()), movie_frames=13000)
+        direction_segments(lab, 8, movie_frames=13000)
 
 
 def test_segments_reject_a_trial_that_does_not_split_into_directions():
     config = {"name": "bar", "section_kwargs": {"start_frame": 0, "trial_length_frame": 123, "repeat": 3},
               "generate_kwargs": {"pre_pad_frame": 10}}
     with pytest.raises(InputError, match="trial_length_frame"):
-        direction_segments(config)
+        direction_segments(config, 8, 10_000)
     del config["section_kwargs"]["repeat"]
     with pytest.raises(InputError, match="section_kwargs.repeat is missing"):
-        direction_segments(config)
+        direction_segments(config, 8, 10_000)
+
+
+# --- one sweep layout for both crossing sources ----------------------------------------------------
+
+def _library(folder: Path, movie_frames: int | None, lead_in: int = 6) -> StimulusLibrary:
+    """A small moving-bar library: 3 trials of 12 pre-pad + 8 x 5 sweep frames, JSON start_frame 6.
+
+    ``movie_frames``: frames of its ``bar.npy`` (None: no ``.npy``); ``movie_length.csv`` gives
+    the trials' frames plus ``lead_in``.
+    """
+    folder.mkdir()
+    config = {"name": "bar", "section_kwargs": {"start_frame": 6, "trial_length_frame": 52, "repeat": 3},
+              "generate_kwargs": {"pre_pad_frame": 12}}
+    (folder / "bar.json").write_text(json.dumps(config))
+    (folder / "movie_length.csv").write_text(f"movie_name,movie_length\nbar,{lead_in + 3 * 52}\n")
+    if movie_frames is not None:
+        np.save(folder / "bar.npy", np.zeros((movie_frames, 4, 4), dtype=np.uint8))
+    return StimulusLibrary(folder)
+
+
+def test_a_pickle_run_gets_the_sweeps_a_movie_run_gets(tmp_path):
+    """The lab's file starts at its first trial; a run with its pickle must not assume a lead-in."""
+    params = DsgcParams(movie="bar", stimulus_px=4)
+    expected = _lab_generator_segments(52, 12, 5)
+    lab_file = _library(tmp_path / "with_npy", movie_frames=3 * 52, lead_in=0)
+    movie_run, movie, _ = sweep_layout(lab_file, params, need_movie=True)
+    pickle_run, _, _ = sweep_layout(lab_file, params, need_movie=False)
+    no_npy = _library(tmp_path / "no_npy", movie_frames=None, lead_in=0)
+    pickle_without_npy, absent, source = sweep_layout(no_npy, params, need_movie=False)
+    assert movie.shape == (156, 4, 4) and absent is None and "movie_length.csv gives 156 frames" in source
+    for layout in (movie_run, pickle_run, pickle_without_npy):
+        np.testing.assert_array_equal(layout.segments, expected)
+    # A file holding the JSON's 6-frame lead-in, with or without its .npy at hand.
+    synthetic = _library(tmp_path / "lead_in", movie_frames=6 + 3 * 52)
+    np.testing.assert_array_equal(sweep_layout(synthetic, params, need_movie=True)[0].segments, expected + 6)
+    (tmp_path / "lead_in" / "bar.npy").unlink()
+    np.testing.assert_array_equal(sweep_layout(synthetic, params, need_movie=False)[0].segments, expected + 6)
+
+
+def test_sweep_layout_refuses_directions_the_labs_int64_list_cannot_hold(tmp_path):
+    library = _library(tmp_path / "lib", movie_frames=None)
+    config = json.loads((tmp_path / "lib" / "bar.json").read_text())
+    config["generate_kwargs"]["directions_deg"] = [0, 45, 90, 135, 180, 225, 270, 337.5]
+    (tmp_path / "lib" / "bar.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=r"bar\.json: directions .* whole degrees"):
+        sweep_layout(library, DsgcParams(movie="bar"), need_movie=False)
 
 
 # --- crossings --------------------------------------------------------------------------------------
@@ -80,7 +140,7 @@ def test_crossing_table_recovers_the_ground_truth_crossings(tiny_bar):
     edges = [(0, 0), (0, 299), (299, 0), (299, 299), (0, 150), (150, 0), (299, 137), (212, 299),
              (24, 25), (25, 24), (275, 276), (276, 275), (1, 298), (150, 150), (149, 149)]
     pixels = edges + [tuple(p) for p in rng.integers(0, 300, size=(40, 2))]
-    table = crossing_table(movie, pixels, direction_segments(config))
+    table = crossing_table(movie, pixels, direction_segments(config, 8, len(movie)))
     assert set(table) == {(int(r), int(c)) for r, c in pixels}
     for (row, col), (on, off) in table.items():
         expected_on, expected_off = bar_crossings(config, row, col)
@@ -110,29 +170,43 @@ def test_off_falls_back_to_the_steepest_fall_when_no_fall_is_significant():
     assert (on[0], off[0]) == (10, 20)
 
 
+def test_off_takes_the_first_fall_past_its_fraction_of_on():
+    movie = np.zeros((40, 20, 20), dtype=np.uint8)
+    movie[10:] = 200
+    movie[20:] = 140                 # a fall of 60: past 0.25 x 200 and the -50 floor, not past 0.5 x 200
+    movie[30:] = 0
+    for off_fraction, expected_off in ((0.5, 30), (0.25, 20)):
+        on, off = crossing_table(movie, [(5, 5)], _one_segment(40), area_box=10, off_fraction=off_fraction)[(5, 5)]
+        assert (on[0], off[0]) == (10, expected_off)
+
+
 def test_crossing_table_refuses_a_movie_shorter_than_the_layout(tiny_bar):
     config, movie = tiny_bar
     with pytest.raises(InputError, match="frames"):
-        crossing_table(movie[:100], [(0, 0)], direction_segments(config))
+        crossing_table(movie[:100], [(0, 0)], direction_segments(config, 8, movie_length(config)))
 
 
 # --- the lab's pickle -------------------------------------------------------------------------------
 
 def _table(n_trials=3):
-    return {(r, c): {"on_peak_location": [10 * t + r for t in range(n_trials)],
-                     "off_peak_location": [10 * t + r + 5 - 6 * (c == 1) for t in range(n_trials)]}
+    """Pixels (0..1, 0..1), sweep t in frames [10 t, 10 t + 10); column 1's OFF comes before its ON."""
+    return {(r, c): {"on_peak_location": [10 * t + r + 2 for t in range(n_trials)],
+                     "off_peak_location": [10 * t + r + 7 - 6 * (c == 1) for t in range(n_trials)]}
             for r in range(2) for c in range(2)}
+
+
+THREE_SWEEPS = np.array([[0, 10], [10, 20], [20, 30]])
 
 
 def test_a_valid_table_round_trips(tmp_path):
     path = tmp_path / "table.pkl"
     path.write_bytes(pickle.dumps(_table(), protocol=pickle.HIGHEST_PROTOCOL))
-    loaded = load_on_off_table(path, n_trials=3)
+    loaded = load_on_off_table(path, segments=THREE_SWEEPS)
     assert loaded["n_pixels"] == 4 and loaded["n_trials"] == 3
     assert loaded["n_off_not_after_on"] == 2 * 3      # the col 1 entries end before they start
     on, off = loaded["crossings"][(1, 0)]
-    np.testing.assert_array_equal(on, [1, 11, 21])
-    np.testing.assert_array_equal(off, [6, 16, 26])
+    np.testing.assert_array_equal(on, [3, 13, 23])
+    np.testing.assert_array_equal(off, [8, 18, 28])
     assert on.dtype == np.int64
 
 
@@ -183,7 +257,23 @@ def test_unreadable_files_and_wrong_trial_counts_are_input_errors(tmp_path):
         load_on_off_table(tmp_path / "garbage.pkl")
     (tmp_path / "short.pkl").write_bytes(pickle.dumps(_table(3)))
     with pytest.raises(InputError, match="lists 3 sweeps per pixel .* 24"):
-        load_on_off_table(tmp_path / "short.pkl", n_trials=24)
+        load_on_off_table(tmp_path / "short.pkl", segments=np.zeros((24, 2), dtype=np.int64))
+
+
+@pytest.mark.parametrize("field, frame", [("on_peak_location", 9), ("off_peak_location", 20)])
+def test_an_entry_outside_its_sweep_names_the_file_pixel_and_trial(tmp_path, field, frame):
+    table = _table()
+    table[(1, 0)][field][0] = frame          # trial 0's sweep is [0, 10): 9 is inside, 20 is not
+    table[(1, 1)][field][2] = 35             # trial 2's sweep is [20, 30)
+    path = tmp_path / "other_layout.pkl"
+    path.write_bytes(pickle.dumps(table))
+    if frame == 9:
+        with pytest.raises(InputError, match=r"other_layout\.pkl: pixel \(1, 1\) trial 2: on_peak_location = 35 "
+                                             r"lies outside its sweep, frames \[20, 30\).*see the JSON"):
+            load_on_off_table(path, segments=THREE_SWEEPS, layout_note=" (see the JSON)")
+    else:
+        with pytest.raises(InputError, match=r"pixel \(1, 0\) trial 0: off_peak_location = 20 .* \[0, 10\)"):
+            load_on_off_table(path, segments=THREE_SWEEPS)
 
 
 def test_pixel_rule_is_the_labs_checker_centre_truncated_and_clipped():

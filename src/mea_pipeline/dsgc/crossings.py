@@ -9,8 +9,9 @@ needed. In every sweep segment, for pixel (r, c):
   positive); ON is the candidate closest to the argmax of the derivative of the mean level over an
   ``area_box`` square around the pixel (the box shifted to stay inside the image), so an edge seen
   by the whole neighbourhood wins over a flicker of one pixel;
-* OFF is the first frame after ON with ``d <= min(-|d(ON)| / 2, off_floor)``, else the frame after
-  ON with the lowest ``d`` (ON itself when ON ends the segment).
+* OFF is the first frame after ON with ``d <= min(-off_fraction * |d(ON)|, off_floor)`` (lab:
+  ``off_fraction`` 0.5, ``off_floor`` -50), else the frame after ON with the lowest ``d`` (ON
+  itself when ON ends the segment).
 
 Only the frames up to the last sweep's end are read, and of them only each pixel's own trace and
 its box (one read per distinct box): for a few hundred pixels this is much less than the movie.
@@ -66,18 +67,18 @@ def _on_index(d: np.ndarray, area_d: np.ndarray, prominence_fraction: float) -> 
     return int(candidates[np.argmin(np.abs(candidates - reference))])
 
 
-def _off_index(d: np.ndarray, on: int, off_floor: float) -> int:
+def _off_index(d: np.ndarray, on: int, off_fraction: float, off_floor: float) -> int:
     """OFF frame within one segment (index into the segment), after ``on``."""
     after = d[on + 1:]
     if len(after) == 0:
         return on
-    threshold = min(-0.5 * abs(float(d[on])), off_floor)
+    threshold = min(-off_fraction * abs(float(d[on])), off_floor)
     below = np.flatnonzero(after <= threshold)
     return on + 1 + int(below[0] if len(below) else np.argmin(after))
 
 
 def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int = 50,
-                   prominence_fraction: float = 0.3, off_floor: float = -50.0
+                   prominence_fraction: float = 0.3, off_fraction: float = 0.5, off_floor: float = -50.0
                    ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """ON and OFF frames of every sweep at each of ``pixels``.
 
@@ -94,8 +95,8 @@ def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int = 50
         Side of the square whose mean level guides the choice among ON candidates (lab: 50).
     prominence_fraction : float
         ON candidates need a prominence of at least this fraction of the segment's maximum (lab: 0.3).
-    off_floor : float
-        OFF needs a derivative at most ``min(-|d(ON)| / 2, off_floor)`` (lab: -50).
+    off_fraction, off_floor : float
+        OFF needs a derivative at most ``min(-off_fraction * |d(ON)|, off_floor)`` (lab: 0.5, -50).
 
     Returns
     -------
@@ -133,6 +134,6 @@ def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int = 50
             d = d_pixel[p, start:end]
             first = _on_index(d, d_area[p, start:end], prominence_fraction)
             on[i] = start + first
-            off[i] = start + _off_index(d, first, off_floor)
+            off[i] = start + _off_index(d, first, off_fraction, off_floor)
         table[key] = (on, off)
     return table

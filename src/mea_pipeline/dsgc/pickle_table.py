@@ -70,17 +70,36 @@ def _frames(path: Path, keys: list, values: list, field: str) -> np.ndarray:
     return frames.astype(np.int64)
 
 
-def load_on_off_table(path: str | Path, *, n_trials: int | None = None, size: int = 300) -> dict:
+def _check_within_sweeps(path: Path, keys: list, on: np.ndarray, off: np.ndarray, segments: np.ndarray,
+                         layout_note: str) -> None:
+    """An InputError naming the first (pixel, trial) whose ON or OFF frame lies outside its sweep."""
+    start, end = segments[:, 0], segments[:, 1]
+    for field, frames in ((ON_FIELD, on), (OFF_FIELD, off)):
+        outside = np.argwhere((frames < start) | (frames >= end))
+        if len(outside):
+            pixel, trial = outside[0]
+            raise InputError(
+                f"{path}: pixel {keys[pixel]} trial {trial}: {field} = {frames[pixel, trial]} lies outside "
+                f"its sweep, frames [{start[trial]}, {end[trial]}) ({len(outside)} (pixel, trial) entries "
+                f"do); the table was made for another stimulus or sweep layout{layout_note}")
+
+
+def load_on_off_table(path: str | Path, *, segments: np.ndarray | None = None, size: int = 300,
+                      layout_note: str = "") -> dict:
     """Read and check the lab's ON/OFF crossing pickle.
 
     Parameters
     ----------
     path : str or Path
         The ``.pkl`` file.
-    n_trials : int, optional
-        Sweeps the table must list per pixel (the layout's ``n_trials``, 24 for the lab's movie).
+    segments : np.ndarray, optional
+        (n_trials, 2) ``[start, end)`` movie-relative frames of each sweep (the layout's
+        ``segments``): the table must list ``n_trials`` sweeps per pixel, and every entry's ON and
+        OFF frame must lie inside its sweep (the lab's generator searches each sweep alone).
     size : int
         Side of the stimulus image; keys must lie in ``[0, size)``.
+    layout_note : str
+        Appended to the error for entries outside their sweeps (where the layout came from).
 
     Returns
     -------
@@ -93,9 +112,10 @@ def load_on_off_table(path: str | Path, *, n_trials: int | None = None, size: in
     Raises
     ------
     InputError
-        The file is unreadable, not a pickle, asks for any global (code), or is not a dict of
+        The file is unreadable, not a pickle, asks for any global (code), is not a dict of
         ``(row, col)`` int tuples to ``{"on_peak_location", "off_peak_location"}`` int lists of one
-        common length.
+        common length, or (with ``segments``) lists another number of sweeps or a frame outside
+        its sweep (naming the file, the pixel and the trial).
     """
     path = Path(path)
     table = _read(path)
@@ -114,9 +134,11 @@ def load_on_off_table(path: str | Path, *, n_trials: int | None = None, size: in
     on, off = _frames(path, keys, values, ON_FIELD), _frames(path, keys, values, OFF_FIELD)
     if on.shape != off.shape:
         raise InputError(f"{path}: {ON_FIELD} has {on.shape[1]} values per pixel, {OFF_FIELD} {off.shape[1]}")
-    if n_trials is not None and on.shape[1] != n_trials:
-        raise InputError(f"{path}: lists {on.shape[1]} sweeps per pixel but the movie's JSON layout has "
-                         f"{n_trials}; use the table made for this movie")
+    if segments is not None:
+        if on.shape[1] != len(segments):
+            raise InputError(f"{path}: lists {on.shape[1]} sweeps per pixel but the movie's JSON layout has "
+                             f"{len(segments)}; use the table made for this movie")
+        _check_within_sweeps(path, keys, on, off, np.asarray(segments), layout_note)
     return {
         "crossings": {key: (on[i], off[i]) for i, key in enumerate(keys)},
         "n_pixels": len(keys),

@@ -55,7 +55,7 @@ def _int_field(section: dict, key: str, where: str, source: str, minimum: int) -
     return value
 
 
-def direction_segments(config: dict, n_directions: int = 8, movie_frames: int | None = None) -> DirectionLayout:
+def direction_segments(config: dict, n_directions: int, movie_frames: int) -> DirectionLayout:
     """Sweep segments of every direction and repetition, in movie-relative frames.
 
     Parameters
@@ -68,9 +68,10 @@ def direction_segments(config: dict, n_directions: int = 8, movie_frames: int | 
         (else 0, 45, ..., 315).
     n_directions : int
         Directions per repetition; spaced evenly from 0 deg when the JSON does not list them.
-    movie_frames : int, optional
-        Frames of the movie file the sweeps are located in; decides the lead-in (see Notes).
-        None: the file holds the ``start_frame`` lead-in.
+    movie_frames : int
+        Frames of the movie file the sweeps are located in (of its ``.npy``, or the
+        ``movie_length.csv`` entry when a crossing table replaces the ``.npy``); decides the
+        lead-in (see Notes).
 
     Returns
     -------
@@ -82,14 +83,15 @@ def direction_segments(config: dict, n_directions: int = 8, movie_frames: int | 
     -----
     ``start_frame`` counts from movie frame 0, as in step 3 (movie frame 0 = section start + 60).
     The lab's JSON gives ``start_frame`` 60, ``trial_length_frame`` 4520 = 120 + 8 x 550 and
-    ``repeat`` 3, but the lab's moving-bar ``.npy`` holds 13 560 = 3 x 4520 frames and the lab's
-    ON/OFF dictionary generator cuts its segments at 4520 rep + 120 + 550 d: that file holds no
-    lead-in, its sweeps start at its first trial. The synthetic library's movies do hold their
-    ``start_frame`` lead-in. So the lead-in is decided by the file: ``start_frame`` when the file
-    has room for it and every trial (``movie_frames >= start_frame + repeat * trial_length_frame``),
-    0 when it holds exactly the trials' frames or more but not the lead-in, and a movie shorter
-    than its trials is an error. Frames stay movie-relative either way: file frame k is shown at
-    movie frame k.
+    ``repeat`` 3, but the lab's moving-bar ``.npy`` holds 13 560 = 3 x 4520 frames, its ON/OFF
+    dictionary generator cuts its sweeps at 4520 rep + 120 + 550 d of that file, and its step 11
+    compares those frames with spikes counted from movie frame 0: the file holds no lead-in, its
+    trials start at its frame 0, and ``start_frame`` is step 3's offset, not part of the sweeps
+    (ref-steps-6-11 6.1, 6.2, 6.4). The synthetic library's movies do hold their ``start_frame``
+    lead-in. So the lead-in is decided by the file: ``start_frame`` when the file has room for it
+    and every trial (``movie_frames >= start_frame + repeat * trial_length_frame``), 0 when it
+    holds the trials' frames but not the lead-in, and a movie shorter than its trials is an
+    error. Frames stay movie-relative either way: file frame k is shown at movie frame k.
 
     Raises
     ------
@@ -129,7 +131,7 @@ def direction_segments(config: dict, n_directions: int = 8, movie_frames: int | 
             f"{pre_pad + n_directions * per_direction} exceeds section_kwargs.trial_length_frame = {trial}")
 
     lead_in = start
-    if movie_frames is not None and movie_frames < start + repeat * trial:
+    if movie_frames < start + repeat * trial:
         if movie_frames < repeat * trial:
             raise InputError(f"{source}: the movie has {movie_frames} frames, fewer than its {repeat} trials of "
                              f"{trial} frames (section_kwargs); use the movie made for this JSON")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..config import PipelineConfig
 from ..dsgc.pickle_table import load_on_off_table
-from ..dsgc.segments import direction_segments
+from ..steps.dsgc import sweep_layout
 from ..steps.registry import Registry
 from ..stimulus_library import StimulusLibrary
 from .report import Report
@@ -46,17 +46,8 @@ def _check_moving_bar(report: Report, config: PipelineConfig, library: StimulusL
         report.warning(f"playlist '{config.playlist}' has no '{params.movie}': step 11 completes with "
                        "'no_moving_bar' and sections nothing (set [steps.dsgc] movie if the bar has another name)")
         return
-    movie_config = report.attempt(library.movie_config, params.movie)
-    frames = None
-    if config.on_off_dict is None:
-        movie = report.attempt(library.movie_array, params.movie)
-        if movie is None:
-            return
-        if movie.shape[1:] != (params.stimulus_px, params.stimulus_px):
-            report.error(f"{library.movie_array_path(params.movie)}: frames are {movie.shape[1:]}, step 11 expects "
-                         f"{params.stimulus_px} x {params.stimulus_px} pixels (parameter stimulus_px)")
-            return
-        frames = movie.shape[0]
-    layout = report.attempt(direction_segments, movie_config, params.n_directions, frames) if movie_config else None
-    if layout is not None and config.on_off_dict is not None:
-        report.attempt(load_on_off_table, config.on_off_dict, n_trials=layout.n_trials, size=params.stimulus_px)
+    found = report.attempt(sweep_layout, library, params, need_movie=config.on_off_dict is None)
+    if found is not None and config.on_off_dict is not None:
+        layout, _, layout_source = found
+        report.attempt(load_on_off_table, config.on_off_dict, segments=layout.segments, size=params.stimulus_px,
+                       layout_note=f" ({layout_source})")

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import numpy as np
 
 from ..ap_tracking.params import APTrackingParams
 from ..frames import ELECTRODE, RETINA

@@ -2,25 +2,30 @@
 
 For the moving-bar movie (default ``moving_h_bar_s5_d8_3x``), every unit's spikes are cut into one
 window per sweep, from ``padding_frames`` before the bar reaches the unit's receptive-field centre
-to ``padding_frames`` after it leaves (the lab's unified step), and the counts give the preferred
+to ``padding_frames`` after it leaves (the lab's unified step, on the spikes step 3 assigned to the
+movie's trials), and the counts give the preferred
 direction, both DSIs, the OSI and a permutation p-value (:mod:`mea_pipeline.dsgc`).
 
 Where the bar is: the per-pixel crossing frames are computed from the movie ``<movie>.npy`` of the
 stimulus library at the pixels the units need, or read from the lab's pickle (``--on-off-dict``,
-read with a data-only unpickler). The RF centre is step 7's Gaussian centre, else its argmax centre,
-mapped to stimulus pixels by the lab's rule (middle of the checker); a unit without either is
-skipped with its reason. A recording whose playlist has no moving bar completes with that reason.
+read with a data-only unpickler; every entry's frames must lie inside their sweeps). The RF centre
+is step 7's Gaussian centre, else its argmax centre, mapped to stimulus pixels by the lab's rule
+(middle of the checker); a unit without either is skipped with its reason. A recording whose
+playlist has no moving bar completes with that reason.
 
-Directions: 0 = bar moving toward +column (right on the screen), 90 = toward +row (down); trials
-are repetition-major (``trials/k`` = repetition k). Sweep windows are stored in movie-relative
-frames (movie frame 0 = the section start + its pre-margin, as in steps 3-4) and in samples.
+Lab keys (ref-steps-6-11 6.5): ``direction_section/_attrs/`` is a group of int64 datasets
+(direction_list, n_directions, n_repetitions, padding_frames, cell_center_row/col), and each
+direction group holds ``trials/<k>`` (repetition k) and ``section_bounds`` in movie-relative
+frames (movie frame 0 = the section start + its pre-margin, as in steps 3-4), int64. The same
+windows in acquisition samples and the selectivity indices are ours, beside them.
 
-Frames (PRODUCT.md 3.12): those angles are in the stimulus frame. The units with both an RF centre
-(step 7) and a soma centre (step 6) register the stimulus to the electrodes
-(:mod:`mea_pipeline.frames.registration`, stored under ``metadata/stimulus_registration``); through
-it each preferred direction is also given in the electrode frame and, with step 10's optic-nerve
-head and the sheet's ``Center_xy``, in the retina frame. Every stored angle names its frame in a
-``frame`` attribute.
+Directions are in the stimulus frame (:data:`mea_pipeline.frames.STIMULUS`): 0 = bar moving toward
++column of the projector image (right on the screen), 90 = toward +row (down); every stored angle
+carries a ``frame`` attribute saying so.
+
+Frames (PRODUCT.md 3.12): the units with both an RF and a soma centre register the stimulus to the
+electrodes, and each preferred direction is also given in the electrode and retina frames
+(:mod:`mea_pipeline.steps.dsgc_frames`).
 """
 
 from __future__ import annotations
@@ -30,28 +35,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dsgc.pickle_table import load_on_off_table, pixel_rule
-from ..dsgc.sectioning import direction_name, section_by_direction, spike_movie_frames, trial_spike_counts
-from ..dsgc.segments import direction_segments
+from ..dsgc.sectioning import section_by_direction, spike_movie_frames, trial_spike_counts
+from ..dsgc.segments import DirectionLayout, direction_segments
 from ..dsgc.selectivity import direction_selectivity
 from ..errors import InputError
-from ..frames import ELECTRODE, RETINA, STIMULUS
-from ..frames.registration import AFFINE, SIMILARITY, Registration, fit_registration, map_direction, retina_direction
-from ..schema import OURS, Out, outs
+from ..frames import STIMULUS
+from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
-from . import ap_tracking, load_recording, rf_geometry, section_time, soma_geometry
+from . import load_recording, rf_geometry, section_spike_times, section_time
+from .dsgc_frames import FRAME_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
 from .registry import Step, StepContext
 
 ANGLE_CONVENTION = "degrees; 0 = bar moving toward +column (right), 90 = toward +row (down)"
 META = "metadata/dsgc"
-REGISTRATION = "metadata/stimulus_registration"
-REGISTRATION_CONVENTION = (
-    "electrode_xy = matrix @ stimulus_xy + offset; xy = (column, row); stimulus in pixels of the projector "
-    "image (pixel p centred on p), electrodes 0-based (column = eimage axis 2, row = axis 1); reflected: "
-    "matrix = scale * R(rotation_deg) @ T, T swapping column and row")
+# Every stored angle names its frame (PRODUCT 3.12).
+ANGLE_ATTRS = {"frame": STIMULUS}
 
 
 @dataclass(frozen=True)
 class DsgcParams:
+    """Step 11's parameters (lab values as defaults).
+
+    ``area_box``, ``prominence_fraction``, ``off_fraction`` and ``off_floor`` are the crossing rule
+    of the lab's ON/OFF dictionary (:mod:`mea_pipeline.dsgc.crossings`); they do not apply to a
+    table read from ``--on-off-dict``.
+    """
+
     movie: str = "moving_h_bar_s5_d8_3x"
     rf_movie_pattern: str = "dense_noise"
     stimulus_px: int = 300
@@ -59,6 +68,7 @@ class DsgcParams:
     padding_frames: int = 40
     area_box: int = 50
     prominence_fraction: float = 0.3
+    off_fraction: float = 0.5
     off_floor: float = -50.0
     n_permutations: int = 1000
     seed: int = 0
@@ -87,6 +97,45 @@ def unit_pixels(ctx: StepContext, units: list[str], p: DsgcParams) -> tuple[dict
     return pixels, missing
 
 
+def sweep_layout(library: StimulusLibrary, p: DsgcParams, *, need_movie: bool
+                 ) -> tuple[DirectionLayout, np.ndarray | None, str]:
+    """The moving bar's sweeps, its movie (when needed or present) and where its frame count came from.
+
+    Both crossing sources get the same sweeps for the same stimulus. Where the sweeps start
+    depends on whether the movie file holds the JSON's ``start_frame`` lead-in, which only its
+    frame count tells (:func:`~mea_pipeline.dsgc.segments.direction_segments`): the lab's file
+    has 13 560 = 3 x 4520 frames and no lead-in, so its sweeps start at 4520 rep + 120 + 550 d,
+    exactly where the lab's pickle generator cut them (ref-steps-6-11 6.1-6.2), while a synthetic
+    file holds its lead-in. The count is the ``.npy``'s when the library has it, else
+    ``movie_length.csv``'s (the frames of the movie's content, the ones the ``.npy`` holds), never
+    an assumed lead-in, which would put the lab's sweeps 60 frames late.
+
+    Raises
+    ------
+    InputError
+        The movie is needed but missing or not ``stimulus_px`` square, the JSON layout is invalid
+        or does not fit the movie, or a direction is not a whole degree (the lab's
+        ``direction_list`` is int64).
+    """
+    path = library.movie_array_path(p.movie)
+    movie = library.movie_array(p.movie) if need_movie or path.is_file() else None
+    if movie is not None:
+        n_frames, counted = movie.shape[0], f"{path.name} has {movie.shape[0]} frames"
+        if need_movie and movie.shape[1:] != (p.stimulus_px, p.stimulus_px):
+            raise InputError(f"{path}: frames are {movie.shape[1:]}, the step expects "
+                             f"{p.stimulus_px} x {p.stimulus_px} pixels (parameter stimulus_px)")
+    else:
+        n_frames = library.movie_lengths([p.movie])[p.movie]
+        counted = f"movie_length.csv gives {n_frames} frames (no {path.name})"
+    layout = direction_segments(library.movie_config(p.movie), p.n_directions, movie_frames=n_frames)
+    if not np.array_equal(layout.directions, np.round(layout.directions)):
+        raise InputError(f"{library.movie_config_path(p.movie)}: directions {layout.directions.tolist()} must be "
+                         "whole degrees (the lab's direction_section/_attrs/direction_list is int64)")
+    source = (f"{p.movie}.json sweeps, {counted}: the first trial starts at movie frame {layout.lead_in}; "
+              f"trial i = repetition i // {len(layout.directions)}, direction i % {len(layout.directions)}")
+    return layout, movie, source
+
+
 def run(ctx: StepContext, p: DsgcParams) -> dict:
     # Imported when the step runs: reading the registry (status, schema) stays fast.
     from ..dsgc.crossings import crossing_table
@@ -101,143 +150,84 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
 
     library = StimulusLibrary(ctx.config.stimuli)
     table_path = ctx.config.on_off_dict
-    movie = None if table_path else library.movie_array(p.movie)
-    layout = direction_segments(library.movie_config(p.movie), p.n_directions,
-                                movie_frames=None if movie is None else movie.shape[0])
+    layout, movie, layout_source = sweep_layout(library, p, need_movie=table_path is None)
     pixels, missing = unit_pixels(ctx, units, p)
-    wanted = sorted({pixel[:2] for pixel in pixels.values()})
     if table_path:
-        crossings = load_on_off_table(table_path, n_trials=layout.n_trials, size=p.stimulus_px)["crossings"]
+        crossings = load_on_off_table(table_path, segments=layout.segments, size=p.stimulus_px,
+                                      layout_note=f" ({layout_source})")["crossings"]
         source = f"pickle {table_path}"
     else:
-        if movie.shape[1:] != (p.stimulus_px, p.stimulus_px):
-            raise InputError(f"{library.movie_array_path(p.movie)}: frames are {movie.shape[1:]}, the step expects "
-                             f"{p.stimulus_px} x {p.stimulus_px} pixels (parameter stimulus_px)")
+        wanted = sorted({pixel[:2] for pixel in pixels.values()})
         crossings = crossing_table(movie, wanted, layout, area_box=p.area_box,
-                                   prominence_fraction=p.prominence_fraction, off_floor=p.off_floor)
+                                   prominence_fraction=p.prominence_fraction, off_fraction=p.off_fraction,
+                                   off_floor=p.off_floor)
         source = f"movie {library.movie_array_path(p.movie)}"
 
     frames = section_time.frame_timestamps(ctx)
     frame0 = section_time.movie_frame0(ctx, p.movie)
     directions = np.asarray(layout.directions, dtype=np.float64)
-    sectioned = 0
+    skipped = {}
     for done, unit in enumerate(units):
         ctx.report_progress(done, len(units))
         base = f"units/{unit}/features/{p.movie}/dsgc"
-        if unit in missing or pixels[unit][:2] not in crossings:
-            reason = missing.get(unit) or f"the ON/OFF table has no pixel {pixels[unit][:2]}"
+        # The lab's spikes: those of step 3's trials of the movie (a window reaching past them, at
+        # the movie's ends, holds only these).
+        spikes = section_spike_times.full_spike_times(ctx, unit, p.movie)
+        if reason := _skip_reason(unit, missing, pixels, crossings, spikes, p.movie):
+            skipped[unit] = reason
             ctx.tx.write_tree(base, {"status": "skipped", "reason": reason})
             continue
         row, col, center_source = pixels[unit]
         on, off = crossings[(row, col)]
-        spikes = load_recording.spike_times(ctx, unit)
         sections = section_by_direction(spike_movie_frames(spikes, frames, frame0), on, off, layout,
                                         p.padding_frames, spike_samples=spikes)
-        _write_sections(ctx, f"units/{unit}/spike_times_sectioned/{p.movie}/direction_section", sections,
-                        frames, frame0)
-        ctx.tx.set_attrs(f"units/{unit}/spike_times_sectioned/{p.movie}/direction_section", {
-            "direction_list": directions, "n_directions": len(directions), "n_repetitions": layout.n_repetitions,
-            "padding_frames": p.padding_frames, "cell_center_row": row, "cell_center_col": col,
-            "cell_center_source": center_source, "angle_convention": ANGLE_CONVENTION,
+        section = f"units/{unit}/spike_times_sectioned/{p.movie}/direction_section"
+        _write_sections(ctx, section, sections, frames, frame0)
+        _write_lab_attrs(ctx, f"{section}/_attrs", layout, p.padding_frames, row, col)
+        ctx.tx.set_attrs(section, {
+            "cell_center_source": center_source, "angle_convention": ANGLE_CONVENTION, "frame": STIMULUS,
             "trials_unit": "movie-relative frames (trials_samples: acquisition samples)"})
         counts = trial_spike_counts(sections, layout)
         selectivity = direction_selectivity(counts, directions, n_permutations=p.n_permutations, seed=p.seed)
+        preferred = selectivity.pop("preferred_direction_deg")
         ctx.tx.write_tree(base, {**selectivity, "reason": selectivity["reason"] or "", "status": "ok",
-                                 "spike_counts_per_trial": counts, "direction_list": directions})
-        write_direction_frames(ctx, base, selectivity["preferred_direction_deg"], directions, registration)
-        sectioned += 1
-    for unit, reason in missing.items():
+                                 "spike_counts_per_trial": counts})
+        ctx.tx.write(f"{base}/preferred_direction_deg", preferred, attrs=ANGLE_ATTRS)
+        ctx.tx.write(f"{base}/direction_list", directions, attrs=ANGLE_ATTRS)
+        write_direction_frames(ctx, base, preferred, registration)
+    for unit, reason in skipped.items():
         ctx.warn(f"{unit}: not sectioned by direction: {reason}")
+    sectioned = len(units) - len(skipped)
     ctx.tx.write_tree(META, {
         "movie": p.movie, "status": "ok", "reason": "", "crossing_source": source,
-        "direction_list": directions, "angle_convention": ANGLE_CONVENTION, "n_repetitions": layout.n_repetitions,
-        "sweep_segments": layout.segments, "sweep_lead_in_frames": layout.lead_in,
-        "n_units_sectioned": sectioned, "n_units_skipped": len(units) - sectioned,
+        "sweep_layout_source": layout_source, "angle_convention": ANGLE_CONVENTION,
+        "n_repetitions": layout.n_repetitions, "sweep_segments": layout.segments,
+        "sweep_lead_in_frames": layout.lead_in, "n_units_sectioned": sectioned, "n_units_skipped": len(skipped),
     })
-    ctx.tx.write(f"{META}/direction_list", directions, attrs={"frame": STIMULUS})
-    return {"result": "ok", "n_units_sectioned": sectioned, "crossing_source": source.split(" ")[0]}
+    ctx.tx.write(f"{META}/direction_list", directions, attrs=ANGLE_ATTRS)
+    return {"result": "ok", "n_units_sectioned": sectioned, "crossing_source": source.split(" ")[0],
+            "sweep_lead_in_frames": layout.lead_in}
 
 
-class DirectionFrames:
-    """How this recording carries a stimulus-frame direction into the electrode and retina frames."""
-
-    def __init__(self, registration: Registration, correction_deg: float | None, retina_reason: str):
-        self.registration, self.correction_deg, self.retina_reason = registration, correction_deg, retina_reason
-
-    def electrode(self, stimulus_deg: float) -> tuple[float, str]:
-        """Electrode-frame angle and '', or NaN and why."""
-        if self.registration.status != "ok":
-            return np.nan, f"no stimulus registration: {self.registration.reason}"
-        if not np.isfinite(stimulus_deg):
-            return np.nan, "no preferred direction in the stimulus frame"
-        return float(map_direction(stimulus_deg, self.registration.matrix)), ""
-
-    def retina(self, electrode_deg: float, electrode_reason: str) -> tuple[float, str, str]:
-        """Retina-frame angle, its nearest anatomical label and '', or NaN, '' and why."""
-        if electrode_reason:
-            return np.nan, "", electrode_reason
-        if self.correction_deg is None:
-            return np.nan, "", self.retina_reason
-        angle, label = retina_direction(electrode_deg, self.correction_deg)
-        return float(angle), str(label), ""
+def _skip_reason(unit: str, missing: dict, pixels: dict, crossings: dict, spikes: np.ndarray | None,
+                 movie: str) -> str | None:
+    """Why ``unit`` cannot be sectioned (None when it can)."""
+    if unit in missing:
+        return missing[unit]
+    if pixels[unit][:2] not in crossings:
+        return f"the ON/OFF table has no pixel {pixels[unit][:2]}"
+    if spikes is None:
+        return f"step 3 did not section '{movie}'"
+    return None
 
 
-def register_stimulus(ctx: StepContext, units: list[str], p: DsgcParams) -> DirectionFrames:
-    """Fit the stimulus -> electrode transform from the units with an RF and a soma centre; write it."""
-    if p.registration_kind not in (SIMILARITY, AFFINE):
-        raise InputError(f"dsgc parameter registration_kind is {p.registration_kind!r}: use "
-                         f"{SIMILARITY!r} or {AFFINE!r}")
-    rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
-    paired, stimulus_xy, electrode_xy = [], [], []
-    for unit in units:
-        # Our own computation: the RF's own centre, not the lab's fit of the blurred map.
-        rf = rf_geometry.rf_center(ctx, unit, rf_movie, fit="gaussian_fit_unblurred") if rf_movie else None
-        soma = soma_geometry.soma_center(ctx, unit)
-        if rf is None or soma is None:
-            continue
-        checker_col, checker_row = p.stimulus_px / rf.grid[1], p.stimulus_px / rf.grid[0]
-        paired.append(unit)
-        stimulus_xy.append(((rf.col + 0.5) * checker_col - 0.5, (rf.row + 0.5) * checker_row - 0.5))
-        electrode_xy.append((soma.col, soma.row))
-    registration = fit_registration(
-        np.reshape(stimulus_xy, (-1, 2)), np.reshape(electrode_xy, (-1, 2)), kind=p.registration_kind,
-        min_points=p.registration_min_units, outlier_threshold_um=p.registration_outlier_um,
-        pitch_um=p.electrode_pitch_um, max_hypotheses=p.registration_max_hypotheses,
-        min_spread_ratio=p.registration_min_spread, seed=p.seed)
-    if registration.status != "ok":
-        ctx.warn(f"no stimulus registration: {registration.reason}")
-    orientation = ap_tracking.retina_orientation(ctx)
-    ok = registration.status == "ok"
-    ctx.tx.write_tree(REGISTRATION, {
-        "status": registration.status, "reason": registration.reason, "kind": registration.kind,
-        "matrix": registration.matrix, "offset": registration.offset, "reflected": bool(registration.reflected),
-        "scale": registration.scale, "scale_um_per_px": registration.scale * p.electrode_pitch_um,
-        "residual_um": registration.residual_um,
-        "residual_other_handedness_um": registration.residual_other_handedness_um,
-        "n_units_paired": len(paired), "n_units_used": registration.n_used,
-        "units": paired, "stimulus_xy_px": np.reshape(stimulus_xy, (-1, 2)),
-        "electrode_xy": np.reshape(electrode_xy, (-1, 2)),
-        "residuals_um": registration.residuals_um if ok else np.full(len(paired), np.nan),
-        "outlier_units": [u for u, used in zip(paired, registration.inliers) if not used] if ok else [],
-        "rf_movie": rf_movie or "", "electrode_pitch_um": p.electrode_pitch_um,
-        "convention": REGISTRATION_CONVENTION, "retina_reason": orientation.reason,
+def _write_lab_attrs(ctx: StepContext, path: str, layout: DirectionLayout, padding: int, row: int, col: int) -> None:
+    """The lab's ``_attrs`` sub-group: int64 datasets, as its session writer stores them."""
+    ctx.tx.write(f"{path}/direction_list", layout.directions.astype(np.int64), attrs=ANGLE_ATTRS)
+    ctx.tx.write_tree(path, {
+        "n_directions": np.int64(len(layout.directions)), "n_repetitions": np.int64(layout.n_repetitions),
+        "padding_frames": np.int64(padding), "cell_center_row": np.int64(row), "cell_center_col": np.int64(col),
     })
-    ctx.tx.write(f"{REGISTRATION}/rotation_deg", registration.rotation_deg, attrs={"frame": ELECTRODE})
-    return DirectionFrames(registration, orientation.correction_deg, orientation.reason)
-
-
-def write_direction_frames(ctx: StepContext, base: str, preferred_deg: float, directions: np.ndarray,
-                           frames: DirectionFrames) -> None:
-    """The preferred direction in the electrode and retina frames beside the stimulus one, each naming its frame."""
-    ctx.tx.write(f"{base}/preferred_direction_deg", preferred_deg, attrs={"frame": STIMULUS})
-    ctx.tx.write(f"{base}/direction_list", directions, attrs={"frame": STIMULUS})
-    electrode, electrode_reason = frames.electrode(preferred_deg)
-    retina, label, retina_reason = frames.retina(electrode, electrode_reason)
-    ctx.tx.write(f"{base}/preferred_direction_electrode_deg", electrode, attrs={"frame": ELECTRODE})
-    ctx.tx.write(f"{base}/preferred_direction_electrode_reason", electrode_reason)
-    ctx.tx.write(f"{base}/preferred_direction_retina_deg", retina, attrs={"frame": RETINA})
-    ctx.tx.write(f"{base}/preferred_direction_retina_label", label)
-    ctx.tx.write(f"{base}/preferred_direction_retina_reason", retina_reason)
 
 
 def _write_sections(ctx: StepContext, base: str, sections: dict, frames: np.ndarray, frame0: int) -> None:
@@ -254,79 +244,80 @@ def _write_sections(ctx: StepContext, base: str, sections: dict, frames: np.ndar
 
 
 DS = "units/{unit}/spike_times_sectioned/{movie}/direction_section"
+# One group per direction, named by its angle in degrees ("0", "45", ..., "315").
+DIRECTION = DS + "/{field}"
 FEATURES = "units/{unit}/features/{movie}/dsgc"
-FRAME_OUTPUTS = (
-    Out(FEATURES + "/preferred_direction_electrode_deg", "f", 0,
-        "preferred_direction_deg carried into the electrode frame through the stimulus registration's linear "
-        "part (0 = toward +column, 90 = toward +row of the eimage); NaN when there is no registration",
-        required=False, origin=OURS, units="degrees", frame=ELECTRODE),
-    Out(FEATURES + "/preferred_direction_retina_deg", "f", 0,
-        "the electrode-frame direction plus step 10's angle_correction_deg (the lab's rule for soma polar "
-        "coordinates): 0 = nasal, 90 = dorsal, 180 = temporal, 270 = ventral; NaN without ONH and Center_xy",
-        required=False, origin=OURS, units="degrees", frame=RETINA),
-    Out(FEATURES + "/preferred_direction_retina_label", "str", 0,
-        "nearest of nasal, dorsal, temporal, ventral (ties to the earlier); '' when NaN",
-        required=False, origin=OURS, frame=RETINA),
-    *outs(FEATURES, ("preferred_direction_electrode_reason", "preferred_direction_retina_reason"), "str", 0,
-          "why the direction in that frame is NaN ('' when it has a value)", required=False, origin=OURS),
-) + tuple(Out(f"{REGISTRATION}/{key}", dtype, ndim, doc, origin=OURS, units=units, frame=frame)
-          for key, dtype, ndim, units, frame, doc in (
-    ("status", "str", 0, "", "", "ok or refused (then NaN numbers and the reason)"),
-    ("reason", "str", 0, "", "", "why the registration was refused ('' when ok)"),
-    ("kind", "str", 0, "", "", "similarity (rotation, uniform scale, translation, reflection allowed) or affine"),
-    ("convention", "str", 0, "", "", "how matrix and offset map stimulus pixels to electrodes"),
-    ("matrix", "f", 2, "electrodes per stimulus pixel", "",
-     "(2, 2) linear part: electrode_xy = matrix @ stimulus_xy + offset, xy = (column, row)"),
-    ("offset", "f", 1, "electrodes", ELECTRODE, "(2,) translation, (column, row)"),
-    ("reflected", "b", 0, "", "", "the stimulus is mirrored against the electrodes (det(matrix) < 0)"),
-    ("scale", "f", 0, "electrodes per stimulus pixel", "", "sqrt(|det(matrix)|)"),
-    ("scale_um_per_px", "f", 0, "um per stimulus pixel", "", "scale times electrode_pitch_um"),
-    ("rotation_deg", "f", 0, "degrees", ELECTRODE,
-     "electrode-frame angle of the stimulus +column axis, or of its +row axis when reflected (matrix = "
-     "scale * R(rotation_deg) @ T, T swapping column and row)"),
-    ("residual_um", "f", 0, "um", "", "RMS distance of the mapped RF centres from the somas of the units used"),
-    ("residual_other_handedness_um", "f", 0, "um", "",
-     "the same for the best fit of the other handedness on the same units (how clearly the data decide "
-     "reflected); NaN for affine"),
-    ("n_units_paired", "i", 0, "", "", "units with both an RF centre (step 7) and a soma centre (step 6)"),
-    ("n_units_used", "i", 0, "", "", "paired units within registration_outlier_um of the fit"),
-    ("units", "str", 1, "", "", "the paired units, in the order of the arrays below"),
-    ("outlier_units", "str", 1, "", "", "paired units farther than registration_outlier_um from the fit"),
-    ("stimulus_xy_px", "f", 2, "stimulus pixels", STIMULUS, "(n, 2) RF centres of the paired units, (column, row)"),
-    ("electrode_xy", "f", 2, "electrodes", ELECTRODE, "(n, 2) soma centres of the paired units, (column, row)"),
-    ("residuals_um", "f", 1, "um", "", "(n,) distance of each paired unit's mapped RF centre from its soma"),
-    ("rf_movie", "str", 0, "", "", "the dense-noise movie whose RF centres were used ('' if none)"),
-    ("electrode_pitch_um", "f", 0, "um", "", "electrode pitch (parameter electrode_pitch_um)"),
-    ("retina_reason", "str", 0, "", "",
-     "why directions have no retina frame (no ONH, or no DV and NT in Center_xy); '' when they have"),
-))
+FRAMES = "movie frames"
 STEP = Step(
     name="dsgc", number=11,
-    upstream=("load_recording", "section_time", "soma_geometry", "rf_geometry", "ap_tracking"),
+    upstream=("load_recording", "section_time", "section_spike_times", "soma_geometry", "rf_geometry",
+              "ap_tracking"),
     reads=frozenset({"stimuli", "on_off_table"}), params=DsgcParams, version="2", run=run,
     outputs=FRAME_OUTPUTS + (
-        Out(DS + "/{field}/trials/{trial}", "i", 1,
-            "spikes of repetition {trial} in direction {field} (degrees), movie-relative frames", required=False),
-        Out(DS + "/{field}/trials_samples/{trial}", "i", 1, "the same spikes as acquisition samples", required=False),
-        Out(DS + "/{field}/section_bounds", "i", 2,
+        Out(DS + "/_attrs/direction_list", "i", 1, "direction of each direction group, in the stimulus' order",
+            required=False, origin=LAB, units="deg", frame=STIMULUS),
+        *outs(DS + "/_attrs", ("n_directions", "n_repetitions"), "i", 0, "{name} of the moving bar",
+              required=False, origin=LAB),
+        Out(DS + "/_attrs/padding_frames", "i", 0, "frames added before ON and after OFF", required=False,
+            origin=LAB, units=FRAMES),
+        *outs(DS + "/_attrs", ("cell_center_row", "cell_center_col"), "i", 0,
+              "{name}: pixel of the RF centre where the bar crossings are read (int(c * 20 + 10), clipped)",
+              required=False, origin=LAB, units="stimulus pixels", frame=STIMULUS),
+        Out(DIRECTION + "/trials/{trial}", "i", 1,
+            "spikes of repetition {trial} in direction {field} (degrees), movie-relative frames", required=False,
+            origin=LAB, units=FRAMES),
+        Out(DIRECTION + "/section_bounds", "i", 2,
             "(n_repetitions, 2) [ON - padding, OFF + padding] movie-relative frames, both ends included",
-            required=False),
-        Out(DS + "/{field}/section_bounds_samples", "i", 2, "the same windows as acquisition samples (frame onsets)",
-            required=False),
-        Out(DS + "@{attribute}", "any", None,
-            "direction_list, n_directions, n_repetitions, padding_frames, cell_center_row/col (stimulus "
-            "pixels), cell_center_source (gaussian_fit or argmax), angle_convention, trials_unit", required=False),
-        Out(FEATURES + "/status", "str", 0, "ok or skipped"),
-        Out(FEATURES + "/reason", "str", 0, "why skipped, or why an index is NaN ('' otherwise)"),
-        Out(FEATURES + "/{field}", "any", None,
-            "spike_counts (mean per direction), spike_counts_per_trial (n_directions, n_repetitions), "
-            "direction_list, preferred_direction_deg (vector sum), dsi_vector, dsi_classic ((pref - null) / "
-            "(pref + null)), osi, p_value (seeded permutation of trial labels), n_spikes, n_permutations",
-            required=False),
-        Out(f"{META}/{{field}}", "any", None,
-            "movie, status (ok or no_moving_bar), reason, crossing_source, direction_list, angle_convention, "
-            "n_repetitions, sweep_segments ([start, end) movie frames), sweep_lead_in_frames, "
-            "n_units_sectioned, n_units_skipped"),
+            required=False, origin=LAB, units=FRAMES),
+        Out(DIRECTION + "/trials_samples/{trial}", "i", 1, "the same spikes as acquisition samples",
+            required=False, origin=OURS, units="samples"),
+        Out(DIRECTION + "/section_bounds_samples", "i", 2, "the same windows as acquisition samples (frame onsets)",
+            required=False, origin=OURS, units="samples"),
+        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (step 7's centre used)",
+            required=False, origin=OURS),
+        Out(DS + "@angle_convention", "str", None, "how the direction groups' angles are measured",
+            required=False, origin=OURS, frame=STIMULUS),
+        Out(DS + "@frame", "str", None, "frame of the directions and pixels: 'stimulus'", required=False, origin=OURS),
+        Out(DS + "@trials_unit", "str", None, "what trials and trials_samples count", required=False, origin=OURS),
+        Out(FEATURES + "/status", "str", 0, "ok or skipped", origin=OURS),
+        Out(FEATURES + "/reason", "str", 0, "why skipped, or why an index is NaN ('' otherwise)", origin=OURS),
+        Out(FEATURES + "/preferred_direction_deg", "f", 0, "angle of the vector sum of the mean counts",
+            required=False, origin=OURS, units="deg", frame=STIMULUS),
+        Out(FEATURES + "/direction_list", "f", 1, "direction of each row of the counts", required=False,
+            origin=OURS, units="deg", frame=STIMULUS),
+        Out(FEATURES + "/spike_counts", "f", 1, "mean spike count of each direction's windows", required=False,
+            origin=OURS, units="spikes"),
+        Out(FEATURES + "/spike_counts_per_trial", "i", 2, "(n_directions, n_repetitions) spikes per window",
+            required=False, origin=OURS, units="spikes"),
+        Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum",
+            required=False, origin=OURS),
+        Out(FEATURES + "/dsi_classic", "f", 0, "(pref - null) / (pref + null) of the mean counts", required=False,
+            origin=OURS),
+        Out(FEATURES + "/osi", "f", 0, "length of the second-harmonic vector sum / the sum of the mean counts",
+            required=False, origin=OURS),
+        Out(FEATURES + "/p_value", "f", 0, "of dsi_vector under a seeded permutation of the trial labels",
+            required=False, origin=OURS),
+        Out(FEATURES + "/n_spikes", "i", 0, "spikes in all windows", required=False, origin=OURS, units="spikes"),
+        Out(FEATURES + "/n_permutations", "i", 0, "permutations behind p_value", required=False, origin=OURS),
+        Out(META + "/movie", "str", 0, "the moving-bar movie (parameter movie)", origin=OURS),
+        Out(META + "/status", "str", 0, "ok or no_moving_bar", origin=OURS),
+        Out(META + "/reason", "str", 0, "why nothing was sectioned ('' otherwise)", origin=OURS),
+        Out(META + "/crossing_source", "str", 0, "'movie <.npy path>' or 'pickle <.pkl path>'", required=False,
+            origin=OURS),
+        Out(META + "/sweep_layout_source", "str", 0, "the JSON and frame count the sweeps come from",
+            required=False, origin=OURS),
+        Out(META + "/direction_list", "f", 1, "directions of the sweeps", required=False, origin=OURS, units="deg",
+            frame=STIMULUS),
+        Out(META + "/angle_convention", "str", 0, "how the directions are measured", required=False, origin=OURS,
+            frame=STIMULUS),
+        Out(META + "/n_repetitions", "i", 0, "repetitions of the directions", required=False, origin=OURS),
+        Out(META + "/sweep_segments", "i", 2, "(n_trials, 2) [start, end) of each sweep, movie-relative",
+            required=False, origin=OURS, units=FRAMES),
+        Out(META + "/sweep_lead_in_frames", "i", 0, "movie frame at which the first trial starts", required=False,
+            origin=OURS, units=FRAMES),
+        Out(META + "/n_units_sectioned", "i", 0, "units sectioned by direction", required=False, origin=OURS),
+        Out(META + "/n_units_skipped", "i", 0, "units skipped (each with its reason in its features)",
+            required=False, origin=OURS),
     ),
     description="Moving-bar spikes sectioned by direction; preferred direction, DSI (vector, classic), OSI, p",
 )

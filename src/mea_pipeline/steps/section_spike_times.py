@@ -45,6 +45,13 @@ def trial_spikes(h5, unit: str, movie: str, trial: int) -> np.ndarray:
     return h5[path][()].astype(np.int64) if path in h5 else np.zeros(0, np.int64)
 
 
+@reader("section_spike_times")
+def full_spike_times(h5, unit: str, movie: str) -> np.ndarray | None:
+    """Spike samples of all of a movie's trials (None when the movie was not sectioned for the unit)."""
+    path = f"units/{unit}/spike_times_sectioned/{movie}/full_spike_times"
+    return h5[path][()].astype(np.int64) if path in h5 else None
+
+
 def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
     library = StimulusLibrary(ctx.config.stimuli)
     rate = load_recording.sampling_rate(ctx)

@@ -5,10 +5,15 @@ checker contrast (``2 * level - 1``) is weighted by a centre-surround Gaussian r
 (centre weights sum to 1, surround to ``SURROUND_WEIGHT`` with twice the centre sigma),
 filtered in time by a biphasic kernel peaking ~4 frames after the stimulus, signed by the
 cell's polarity (ON +1, OFF -1), scaled to unit variance under the dense noise and passed
-through ``rate = base * exp(clip(drive, -4, 3))``. While the moving bar sweeps in direction
-theta, a tuned cell's rate is multiplied by ``exp(KAPPA * (cos(theta - preferred) - 1))``
-(null-direction inhibition silences even its spontaneous firing). Outside the playlist cells
-fire at their base rate. Spikes closer than ``REFRACTORY_S`` are dropped.
+through ``rate = base * exp(clip(drive, -4, 3))``. While the moving bar, sweeping in direction
+theta, covers a tuned cell's receptive field (:func:`bar_over_rf`: its band comes within
+``TUNING_RF_SIGMAS`` centre sigmas of the RF centre), the bar adds a burst of ``BAR_BURST`` times
+the base rate to the cell's rate and the sum is multiplied by ``exp(KAPPA * (cos(theta -
+preferred) - 1))``: a burst in the preferred direction, silence in the null one (null-direction
+inhibition silences even the spontaneous firing). The burst is there because an OFF cell's rate
+is suppressed while a bright bar covers its centre: a gain alone would tune nothing. Before the
+bar arrives and after it has left, a tuned cell fires as an untuned one. Outside the playlist
+cells fire at their base rate. Spikes closer than ``REFRACTORY_S`` are dropped.
 
 Geometry: somas sit on electrodes (1-based row, column, 16 µm pitch); the receptive-field
 centre is the point of the 15 x 15 noise grid over the soma (the spec's stimulus -> electrode
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from .render import GRID
+from .render import CHECKER_PX, GRID, bar_offset
 from .spec import SynthSpec, unit_numbers
 from .stimulus_frame import rf_center_of_soma
 from .timeline import Timeline
@@ -32,6 +37,8 @@ CHIP = 65
 PITCH_UM = 16.0
 SURROUND_WEIGHT = 0.35
 KAPPA = 2.0
+TUNING_RF_SIGMAS = 2.0
+BAR_BURST = 20.0
 REFRACTORY_S = 0.002
 MAX_AXON = 45.0
 KERNEL_FRAMES = 30
@@ -156,12 +163,38 @@ def firing_rates(cells: list[Cell], timeline: Timeline) -> np.ndarray:
     drive *= sign / _noise_drive_std(weights, kernel)
     base = np.array([0.0 if c.silent else c.base_rate_hz for c in cells])
     rate = base * np.exp(np.clip(drive, -4.0, 3.0))
-    sweeping = np.isfinite(timeline.direction)
     for i, cell in enumerate(cells):
         if cell.tuned:
-            theta = np.deg2rad(timeline.direction[sweeping] - cell.preferred_direction_deg)
-            rate[sweeping, i] *= np.exp(KAPPA * (np.cos(theta) - 1.0))
+            over = bar_over_rf(cell, timeline)
+            theta = np.deg2rad(timeline.direction[over] - cell.preferred_direction_deg)
+            rate[over, i] = (rate[over, i] + BAR_BURST * base[i]) * np.exp(KAPPA * (np.cos(theta) - 1.0))
     return rate
+
+
+def rf_center_px(cell: Cell) -> tuple[float, float]:
+    """RF centre (row, column) in stimulus pixels: checker k spans pixels [20 k, 20 k + 20)."""
+    return tuple(c * CHECKER_PX + (CHECKER_PX - 1) / 2 for c in cell.rf_center)
+
+
+def tuning_radius_px(cell: Cell) -> float:
+    """How close (px) the bar's band must come to the RF centre for the direction tuning to act."""
+    return TUNING_RF_SIGMAS * cell.rf_sigma * CHECKER_PX
+
+
+def bar_over_rf(cell: Cell, timeline: Timeline) -> np.ndarray:
+    """(n_frames,) bool: display frames in which the moving bar covers the cell's receptive field.
+
+    The bar's band (``bar_height`` px along the motion) covers the RF when it comes within
+    :func:`tuning_radius_px` of the RF centre.
+    """
+    if timeline.bar is None:
+        return np.zeros(len(timeline.direction), dtype=bool)
+    sweeping = np.isfinite(timeline.direction)
+    row, col = rf_center_px(cell)
+    offset = bar_offset(timeline.bar, row, col, timeline.direction[sweeping], timeline.bar_centre_px[sweeping])
+    over = np.zeros(len(timeline.direction), dtype=bool)
+    over[sweeping] = np.abs(offset) <= timeline.bar["bar_height"] / 2 + tuning_radius_px(cell)
+    return over
 
 
 def _drop_refractory(times: np.ndarray, gap: int) -> np.ndarray:

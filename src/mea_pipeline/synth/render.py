@@ -92,6 +92,32 @@ def _moving_bar(config: dict) -> tuple[np.ndarray, np.ndarray]:
     return images, direction
 
 
+def bar_centres(config: dict) -> np.ndarray:
+    """(movie_length,) float32 position of the bar's centre along its motion, NaN outside the sweeps.
+
+    The position is the signed distance (px) from the canvas centre along the sweep's direction,
+    ``b = -start_distance_px + speed * j`` in sweep frame j (the JSON ``crossing_rule``).
+    """
+    g, k = config["generate_kwargs"], config["section_kwargs"]
+    centres = np.full(movie_length(config), np.nan, dtype=np.float32)
+    sweep = -g["start_distance_px"] + g["speed"] * np.arange(g["frames_per_direction"], dtype=np.float64)
+    for d in range(len(g["directions_deg"])):
+        for rep in range(k["repeat"]):
+            first = _sweep_start(config, rep, d)
+            centres[first:first + len(sweep)] = sweep
+    return centres
+
+
+def bar_offset(generate_kwargs: dict, row_px, col_px, angle_deg, centre_px):
+    """Signed distance (px) along the motion from the bar's centre to pixel (row_px, col_px).
+
+    Positive ahead of the bar; the bar covers the pixel where ``-bar_height/2 <= offset < bar_height/2``.
+    """
+    along, _ = _bar_projection(generate_kwargs, np.asarray(row_px, dtype=np.float64),
+                               np.asarray(col_px, dtype=np.float64), np.asarray(angle_deg, dtype=np.float64))
+    return along - centre_px
+
+
 def bar_crossings(config: dict, row_px: float, col_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Movie frames at which the bar starts (ON) and stops (OFF) covering pixel (row_px, col_px).
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .library import IDLE_INTENSITY, PADDING_INTENSITY
-from .render import GRID, render_movie
+from .render import GRID, bar_centres, render_movie
 from .spec import SynthSpec
 
 PAD_FRAMES = 180
@@ -39,6 +39,8 @@ class Timeline:
     frame_ends: np.ndarray          # (n_frames,) int64, onset of the next frame
     images: np.ndarray              # (n_frames, 15, 15) float32 screen level in [0, 1]
     direction: np.ndarray           # (n_frames,) float32 moving-bar direction (deg) or NaN
+    bar_centre_px: np.ndarray       # (n_frames,) float32 bar centre along its motion (render.bar_centres) or NaN
+    bar: dict | None                # the moving bar's generate_kwargs (geometry), None without a bar
     movies: list[str]
     section_frames: dict[str, list[int]]
     movie_frame0: dict[str, int]
@@ -70,7 +72,7 @@ def build_timeline(movies: list[str], lengths: dict[str, int], configs: dict[str
                    noise: np.ndarray, spec: SynthSpec) -> Timeline:
     """Frame schedule of ``movies`` played once each, with frame onsets in samples."""
     pad = np.full((PAD_FRAMES, GRID, GRID), PADDING_INTENSITY / 255.0, dtype=np.float32)
-    images, direction = [], []
+    images, direction, centres, bar = [], [], [], None
     sections, frame0, trials, count = {}, {}, {}, 0
     for movie in movies:
         length = lengths[movie]
@@ -80,6 +82,11 @@ def build_timeline(movies: list[str], lengths: dict[str, int], configs: dict[str
         images += [pad, movie_images, pad, pad[:1]]
         direction += [np.full(PAD_FRAMES, np.nan, np.float32), movie_direction,
                       np.full(PAD_FRAMES + 1, np.nan, np.float32)]
+        is_bar = movie.startswith("moving_h_bar")
+        bar = configs[movie]["generate_kwargs"] if is_bar else bar
+        centres += [np.full(PAD_FRAMES, np.nan, np.float32),
+                    bar_centres(configs[movie]) if is_bar else np.full(length, np.nan, np.float32),
+                    np.full(PAD_FRAMES + 1, np.nan, np.float32)]
         sections[movie] = [count + PAD_FRAMES - PRE_MARGIN, count + PAD_FRAMES + POST_MARGIN + length + 1]
         frame0[movie] = count + PAD_FRAMES
         trials[movie] = trial_frames(configs[movie], frame0[movie])
@@ -94,7 +101,8 @@ def build_timeline(movies: list[str], lengths: dict[str, int], configs: dict[str
         raise ValueError("lead_in_s is too short for the start-up pulses")
     return Timeline(sampling_rate_hz=fs, n_samples=int(onsets[-1] + round(spec.tail_s * fs)),
                     startup_pulses=startup, frame_onsets=onsets[:-1], frame_ends=onsets[1:],
-                    images=np.concatenate(images), direction=np.concatenate(direction), movies=list(movies),
+                    images=np.concatenate(images), direction=np.concatenate(direction),
+                    bar_centre_px=np.concatenate(centres), bar=bar, movies=list(movies),
                     section_frames=sections, movie_frame0=frame0, trial_frames=trials)
 
 

@@ -19,12 +19,16 @@ import numpy as np
 
 from ..mcs_io import SENSOR_AXES, sensor_id, unit_id
 from . import stimulus_frame
-from .cells import PITCH_UM, Cell
+from .cells import BAR_BURST, KAPPA, PITCH_UM, Cell, rf_center_px, tuning_radius_px
 from .render import GRID
 from .spec import SynthSpec
 from .timeline import STARTUP_PULSES, Timeline
 
 FORMAT = "mea-pipeline synthetic truth v1"
+DIRECTION_TUNING = (f"in the display frames in which the moving bar's band comes within tuning_radius_px of "
+                    "rf_center_px (stimulus pixels, row and column of the projector image), a tuned unit's rate "
+                    f"is (rate + {BAR_BURST} * base_rate_hz) * exp({KAPPA} * (cos(direction - "
+                    "preferred_direction_deg) - 1)); elsewhere it fires as an untuned unit")
 ONSET_CONVENTION = "first sample at which the frame-sync pulse is high"
 
 
@@ -41,7 +45,12 @@ def _unit_truth(cell: Cell) -> dict:
         "rf_surround_sigma": 2 * cell.rf_sigma, "polarity": cell.polarity, "tuned": cell.tuned,
         "preferred_direction_deg": cell.preferred_direction_deg, "axon": axon,
         "n_spikes": int(len(cell.spikes)), "n_excluded": int(len(cell.excluded)),
-    }
+    } | _tuning_truth(cell)
+
+
+def _tuning_truth(cell: Cell) -> dict:
+    """Where the unit's RF is on the projector image and how near the bar must be to tune it."""
+    return {"rf_center_px": list(rf_center_px(cell)), "tuning_radius_px": tuning_radius_px(cell)}
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -79,7 +88,7 @@ def write_truth(folder: Path, recording_id: str, spec: SynthSpec, timeline: Time
         "trial_frames": {m: f.tolist() for m, f in timeline.trial_frames.items()},
         "trials": {m: samples(f).tolist() for m, f in timeline.trial_frames.items()},
         "onh": [float(onh[0]), float(onh[1])], "electrode_pitch_um": PITCH_UM, "rf_grid": [GRID, GRID],
-        "sheet": sheet, "units": [_unit_truth(cell) for cell in cells],
+        "sheet": sheet, "direction_tuning": DIRECTION_TUNING, "units": [_unit_truth(cell) for cell in cells],
         "stimulus_transform": stimulus_frame.truth_record(spec),
     }
     for unit in truth["units"]:
