@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-
 from ..ap_tracking.params import APTrackingParams
 from ..frames import ELECTRODE, RETINA
 from ..schema import LAB, OURS, Out, outs
