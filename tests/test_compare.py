@@ -336,3 +336,19 @@ def test_a_fix_that_only_applies_where_ours_is_nan_covers_only_those_values(tmp_
     found = classes(compare_files(lab, ours, registry))
     assert found["units/unit_001/soma/center_row"] == "documented"
     assert found["units/unit_002/soma/center_row"] == "differs"
+
+
+def test_a_key_the_lab_computes_in_float32_is_held_to_that_precision(tmp_path):
+    """A float64 key whose lab value carries float32 precision (declared on the key) is within
+    tolerance at 1e-5 relative; an undeclared float64 key at the same difference differs."""
+    registry = Registry([Step(
+        name="toy_ln", number=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+        run=lambda ctx, p: {}, description="toy",
+        outputs=(Out("units/{unit}/lnl/threshold_g", "f", 0, "from float32 sums", origin=LAB, precision=1e-4),
+                 Out("units/{unit}/lnl/a", "f", 0, "exact", origin=LAB)),
+    )])
+    lab, ours = tmp_path / "lab.h5", tmp_path / "ours.h5"
+    write(lab, {f"{U}/lnl/threshold_g": 0.5, f"{U}/lnl/a": 0.5})
+    write(ours, {f"{U}/lnl/threshold_g": 0.500005, f"{U}/lnl/a": 0.500005})
+    found = classes(compare_files(lab, ours, registry))
+    assert found[f"{U}/lnl/threshold_g"] == "within_tolerance" and found[f"{U}/lnl/a"] == "differs"

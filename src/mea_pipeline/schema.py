@@ -58,6 +58,9 @@ class Out:
     # A fix that only applies where the lab writes a sentinel or defaults and we write NaN (plus a
     # status): elsewhere the key is the lab's, and compare holds it to the lab's value.
     fixed_where_nan: bool = False
+    # The relative precision the lab's value carries when it is coarser than its dtype's (e.g. a
+    # float64 key the lab computes in float32): compare allows at least this much.
+    precision: float = 0.0
 
     def __post_init__(self):
         if self.origin not in (None, LAB, FIXED, OURS):
@@ -229,6 +232,8 @@ HEADER = "| path | origin | dtype | ndim | units | frame | meaning |"
 
 def _row(out: Out) -> str:
     optional = "" if out.required else " (optional)"
+    if out.precision:
+        optional += f"; the lab's value carries a relative precision of {out.precision:g}"
     ndim = out.ndim if out.ndim is not None else "-"
     return (f"| `{out.path}` | {out.mark or 'UNMARKED'} | {out.dtype} | {ndim} | {out.units or '-'} | "
             f"{out.frame or '-'} | {out.doc}{optional} |")

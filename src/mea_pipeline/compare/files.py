@@ -89,12 +89,13 @@ def compare_files(lab: Path, ours: Path, registry=None, rtol: float | None = Non
                 continue
             out = marks(key)
             if key in lab_keys and key in ours_keys:
-                outcome = _judge(lab_h5, ours_h5, key, lab_keys[key], key, ours_keys[key], rtol)
+                outcome = _judge(lab_h5, ours_h5, key, lab_keys[key], key, ours_keys[key], rtol, _precision(out))
                 results.append(_with_mark(key, out, outcome))
             elif key in pairs:
                 ours_key, outcome = pairs[key]
                 if outcome is None:
-                    outcome = _judge(lab_h5, ours_h5, key, lab_keys[key], ours_key, ours_keys[ours_key], rtol)
+                    outcome = _judge(lab_h5, ours_h5, key, lab_keys[key], ours_key, ours_keys[ours_key], rtol,
+                                     _precision(out))
                 results.append(_with_mark(key, out or marks(ours_key), outcome, ours_key))
             elif key in lab_keys:
                 results.append(_with_mark(key, out, Outcome(MISSING, f"{lab_keys[key]} only in LAB")))
@@ -103,17 +104,22 @@ def compare_files(lab: Path, ours: Path, registry=None, rtol: float | None = Non
     return Report(str(lab), str(ours), rtol, results)
 
 
-def _judge(lab_h5, ours_h5, lab_key: str, lab_kind: str, ours_key: str, ours_kind: str, rtol) -> Outcome:
+def _precision(out) -> float:
+    return out.precision if out is not None else 0.0
+
+
+def _judge(lab_h5, ours_h5, lab_key: str, lab_kind: str, ours_key: str, ours_kind: str, rtol,
+           precision: float = 0.0) -> Outcome:
     if lab_kind != ours_kind:
         where = "" if lab_key == ours_key else f" {ours_key}"
         how = f"structure: {lab_kind} in LAB, {ours_kind}{where} in OURS"
         if GROUP in (lab_kind, ours_kind):
             return Outcome(DIFFERS, how)
-        values = compare_values(read(lab_h5, lab_key, lab_kind), read(ours_h5, ours_key, ours_kind), rtol)
+        values = compare_values(read(lab_h5, lab_key, lab_kind), read(ours_h5, ours_key, ours_kind), rtol, precision)
         return Outcome(DIFFERS, how + ("; same value" if values.status == EQUAL else f"; {values.detail}"))
     if lab_kind == GROUP:
         return Outcome(EQUAL)
-    return compare_values(read(lab_h5, lab_key, lab_kind), read(ours_h5, ours_key, ours_kind), rtol)
+    return compare_values(read(lab_h5, lab_key, lab_kind), read(ours_h5, ours_key, ours_kind), rtol, precision)
 
 
 def _with_mark(key: str, out, outcome: Outcome, ours_key: str | None = None) -> KeyResult:

@@ -49,18 +49,19 @@ def family(dtype: np.dtype) -> str:
     return {"f": "float", "c": "complex", "i": "int", "u": "int", "b": "bool"}.get(dtype.kind, "other")
 
 
-def rtol_for(lab: np.dtype, ours: np.dtype, override: float | None) -> float:
-    """The relative tolerance for two float dtypes: the coarser one's, or the user's."""
+def rtol_for(lab: np.dtype, ours: np.dtype, override: float | None, precision: float = 0.0) -> float:
+    """The relative tolerance for two float dtypes: the coarser one's (at least the key's declared
+    ``precision``), or the user's."""
     if override is not None:
         return override
-    return max(RTOL.get(np.dtype(d).name, DEFAULT_RTOL) for d in (_real(lab), _real(ours)))
+    return max(precision, *(RTOL.get(np.dtype(d).name, DEFAULT_RTOL) for d in (_real(lab), _real(ours))))
 
 
 def _real(dtype: np.dtype) -> np.dtype:
     return np.empty(0, dtype).real.dtype
 
 
-def compare_values(lab: Value, ours: Value, rtol: float | None = None) -> Outcome:
+def compare_values(lab: Value, ours: Value, rtol: float | None = None, precision: float = 0.0) -> Outcome:
     """Equal, within tolerance or differs (saying how: dtype family, shape or value)."""
     kind, ours_family = family(lab.dtype), family(ours.dtype)
     if kind != ours_family:
@@ -73,7 +74,7 @@ def compare_values(lab: Value, ours: Value, rtol: float | None = None) -> Outcom
     if kind == "compound":
         outcome = _compare_compound(lab.data, ours.data, rtol)
     else:
-        tolerance = rtol_for(lab.dtype, ours.dtype, rtol) if kind in ("float", "complex") else 0.0
+        tolerance = rtol_for(lab.dtype, ours.dtype, rtol, precision) if kind in ("float", "complex") else 0.0
         outcome = _compare_data(kind, lab.data, ours.data, tolerance)
     return Outcome(outcome.status, outcome.detail + note, outcome.ours_nan_only)
 

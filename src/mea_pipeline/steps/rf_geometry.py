@@ -146,6 +146,8 @@ NO_SENTINEL = "no -5 sentinel: an STA without signal gives NaN plus a status"
 ONOFF_FAILED = dict(origin=FIXED, fixed_where_nan=True,
                     fixed="a polarity without signal or a failed fit is NaN plus fit_status, not the lab's defaults "
                           "(sigma 0, amplitude 0, the RF centre)")
+# The lab sums the generator signal in float32: its LN numbers carry float32's precision.
+LN_PRECISION = 1e-4
 FIT_STATUS = "'ok', or why the fit was not made or failed (its values are then NaN)"
 STEP = Step(
     name="rf_geometry", number=7,
@@ -223,21 +225,22 @@ STEP = Step(
         Out(GEO + "/ONOFF_model/fit_status", "str", 0, FIT_STATUS + " (per polarity)", required=False, origin=OURS),
         *outs(GEO + "/lnl", ("a", "a_norm"), "f", 0,
               "LN model rate = exp(b + a g): {name} (a per unit of g, a_norm per standard deviation of g)",
-              required=False, origin=LAB),
-        Out(GEO + "/lnl/b", "f", 0, "log rate at g = 0", required=False, origin=FIXED, fixed=LN_FIX, units="log Hz"),
+              required=False, origin=LAB, precision=LN_PRECISION),
+        Out(GEO + "/lnl/b", "f", 0, "log rate at g = 0", required=False, origin=FIXED, fixed=LN_FIX, units="log Hz",
+            precision=LN_PRECISION),
         *outs(GEO + "/lnl", ("log_likelihood", "null_log_likelihood"), "f", 0,
               "{name}: sum(y log rate - rate dt) of the model / of a constant rate", required=False, origin=FIXED,
-              fixed=LN_FIX),
+              fixed=LN_FIX, precision=LN_PRECISION),
         Out(GEO + "/lnl/bits_per_spike", "f", 0, "(LL - null LL) / (n_spikes ln 2)", required=False, origin=LAB,
-            units="bits/spike"),
+            units="bits/spike", precision=LN_PRECISION),
         *outs(GEO + "/lnl", ("r_squared", "rectification_index", "nonlinearity_index"), "f", 0,
-              "LN model: {name}", required=False, origin=LAB),
+              "LN model: {name}", required=False, origin=LAB, precision=LN_PRECISION),
         Out(GEO + "/lnl/threshold_g", "f", 0, "upward mean-rate crossing of the nonlinearity curve", required=False,
-            origin=LAB, units="std of the bin centres"),
+            origin=LAB, units="std of the bin centres", precision=LN_PRECISION),
         *outs(GEO + "/lnl", ("n_frames", "n_spikes"), "i", 0, "LN model: {name} in the valid frame range",
               required=False, origin=LAB),
         Out(GEO + "/lnl/g_bin_centers", "f", 1, "float32 (lnl_bins,) centres of the generator-signal bins",
-            required=False, origin=LAB),
+            required=False, origin=LAB, precision=LN_PRECISION),
         Out(GEO + "/lnl/rate_vs_g", "f", 1, "float32 (lnl_bins,) histogram nonlinearity, smoothed by one bin",
             required=False, origin=FIXED, fixed=LN_FIX, units="Hz"),
         Out(GEO + "/lnl/fit_status", "str", 0, FIT_STATUS, required=False, origin=OURS),
