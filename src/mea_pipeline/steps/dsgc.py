@@ -42,6 +42,7 @@ from ..errors import InputError
 from ..frames import STIMULUS
 from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
+from ..store import WithAttrs
 from . import load_recording, rf_geometry, section_spike_times, section_time
 from .dsgc_frames import FRAME_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
 from .registry import Step, StepContext
@@ -82,9 +83,8 @@ class DsgcParams:
     electrode_pitch_um: float = 16.0
 
 
-def unit_pixels(ctx: StepContext, units: list[str], p: DsgcParams) -> tuple[dict, dict]:
-    """Stimulus pixel ``(row, col)`` of each unit's RF centre, and the reason for units without one."""
-    rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
+def unit_pixels(ctx: StepContext, units: list[str], rf_movie: str | None, p: DsgcParams) -> tuple[dict, dict]:
+    """Stimulus pixel ``(row, col)`` of each unit's RF centre in ``rf_movie``, and the reason for units without one."""
     pixels, missing = {}, {}
     for unit in units:
         center = rf_geometry.rf_center(ctx, unit, rf_movie) if rf_movie else None
@@ -141,7 +141,8 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     from ..dsgc.crossings import crossing_table
 
     units = load_recording.unit_ids(ctx)
-    registration = register_stimulus(ctx, units, p)
+    rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
+    registration = register_stimulus(ctx, units, rf_movie, p)
     if p.movie not in section_time.sectioned_movies(ctx):
         reason = f"the playlist has no '{p.movie}' (or step 2 could not section it): no direction sectioning"
         ctx.warn(reason)
@@ -151,7 +152,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     library = StimulusLibrary(ctx.config.stimuli)
     table_path = ctx.config.on_off_dict
     layout, movie, layout_source = sweep_layout(library, p, need_movie=table_path is None)
-    pixels, missing = unit_pixels(ctx, units, p)
+    pixels, missing = unit_pixels(ctx, units, rf_movie, p)
     if table_path:
         crossings = load_on_off_table(table_path, segments=layout.segments, size=p.stimulus_px,
                                       layout_note=f" ({layout_source})")["crossings"]
@@ -191,9 +192,9 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
         selectivity = direction_selectivity(counts, directions, n_permutations=p.n_permutations, seed=p.seed)
         preferred = selectivity.pop("preferred_direction_deg")
         ctx.tx.write_tree(base, {**selectivity, "reason": selectivity["reason"] or "", "status": "ok",
-                                 "spike_counts_per_trial": counts})
-        ctx.tx.write(f"{base}/preferred_direction_deg", preferred, attrs=ANGLE_ATTRS)
-        ctx.tx.write(f"{base}/direction_list", directions, attrs=ANGLE_ATTRS)
+                                 "spike_counts_per_trial": counts,
+                                 "preferred_direction_deg": WithAttrs(preferred, ANGLE_ATTRS),
+                                 "direction_list": WithAttrs(directions, ANGLE_ATTRS)})
         write_direction_frames(ctx, base, preferred, registration)
     for unit, reason in skipped.items():
         ctx.warn(f"{unit}: not sectioned by direction: {reason}")
@@ -203,8 +204,8 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
         "sweep_layout_source": layout_source, "angle_convention": ANGLE_CONVENTION,
         "n_repetitions": layout.n_repetitions, "sweep_segments": layout.segments,
         "sweep_lead_in_frames": layout.lead_in, "n_units_sectioned": sectioned, "n_units_skipped": len(skipped),
+        "direction_list": WithAttrs(directions, ANGLE_ATTRS),
     })
-    ctx.tx.write(f"{META}/direction_list", directions, attrs=ANGLE_ATTRS)
     return {"result": "ok", "n_units_sectioned": sectioned, "crossing_source": source.split(" ")[0],
             "sweep_lead_in_frames": layout.lead_in}
 
@@ -223,8 +224,8 @@ def _skip_reason(unit: str, missing: dict, pixels: dict, crossings: dict, spikes
 
 def _write_lab_attrs(ctx: StepContext, path: str, layout: DirectionLayout, padding: int, row: int, col: int) -> None:
     """The lab's ``_attrs`` sub-group: int64 datasets, as its session writer stores them."""
-    ctx.tx.write(f"{path}/direction_list", layout.directions.astype(np.int64), attrs=ANGLE_ATTRS)
     ctx.tx.write_tree(path, {
+        "direction_list": WithAttrs(layout.directions.astype(np.int64), ANGLE_ATTRS),
         "n_directions": np.int64(len(layout.directions)), "n_repetitions": np.int64(layout.n_repetitions),
         "padding_frames": np.int64(padding), "cell_center_row": np.int64(row), "cell_center_col": np.int64(col),
     })

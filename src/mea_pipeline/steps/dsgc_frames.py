@@ -18,8 +18,8 @@ from ..errors import InputError
 from ..frames import ELECTRODE, RETINA, STIMULUS
 from ..frames.registration import AFFINE, SIMILARITY, Registration, fit_registration, map_direction, retina_direction
 from ..schema import OURS, Out, outs
-from . import ap_tracking, rf_geometry, soma_geometry
 from ..store import WithAttrs
+from . import ap_tracking, rf_geometry, soma_geometry
 from .registry import StepContext
 
 if TYPE_CHECKING:
@@ -57,12 +57,12 @@ class DirectionFrames:
         return float(angle), str(label), ""
 
 
-def register_stimulus(ctx: StepContext, units: list[str], p: "DsgcParams") -> DirectionFrames:
-    """Fit the stimulus -> electrode transform from the units with an RF and a soma centre; write it."""
+def register_stimulus(ctx: StepContext, units: list[str], rf_movie: str | None, p: "DsgcParams") -> DirectionFrames:
+    """Fit the stimulus -> electrode transform from the units with an RF centre in ``rf_movie`` and a
+    soma centre; write it."""
     if p.registration_kind not in (SIMILARITY, AFFINE):
         raise InputError(f"dsgc parameter registration_kind is {p.registration_kind!r}: use "
                          f"{SIMILARITY!r} or {AFFINE!r}")
-    rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
     paired, stimulus_xy, electrode_xy = [], [], []
     for unit in units:
         # Our own computation: the RF's own centre, not the lab's fit of the blurred map.
@@ -96,8 +96,8 @@ def register_stimulus(ctx: StepContext, units: list[str], p: "DsgcParams") -> Di
         "outlier_units": [u for u, used in zip(paired, registration.inliers) if not used] if ok else [],
         "rf_movie": rf_movie or "", "electrode_pitch_um": p.electrode_pitch_um,
         "convention": REGISTRATION_CONVENTION, "retina_reason": orientation.reason,
+        "rotation_deg": WithAttrs(registration.rotation_deg, {"frame": ELECTRODE}),
     })
-    ctx.tx.write(f"{REGISTRATION}/rotation_deg", registration.rotation_deg, attrs={"frame": ELECTRODE})
     return DirectionFrames(registration, orientation.correction_deg, orientation.reason)
 
 
