@@ -72,7 +72,7 @@ class Out:
 
     @property
     def mark(self) -> str:
-        """'lab', 'lab, fixed: <reason>' or 'ours' (None when undeclared)."""
+        """'lab', 'lab, fixed: <reason>' (or 'lab, fixed where ours is NaN: <reason>') or 'ours'; None when unmarked."""
         if self.origin != FIXED:
             return self.origin
         return f"lab, fixed where ours is NaN: {self.fixed}" if self.fixed_where_nan else f"lab, fixed: {self.fixed}"
@@ -141,8 +141,6 @@ def _dtype_ok(obj, expected: str) -> bool:
         return dtype.kind in "OSU" or h5py.check_string_dtype(dtype) is not None
     if expected == "i":
         return dtype.kind in "iu"
-    if expected == "b":
-        return dtype.kind == "b"
     return dtype.kind == expected
 
 
