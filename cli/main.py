@@ -320,21 +320,35 @@ def train_ap_model(
     out: Path = typer.Option(..., "--out", help="Weight file to write; <name>.validation.json goes beside it"),
     seed: int = typer.Option(0, "--seed"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training cubes (default 6)"),
-    units: Optional[int] = typer.Option(None, "--units", help="Synthetic training units (default 1000)"),
-    validation_units: Optional[int] = typer.Option(None, "--validation-units", help="Held-apart units (default 24)"),
-    scene_units: Optional[int] = typer.Option(None, "--scene-units", help="Units of the tracking check (default 30)"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default 1)"),
+    units: Optional[int] = typer.Option(None, "--units", help="Training units of the broad distribution (default 3000)"),
+    validation_units: Optional[int] = typer.Option(None, "--validation-units",
+                                                   help="Held-apart units for the per-voxel metrics (default 40)"),
+    selection_units: Optional[int] = typer.Option(None, "--selection-units",
+                                                  help="Units per validation scene when choosing the epoch (default 16)"),
+    report_units: Optional[int] = typer.Option(None, "--report-units",
+                                               help="Units per validation scene in the report (default 30)"),
+    sets: Optional[str] = typer.Option(None, "--sets", help="Comma-separated validation sets (default all)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default 2)"),
 ):
-    """Train the AP-tracking CNN on synthetic eimages (deterministic for a seed) and validate it."""
+    """Train the AP-tracking CNN on a broad synthetic distribution, choose the epoch by tracking results on
+    sets it never saw, and report them (deterministic for a seed)."""
     from dataclasses import replace
 
     from mea_pipeline.ap_tracking.training import TrainingSpec, train_model, write_weights
+    from mea_pipeline.ap_tracking.validation_sets import SET_NAMES
 
+    chosen = None
+    if sets is not None:
+        chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
+        unknown = [name for name in chosen if name not in SET_NAMES]
+        if unknown or not chosen:
+            raise InputError(f"--sets: unknown {unknown or sets!r}; choose from {', '.join(SET_NAMES)}")
+    given = {"epochs": epochs, "n_train_units": units, "n_validation_units": validation_units,
+             "selection_units": selection_units, "report_units": report_units, "threads": threads, "sets": chosen}
     spec = TrainingSpec()
-    given = {"epochs": epochs, "n_train_units": units, "n_validation_units": validation_units, "threads": threads}
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
-    if scene_units is not None:
-        spec = replace(spec, scene=replace(spec.scene, n_units=scene_units))
+    if spec.select_from_epoch > spec.epochs:
+        spec = replace(spec, select_from_epoch=spec.epochs)
     model, report = train_model(spec, seed, log=lambda line: print(line, flush=True))
     weights, validation = write_weights(model, report, out)
     print(f"weights {weights}\nvalidation {validation}")

@@ -29,7 +29,7 @@ def test_every_named_set_builds_with_its_ranges():
     required = {"nominal", "low_snr", "slow_axons", "fast_axons", "crowded"}
     assert required <= set(HELD_OUT_SETS)
     assert HELD_OUT_SETS["low_snr"].axon_snr[1] <= 2.0
-    assert HELD_OUT_SETS["slow_axons"].velocity_m_s[1] <= 0.25 and HELD_OUT_SETS["fast_axons"].velocity_m_s[0] >= 3.0
+    assert HELD_OUT_SETS["slow_axons"].velocity_m_s[1] <= 0.25 and HELD_OUT_SETS["fast_axons"].velocity_m_s[0] >= 2.5
     assert HELD_OUT_SETS["crowded"].n_units == 60 and HELD_OUT_SETS["crowded"].n_spikes[1] <= 15
     for name, spec in HELD_OUT_SETS.items():
         scene = heldout_scene(replace(spec, n_units=5), np.random.default_rng(1))

@@ -23,6 +23,9 @@ has not learned the quirks of:
   noise std.
 
 Eimages are float32 (50, 65, 65) = (t, axis 1, axis 2), 20 kHz, the soma trough at frame 10.
+Per-voxel labels come from the unit's own noise-free axon and soma parts
+(:func:`~mea_pipeline.ap_tracking.training_data.trough_labels`); other units' axons are not
+told apart from their somas here, so where one crosses a unit's eimage it counts as not axon.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 from scipy import ndimage, signal, sparse
 
 from ..synth.cells import CHIP, PITCH_UM
-from .training_data import Scene
+from .training_data import Scene, trough_labels, visible_axon_frames
 
 FRAME_S, FRAME_MS = 50e-6, 0.05       # 20 kHz
 N_FRAMES, SPIKE_FRAME = 50, 10       # step 1's window: -10 .. +40 samples
@@ -42,7 +45,7 @@ HIGHPASS_HZ, HIGHPASS_ORDER = 100.0, 2
 KERNEL_RADIUS = 8                    # electrodes; the point-source kernel is zero beyond
 TEMPLATE_FRAMES = (-40, 90)          # a template's frames around its own spike (foreign lags use them all)
 _LONG = np.arange(-300, 430)         # frames the high-pass runs over before the template is cut out
-_SOMA_BOX = 5                        # the axon_frames rule's square: soma +- 5 electrodes
+_SOMA_BOX = 5                        # the SNR rule's square: soma +- 5 electrodes (step 10 masks it)
 _FINE_STEP_MS = 0.005
 _NOISE_DRAW = 256                    # frames of a circular noise draw (78 Hz resolution) cut to N_FRAMES
 _COARSE = 9                          # grid of the smooth noise field
@@ -121,7 +124,7 @@ class HeldOutSpec:
     noise_exponent: tuple[float, float] = (0.5, 1.5)
     common_mode_fraction: tuple[float, float] = (0.05, 0.25)
     smooth_fraction: tuple[float, float] = (0.1, 0.4)
-    onh_distance: tuple[float, float] = (25.0, 45.0)
+    onh_distance: tuple[float, float] = (33.0, 45.0)
     onh_angle_deg: tuple[float, float] = (0.0, 360.0)
     min_soma_gap: float = 5.0
     min_onh_gap: float = 10.0
@@ -132,7 +135,7 @@ HELD_OUT_SETS: dict[str, HeldOutSpec] = {
     "nominal": HeldOutSpec("nominal"),
     "low_snr": HeldOutSpec("low_snr", axon_snr=(1.5, 2.0)),
     "slow_axons": HeldOutSpec("slow_axons", velocity_m_s=(0.12, 0.25)),
-    "fast_axons": HeldOutSpec("fast_axons", velocity_m_s=(3.0, 4.5)),
+    "fast_axons": HeldOutSpec("fast_axons", velocity_m_s=(2.5, 3.5)),
     "crowded": HeldOutSpec("crowded", n_units=60, n_spikes=(3, 15), noise_std=(2.0, 6.0), rate_hz=(10.0, 40.0),
                            min_soma_gap=2.5),
 }
@@ -152,8 +155,8 @@ def heldout_scene(spec: HeldOutSpec, rng: np.random.Generator) -> Scene:
     Scene
         ``direction_deg`` is the chord from the soma to where the axon leaves the array (or
         reaches the ONH), NaN for units without an axon; ``axon_frames`` counts frames
-        t >= 10 in which the unit's noise-free axon component (with gain) is at least 2 noise
-        stds deep on some electrode outside the 11 x 11 square around the soma.
+        t >= 10 in which the unit's noise-free axon component (with gain) is at least a noise
+        std deep on some electrode outside the 11 x 11 square around the soma.
     """
     centre = np.full(2, (CHIP - 1) / 2)
     angle = np.radians(rng.uniform(*spec.onh_angle_deg))
@@ -163,27 +166,31 @@ def heldout_scene(spec: HeldOutSpec, rng: np.random.Generator) -> Scene:
     ids = [f"unit_{i + 1:03d}" for i in range(spec.n_units)]
     without_axon = set(rng.choice(spec.n_units, size=round(spec.no_axon_fraction * spec.n_units), replace=False))
 
-    templates, axon_frames, directions, noise_stds, counts = [], {}, {}, [], []
+    templates, axons, axon_frames, directions, noise_stds, counts = [], [], {}, {}, [], []
     for i, (unit_id, soma) in enumerate(zip(ids, somas)):
         noise_std, n = _log_uniform(rng, *spec.noise_std), int(round(_log_uniform(rng, *spec.n_spikes)))
         template, axon, direction = _unit_template(spec, soma, onh, noise_std, i not in without_axon, rng)
         templates.append(template)
+        axons.append(axon)
         noise_stds.append(noise_std)
         counts.append(n)
         directions[unit_id] = direction
-        axon_frames[unit_id] = float(_axon_frames(axon, gain, soma, noise_std))
+        window = axon[-TEMPLATE_FRAMES[0]:-TEMPLATE_FRAMES[0] + N_FRAMES] * gain
+        axon_frames[unit_id] = visible_axon_frames(window, noise_std, *np.round(soma).astype(int))
 
     rates = rng.uniform(*spec.rate_hz, size=spec.n_units)
     stack = np.concatenate(templates, axis=0, dtype=np.float32).reshape(-1, CHIP * CHIP)
     exponent = rng.uniform(*spec.noise_exponent)
     shares = rng.uniform(*spec.common_mode_fraction), rng.uniform(*spec.smooth_fraction)
-    eimages = {}
+    eimages, labels = {}, {}
     for i, unit_id in enumerate(ids):
         own = templates[i][-TEMPLATE_FRAMES[0]:-TEMPLATE_FRAMES[0] + N_FRAMES]
         foreign = _foreign(i, counts[i], rates, stack, rng) / counts[i]
         noise = _noise(rng, exponent, *shares) * noise_stds[i]
         eimages[unit_id] = ((own + foreign + noise) * gain).astype(np.float32)
-    return Scene(eimages, directions, axon_frames, float(onh[0]), float(onh[1]))
+        axon = axons[i][-TEMPLATE_FRAMES[0]:-TEMPLATE_FRAMES[0] + N_FRAMES]
+        labels[unit_id] = trough_labels(axon * gain, (own - axon) * gain, noise_stds[i] * gain)
+    return Scene(eimages, directions, axon_frames, float(onh[0]), float(onh[1]), labels)
 
 
 def _place_somas(spec: HeldOutSpec, onh: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -313,13 +320,6 @@ def _soma_square(soma: np.ndarray) -> np.ndarray:
     row, col = np.round(soma).astype(int)
     mask[max(0, row - _SOMA_BOX):row + _SOMA_BOX + 1, max(0, col - _SOMA_BOX):col + _SOMA_BOX + 1] = True
     return mask
-
-
-def _axon_frames(axon: np.ndarray, gain: np.ndarray, soma: np.ndarray, noise_std: float) -> int:
-    """Frames t >= 10 of the eimage window with an axon voxel outside the soma square <= -2 noise stds."""
-    frames = axon[-TEMPLATE_FRAMES[0] + SPIKE_FRAME:-TEMPLATE_FRAMES[0] + N_FRAMES] * gain
-    deep = (frames <= -2 * noise_std) & ~_soma_square(soma)
-    return int(deep.any(axis=(1, 2)).sum())
 
 
 def _end_taper(n: int, ramp: int = 15) -> np.ndarray:

@@ -2,9 +2,14 @@
 
 :func:`train_model` fits :class:`~mea_pipeline.ap_tracking.cnn.APTrackingCNN` (the lab's
 architecture, so the weights are a plain state_dict loadable like the lab's) on cubes cut from
-synthetic units with known axon voxels (:mod:`~mea_pipeline.ap_tracking.training_data`), then
-validates it on units drawn apart: per-voxel precision, recall and F1 of the dense prediction,
-and the whole step-10 tracking on a synthetic scene (axon directions and the optic-nerve head).
+units of the broad training distribution (:mod:`~mea_pipeline.ap_tracking.broad_units`), and
+chooses the checkpoint by what step 10 does with it: after each epoch from ``select_from_epoch``
+on, the tracker runs on small scenes of every validation set (:mod:`~mea_pipeline.ap_tracking.
+validation_sets`: our synth recordings and the held-out generator's sets, never trained on) and
+the epoch whose weights put the most axon directions within 20 degrees (then: ONH found within 5
+electrodes, then lower training loss) is kept. The report gives, for the chosen weights, the
+tracking results on full-size scenes of every set and the per-voxel precision and recall on
+held-apart training-distribution units and on the held-out sets.
 :func:`write_weights` saves ``<name>.pth`` and ``<name>.validation.json`` side by side.
 
 Determinism: one seed drives the data (NumPy), the initial weights and the batch order
@@ -15,6 +20,7 @@ spec, torch build and CPU give the same weights bit for bit.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -24,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .broad_units import BroadSpec, broad_units, training_cubes
 from .cnn import N_AUX, APTrackingCNN
 from .dense import predict_dense
-from .track import track_recording
-from .training_data import NEGATIVE, POSITIVE, SceneSpec, UnitDataSpec, make_units, onh_scene, training_cubes
+from .training_data import NEGATIVE, POSITIVE
+from .validation_sets import SET_NAMES, tracking_check, validation_scenes
 
-DIRECTION_TOLERANCE_DEG = 20.0   # the pipeline's step-10 test: direction within this ...
-MIN_AXON_FRAMES = 12             # ... for units whose axon crosses the array for this many frames
 THRESHOLDS = (0.5, 0.05)         # network decision and the post-processing's noise threshold
+ONH_TOLERANCE_EL = 5.0           # an optic-nerve head counts as found within this many electrodes
 
 
 @dataclass(frozen=True)
@@ -41,50 +47,61 @@ class TrainingSpec:
     Attributes
     ----------
     n_train_units, n_validation_units : int
-        Synthetic units rendered for training and, from a separate stream, for validation.
+        Units of the training distribution rendered for training and, from a separate stream,
+        for the per-voxel validation.
     cubes_per_unit : int
         Most positive cubes taken per training unit (see ``training_data.sample_cubes``).
     negatives_per_positive : float
         Negative cubes per positive one (two thirds next to the axon or to a distractor).
+    positive_weight : float
+        Weight of a positive cube in the loss. An eimage holds a few hundred axon voxels among
+        171,166, and step 10 keeps every probability from 0.05 up: weighting the positives down
+        keeps noise that merely resembles an axon below that threshold.
     epochs, batch_size : int
         Passes over the training cubes, cubes per optimiser step.
     learning_rate, weight_decay : float
         AdamW peak learning rate (one-cycle schedule) and decoupled weight decay.
     threads : int
-        torch CPU threads while training and validating (fixed, for reproducible sums). One by
-        default: on a machine shared with other work, two OpenMP threads on two cores wait on
-        each other far more than they gain.
-    scene : SceneSpec
-        The tracking check's synthetic recording.
-    data : UnitDataSpec
-        Ranges the synthetic units are drawn from.
+        torch CPU threads while training and validating (fixed, for reproducible sums).
+    select_from_epoch : int
+        First epoch (1-based) whose weights may be chosen; each from there on is scored.
+    selection_units, report_units : int
+        Units per validation scene when choosing the checkpoint, and in the final report.
+    sets : tuple[str, ...]
+        Validation sets (``validation_sets.SET_NAMES``).
+    data : BroadSpec
+        Ranges the training units are drawn from.
     """
 
-    n_train_units: int = 1000
-    n_validation_units: int = 24
-    cubes_per_unit: int = 200
+    n_train_units: int = 3000
+    n_validation_units: int = 40
+    cubes_per_unit: int = 150
     negatives_per_positive: float = 3.0
+    positive_weight: float = 0.3
     epochs: int = 6
     batch_size: int = 256
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
-    threads: int = 1
-    scene: SceneSpec = field(default_factory=SceneSpec)
-    data: UnitDataSpec = field(default_factory=UnitDataSpec)
+    threads: int = 2
+    select_from_epoch: int = 3
+    selection_units: int = 16
+    report_units: int = 30
+    sets: tuple[str, ...] = SET_NAMES
+    data: BroadSpec = field(default_factory=BroadSpec)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def fit_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> tuple[APTrackingCNN, dict]:
-    """Render the training cubes and fit the CNN to them (bit-for-bit repeatable for a spec and seed).
+    """Render the training cubes, fit the CNN and keep the epoch that tracks best (repeatable for a spec and seed).
 
     Returns
     -------
     model : APTrackingCNN
-        Trained, in eval mode, on the CPU.
+        The chosen weights, in eval mode, on the CPU.
     info : dict
-        Cube counts and per-epoch losses.
+        Cube counts, per-epoch losses, per-epoch selection scores and the chosen epoch.
     """
     log = log or (lambda line: None)
     started = time.perf_counter()
@@ -94,83 +111,74 @@ def fit_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> t
                                         spec.negatives_per_positive)
         log(f"{len(cubes)} training cubes ({int(targets.sum())} axon) from {spec.n_train_units} units "
             f"in {time.perf_counter() - started:.0f} s")
+        scenes = validation_scenes(seed, spec.sets, spec.selection_units)
         model = APTrackingCNN()
-        losses = _fit(model, torch.from_numpy(cubes), torch.from_numpy(targets), spec, seed, log)
+        chooser = _Chooser(scenes, spec.select_from_epoch, log)
+        losses = _fit(model, torch.from_numpy(cubes), torch.from_numpy(targets), spec, seed, log, chooser)
+        model.load_state_dict(chooser.best_state)
     return model.eval().requires_grad_(False), {
         "n_training_cubes": len(cubes), "n_positive_cubes": int(targets.sum()),
-        "epoch_losses": [round(v, 5) for v in losses]}
+        "epoch_losses": [round(v, 5) for v in losses], "selection": chooser.record(),
+        "chosen_epoch": chooser.best_epoch}
 
 
 def train_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> tuple[APTrackingCNN, dict]:
-    """Train the CNN on synthetic units (:func:`fit_model`) and validate it on others.
+    """Train the CNN (:func:`fit_model`) and report how the chosen weights do on data they never saw.
 
     Parameters
     ----------
     spec : TrainingSpec
     seed : int
-        Drives everything random (data, initial weights, batch order, validation units).
+        Drives everything random (data, initial weights, batch order, validation scenes).
     log : callable or None
         Called with one progress line per stage and epoch.
 
     Returns
     -------
     model : APTrackingCNN
-        Trained, in eval mode, on the CPU.
+        The chosen weights, in eval mode, on the CPU.
     report : dict
-        Spec, seed, epochs, timings, training losses, validation metrics and the tracking check.
+        Spec, seed, timings, losses, the selection, per-voxel metrics and the tracking results per set.
     """
     log = log or (lambda line: None)
     started = time.perf_counter()
     model, info = fit_model(spec, seed, log)
     trained = time.perf_counter()
-    _, validation_rng, scene_rng = _streams(seed)
     with _deterministic(spec.threads):
-        validation = voxel_metrics(model, make_units(spec.n_validation_units, validation_rng, spec.data))
-        log("validation: " + ", ".join(f"p>={m['threshold']}: precision {m['precision']:.3f} recall {m['recall']:.3f}"
-                                       for m in validation["thresholds"]))
-        tracking = tracking_check(model, onh_scene(scene_rng, spec.scene))
-    log(f"tracking check: {tracking['fraction_within_tolerance']} of {tracking['n_units_visible_axon']} directions "
-        f"within {DIRECTION_TOLERANCE_DEG:g} deg, ONH off by {tracking['onh_error_electrodes']} electrodes")
+        units = broad_units(spec.n_validation_units, _streams(seed)[1], spec.data)
+        voxels = {"training_distribution": voxel_metrics(model, ((u.eimage, u.labels) for u in units))}
+        scenes = validation_scenes(seed + 1, spec.sets, spec.report_units)
+        tracking = {}
+        for name, scene in scenes.items():
+            tracking[name] = tracking_check(model, scene)
+            voxels[name] = voxel_metrics(model, ((scene.eimages[u], scene.labels[u]) for u in scene.eimages))
+            log(f"{name}: {_summary(tracking[name])}")
     report = {
         "architecture": "CNN_3d_with_velocity (the lab's layer names and shapes)",
         "seed": seed, "epochs": spec.epochs, "spec": spec.as_dict(), "torch": torch.__version__, **info,
         "training_seconds": round(trained - started, 1), "total_seconds": round(time.perf_counter() - started, 1),
-        "validation": validation, "tracking_check": tracking,
+        "voxel_metrics": voxels, "tracking": tracking,
     }
     return model, report
 
 
-def voxel_metrics(model: APTrackingCNN, units) -> dict:
-    """Per-voxel precision, recall and F1 of the dense prediction over labelled voxels of ``units``."""
+def voxel_metrics(model: APTrackingCNN, labelled) -> dict:
+    """Per-voxel precision, recall and F1 of the dense prediction over the labelled voxels.
+
+    ``labelled`` yields (eimage, labels) pairs (labels as ``training_data.trough_labels`` gives them).
+    """
     counts = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)   # true pos, false pos, false neg
-    for unit in units:
-        probability = predict_dense(model, unit.eimage)
-        positive, negative = unit.labels == POSITIVE, unit.labels == NEGATIVE
+    n_units = 0
+    for eimage, labels in labelled:
+        probability = predict_dense(model, eimage)
+        positive, negative = labels == POSITIVE, labels == NEGATIVE
         for row, threshold in zip(counts, THRESHOLDS):
             hit = probability >= threshold
             row += [np.count_nonzero(hit & positive), np.count_nonzero(hit & negative),
                     np.count_nonzero(~hit & positive)]
-    return {"n_units": len(units), "n_positive_voxels": int(counts[0, 0] + counts[0, 2]),
+        n_units += 1
+    return {"n_units": n_units, "n_positive_voxels": int(counts[0, 0] + counts[0, 2]),
             "thresholds": [_scores(threshold, *row) for threshold, row in zip(THRESHOLDS, counts)]}
-
-
-def tracking_check(model: APTrackingCNN, scene) -> dict:
-    """Step 10 (:func:`track_recording`) on a synthetic scene: direction and ONH errors against the truth."""
-    track = track_recording(scene.eimages, lambda eimage: predict_dense(model, eimage))
-    errors = {}
-    for unit_id, truth in scene.direction_deg.items():
-        if scene.axon_frames[unit_id] < MIN_AXON_FRAMES:
-            continue
-        found = track.units[unit_id].direction_deg
-        errors[unit_id] = round(abs((found - truth + 180) % 360 - 180), 1) if math.isfinite(found) else 180.0
-    onh_error = None
-    if track.onh is not None:   # the tracker's ONH: x = axis 2, y = axis 1
-        onh_error = round(float(math.hypot(track.onh.x - scene.onh_axis2, track.onh.y - scene.onh_axis1)), 2)
-    within = [e <= DIRECTION_TOLERANCE_DEG for e in errors.values()]
-    return {"n_units": len(scene.eimages), "n_units_visible_axon": len(errors),
-            "fraction_within_tolerance": round(float(np.mean(within)), 3) if within else None,
-            "direction_errors_deg": errors, "onh_error_electrodes": onh_error,
-            "onh_method": None if track.onh is None else track.onh.method}
 
 
 def write_weights(model: APTrackingCNN, report: dict, out: str | Path) -> tuple[Path, Path]:
@@ -183,14 +191,57 @@ def write_weights(model: APTrackingCNN, report: dict, out: str | Path) -> tuple[
     return out, report_path
 
 
+class _Chooser:
+    """Scores the weights after each epoch by step 10's tracking on the selection scenes; keeps the best."""
+
+    def __init__(self, scenes: dict, from_epoch: int, log):
+        self.scenes, self.from_epoch, self.log = scenes, from_epoch, log
+        self.scores: dict[int, dict] = {}
+        self.best_epoch, self.best_key, self.best_state = None, None, None
+
+    def __call__(self, model: APTrackingCNN, epoch: int, loss: float) -> None:
+        if epoch < self.from_epoch:
+            return
+        model.eval()
+        checks = {name: tracking_check(model, scene) for name, scene in self.scenes.items()}
+        model.train()
+        within = sum(c["n_within_tolerance"] for c in checks.values())
+        onh = sum(c["onh_error_electrodes"] is not None and c["onh_error_electrodes"] <= ONH_TOLERANCE_EL
+                  for c in checks.values())
+        self.scores[epoch] = {"within_tolerance": within, "onh_found": onh, "loss": round(loss, 5),
+                              "per_set": {name: c["n_within_tolerance"] for name, c in checks.items()}}
+        self.log(f"epoch {epoch}: {within} of {sum(c['n_axon_units'] for c in checks.values())} directions within "
+                 f"20 deg, ONH within {ONH_TOLERANCE_EL:g} el on {onh} of {len(checks)} sets")
+        key = (within, onh, -loss)
+        if self.best_key is None or key > self.best_key:
+            self.best_epoch, self.best_key = epoch, key
+            self.best_state = copy.deepcopy(model.state_dict())
+
+    def record(self) -> dict:
+        return {"rule": "most directions within 20 deg over the selection scenes, then ONH found within "
+                        f"{ONH_TOLERANCE_EL:g} el on most sets, then lower training loss",
+                "scenes": {name: len(scene.eimages) for name, scene in self.scenes.items()},
+                "per_epoch": self.scores}
+
+
+def _summary(check: dict) -> str:
+    onh = check["onh_error_electrodes"]
+    return (f"{check['n_within_tolerance']} of {check['n_axon_units']} axon units within 20 deg "
+            f"({check['n_with_direction']} with a direction); ONH "
+            + ("none" if onh is None else f"{onh} el off ({check['onh_method']})"))
+
+
 def _fit(model: APTrackingCNN, cubes: torch.Tensor, targets: torch.Tensor, spec: TrainingSpec, seed: int,
-         log) -> list[float]:
-    """AdamW with a one-cycle schedule on logits; spatial flips and transposes as augmentation."""
+         log, after_epoch) -> list[float]:
+    """AdamW with a one-cycle schedule on logits; spatial flips and transposes as augmentation.
+
+    ``after_epoch(model, epoch, loss)`` runs after each epoch (1-based).
+    """
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     steps_per_epoch = math.ceil(len(cubes) / spec.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=spec.learning_rate,
                                                    total_steps=spec.epochs * steps_per_epoch)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(spec.positive_weight))
     generator = torch.Generator().manual_seed(seed)
     aux = torch.zeros(spec.batch_size, N_AUX)
     losses = []
@@ -209,6 +260,7 @@ def _fit(model: APTrackingCNN, cubes: torch.Tensor, targets: torch.Tensor, spec:
             total += loss.item() * len(index)
         losses.append(total / len(cubes))
         log(f"epoch {epoch + 1}/{spec.epochs}: loss {losses[-1]:.4f} ({time.perf_counter() - started:.0f} s)")
+        after_epoch(model, epoch + 1, losses[-1])
     return losses
 
 
@@ -222,8 +274,8 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _streams(seed: int) -> list[np.random.Generator]:
-    """Independent NumPy streams for the training data, the validation units and the scene."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+    """Independent NumPy streams for the training data and the held-apart units."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
 
 
 def _scores(threshold: float, true_pos: int, false_pos: int, false_neg: int) -> dict:

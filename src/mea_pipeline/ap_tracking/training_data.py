@@ -1,69 +1,38 @@
-"""Synthetic electrical images with known axon voxels, for training and checking the CNN.
+"""Synthetic electrical images with known axon voxels: the labels, the training cubes, the synth scene.
 
-Each unit is a :class:`~mea_pipeline.synth.cells.Cell` (soma spike on a 7 x 7 footprint, a
-straight axon carrying a travelling negative deflection) rendered by
-:func:`~mea_pipeline.synth.templates.unit_template` at 20 kHz, the same images the synthetic
-recordings contain. As step 1 does, the spike's contribution is high-passed (Butterworth order
-2, 100 Hz, zero-phase; the template sits on zeros, so filtering it alone equals filtering the
-recording and averaging) and cut to the window -10..+40 samples. The mean over ``n`` spikes
-carries sensor noise of std ``noise / sqrt(n)``, added as white Gaussian noise (the high-pass
-removes well under 1 % of white-noise power at 20 kHz), and the spikes of other units that fell
-into the unit's windows: each such "foreign" spike adds the other cell's template at a random
-lag, divided by ``n`` (with 3-12 spikes, as in short synthetic recordings, a foreign soma is a
-blob of tens of ADC counts).
+Labels (:func:`trough_labels`) come from a unit's own noise-free axon component rendered on its
+own: a voxel is positive when it is a clear negative deflection (at most ``-positive_depth`` x
+that electrode's axon trough and at least ``min_positive_snr`` local noise stds deep), negative
+when it is nearly silent and ignored in between, where the unit's soma outweighs its axon (the
+soma's own trough is not axon; post-processing masks the soma anyway), where another unit's axon
+is visible (locally an axon is an axon, set by the generator) and on the 2-voxel border where no
+cube is centred. Values stay raw ADC counts, as the lab's network expects. The training units
+themselves come from :mod:`~mea_pipeline.ap_tracking.broad_units`.
 
-Labels come from the noise-free axon component rendered on its own: a voxel is positive when
-it is a clear negative deflection (at most ``-positive_depth`` x the axon amplitude and at
-least ``min_positive_snr`` noise stds deep), negative when it is nearly silent (above
-``-negative_depth`` x the amplitude) and ignored in between, where a foreign axon is visible
-(locally an axon is an axon) and on the 2-voxel border where no cube is centred. The soma's
-own trough is a negative (post-processing masks it anyway, and a broad blob is what a foreign
-spike looks like too) except where the axon leaves it. Values stay raw ADC counts, as the
-lab's network expects.
-
-Template layout: axis 1 = column - 1, axis 2 = row - 1 (:func:`mea_pipeline.mcs_io.sensor_frame_index`).
+:func:`onh_scene` is a recording as ``mea-pipeline synth`` makes them: each
+:class:`~mea_pipeline.synth.cells.Cell` rendered by :func:`~mea_pipeline.synth.templates.unit_template`
+at 20 kHz, high-passed as step 1 does (Butterworth order 2, 100 Hz, zero-phase; the template sits
+on zeros, so filtering it alone equals filtering the recording and averaging), cut to the window
+-10..+40 samples, with white noise of std ``noise / sqrt(n)`` and the other units' spikes that fell
+into the unit's windows, each divided by ``n``. Template layout: axis 1 = column - 1, axis 2 =
+row - 1 (:func:`mea_pipeline.mcs_io.sensor_frame_index`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import signal
 
 from ..eimage import EimageParams
-from ..synth.cells import CHIP, MAX_AXON, PITCH_UM, Cell
-from ..synth.templates import FOOTPRINT, unit_template, window
+from ..synth.cells import CHIP, MAX_AXON, Cell
+from ..synth.templates import unit_template, window
 from .cnn import CUBE, HALF
 
 SAMPLING_RATE_HZ = 20_000.0
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 _FILTER_PAD = 400  # zero samples either side: the 100 Hz high-pass response decays within ~300
-MAX_FOREIGN = 12   # foreign spikes rendered per unit (more, each divided by n, only add a faint haze)
-
-
-@dataclass(frozen=True)
-class UnitDataSpec:
-    """Ranges the synthetic units are drawn from (recorded in the validation JSON).
-
-    Log-uniform draws for spike counts and axon amplitudes, uniform otherwise.
-    """
-
-    n_spikes: tuple[int, int] = (2, 3000)
-    sensor_noise_adc: tuple[float, float] = (8.0, 16.0)
-    soma_amplitude_adc: tuple[float, float] = (40.0, 300.0)
-    axon_amplitude_adc: tuple[float, float] = (4.0, 60.0)
-    min_axon_snr: float = 3.0          # axon amplitude >= this x the eimage noise std
-    axon_velocity_m_s: tuple[float, float] = (0.3, 2.0)
-    axon_length_electrodes: tuple[float, float] = (12.0, MAX_AXON)
-    no_axon_fraction: float = 0.15     # units without an axon (displaced cells, amacrines)
-    foreign_rate_hz: tuple[float, float] = (0.0, 300.0)  # summed rate of the other units' spikes
-    positive_depth: float = 0.3
-    min_positive_snr: float = 1.5
-    negative_depth: float = 0.1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -71,13 +40,13 @@ class SyntheticUnit:
     """One unit's eimage (T, A1, A2) float32, its labels (int8) and how it was drawn.
 
     ``distractor`` marks voxels where the unit's own soma or other units' spikes dip at least
-    2 noise stds.
+    2 noise stds; ``axon`` is the unit's own noise-free axon component as the eimage shows it.
     """
 
     eimage: np.ndarray
     labels: np.ndarray
     distractor: np.ndarray
-    cell: Cell
+    axon: np.ndarray
     n_spikes: int
     noise_std: float
 
@@ -88,40 +57,6 @@ class Template:
 
     soma: np.ndarray
     axon: np.ndarray
-
-
-def make_units(n_units: int, rng: np.random.Generator, spec: UnitDataSpec = UnitDataSpec(),
-               n_foreign_cells: int = 24) -> list[SyntheticUnit]:
-    """``n_units`` random units drawn from ``spec`` (deterministic for the generator's state).
-
-    Their foreign spikes come from a shared set of ``n_foreign_cells`` random cells.
-    """
-    foreign = [cell_template(random_cell(rng, spec, noise_std=1.0)) for _ in range(n_foreign_cells)]
-    return [random_unit(rng, spec, foreign) for _ in range(n_units)]
-
-
-def random_cell(rng: np.random.Generator, spec: UnitDataSpec, noise_std: float) -> Cell:
-    """A cell at a random electrode, with an axon (random direction) unless drawn axon-free."""
-    soma = rng.integers(4, CHIP - 2, size=2).astype(np.float64)    # 1-based (row, column)
-    cell = _cell(soma, float(rng.uniform(*spec.soma_amplitude_adc)))
-    if rng.random() >= spec.no_axon_fraction:
-        low = max(spec.axon_amplitude_adc[0], spec.min_axon_snr * noise_std)
-        cell.axon_amplitude_adc = _log_uniform(rng, low, max(low, spec.axon_amplitude_adc[1]))
-        cell.axon_velocity_m_s = float(rng.uniform(*spec.axon_velocity_m_s))
-        cell.axon_path = straight_axon(soma, rng.uniform(0, 2 * np.pi), rng.uniform(*spec.axon_length_electrodes))
-    return cell
-
-
-def random_unit(rng: np.random.Generator, spec: UnitDataSpec, foreign: list[Template]) -> SyntheticUnit:
-    """One random unit (see :func:`random_cell`) with a random spike count and foreign spikes."""
-    n_spikes = int(round(_log_uniform(rng, *spec.n_spikes)))
-    noise_std = float(rng.uniform(*spec.sensor_noise_adc)) / np.sqrt(n_spikes)
-    cell = random_cell(rng, spec, noise_std)
-    rate = float(rng.uniform(*spec.foreign_rate_hz))
-    n_foreign = min(MAX_FOREIGN, rng.poisson(n_spikes * rate * _foreign_window_s()))
-    events = [(foreign[i], int(lag)) for i, lag in zip(rng.integers(0, len(foreign), n_foreign),
-                                                       _foreign_lags(rng, n_foreign))]
-    return render_unit(cell, n_spikes, noise_std, rng, spec, events)
 
 
 def straight_axon(soma: np.ndarray, angle_rad: float, length: float) -> np.ndarray:
@@ -145,8 +80,7 @@ def cell_template(cell: Cell) -> Template:
 
 
 def render_unit(cell: Cell, n_spikes: int, noise_std: float, rng: np.random.Generator,
-                spec: UnitDataSpec = UnitDataSpec(), foreign: list[tuple[Template, int]] = (),
-                template: Template | None = None) -> SyntheticUnit:
+                foreign: list[tuple[Template, int]] = (), template: Template | None = None) -> SyntheticUnit:
     """Eimage (own spike + foreign spikes / n + noise) and per-voxel labels of ``cell``.
 
     ``foreign`` lists (template, lag in samples of the other spike after this unit's spike);
@@ -160,40 +94,59 @@ def render_unit(cell: Cell, n_spikes: int, noise_std: float, rng: np.random.Gene
         _add_lagged(crowd, other.soma + other.axon, lag)
         _add_lagged(crowd_axon, other.axon, lag)
     eimage = soma + axon + crowd / n_spikes + rng.normal(0.0, noise_std, soma.shape)
-    labels = voxel_labels(axon, cell, noise_std, spec)
+    labels = trough_labels(axon, soma, noise_std)
     labels[crowd_axon / n_spikes <= -noise_std] = IGNORED
     distractor = (crowd / n_spikes <= -2 * noise_std) | (soma <= -2 * noise_std)
-    return SyntheticUnit(eimage=eimage.astype(np.float32), labels=labels, distractor=distractor, cell=cell,
+    return SyntheticUnit(eimage=eimage.astype(np.float32), labels=labels, distractor=distractor, axon=axon,
                          n_spikes=n_spikes, noise_std=noise_std)
 
 
-def voxel_labels(axon: np.ndarray, cell: Cell, noise_std: float, spec: UnitDataSpec = UnitDataSpec()) -> np.ndarray:
-    """int8 labels: POSITIVE where the axon component is a clear trough, NEGATIVE where silent."""
+def trough_labels(axon: np.ndarray, soma: np.ndarray, noise, positive_depth: float = 0.3,
+                  min_positive_snr: float = 1.5, negative_depth: float = 0.1) -> np.ndarray:
+    """int8 labels of one unit's voxels from its noise-free axon and soma components.
+
+    Parameters
+    ----------
+    axon, soma : numpy.ndarray
+        (T, A1, A2) noise-free components as the eimage shows them.
+    noise : float or numpy.ndarray
+        Noise std, scalar or broadcastable per electrode.
+    positive_depth, min_positive_snr : float
+        POSITIVE where ``axon <= -max(positive_depth * trough, min_positive_snr * noise)``,
+        ``trough`` being that electrode's deepest axon value.
+    negative_depth : float
+        NEGATIVE where ``axon > -max(negative_depth * trough, noise / 2)`` (nearly silent).
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 POSITIVE / NEGATIVE / IGNORED; ignored where the soma outweighs a positive
+        voxel's axon signal and on the 2-voxel border.
+    """
+    trough = np.maximum(-axon.min(axis=0, keepdims=True), 0.0)
     labels = np.full(axon.shape, IGNORED, dtype=np.int8)
-    depth = cell.axon_amplitude_adc or 0.0
-    if depth > 0:
-        labels[axon > -spec.negative_depth * depth] = NEGATIVE
-        labels[axon <= -max(spec.positive_depth * depth, spec.min_positive_snr * noise_std)] = POSITIVE
-    else:
-        labels[:] = NEGATIVE
-    # Where the axon leaves the soma, soma and axon troughs overlap: neither label is clean there.
-    # Template layout: axis 1 = column - 1, axis 2 = row - 1 (see mcs_io.sensor_frame_index).
-    c, r = cell.column - 1, cell.row - 1
-    footprint = labels[:, max(c - FOOTPRINT, 0):c + FOOTPRINT + 1, max(r - FOOTPRINT, 0):r + FOOTPRINT + 1]
-    footprint[footprint == POSITIVE] = IGNORED
+    labels[axon > -np.maximum(negative_depth * trough, 0.5 * noise)] = NEGATIVE
+    positive = axon <= -np.maximum(positive_depth * trough, min_positive_snr * noise)
+    labels[positive] = POSITIVE
+    labels[positive & (np.abs(soma) > np.abs(axon))] = IGNORED
     border = np.ones(axon.shape, dtype=bool)
     border[HALF:-HALF, HALF:-HALF, HALF:-HALF] = False
     labels[border] = IGNORED
     return labels
 
 
-def training_cubes(n_units: int, rng: np.random.Generator, spec: UnitDataSpec = UnitDataSpec(),
-                   per_unit: int = 200, negatives_per_positive: float = 3.0, n_foreign_cells: int = 24):
-    """Cubes of ``n_units`` random units, each unit rendered, sampled (:func:`sample_cubes`) and dropped."""
-    foreign = [cell_template(random_cell(rng, spec, noise_std=1.0)) for _ in range(n_foreign_cells)]
-    parts = [sample_cubes(random_unit(rng, spec, foreign), rng, per_unit, negatives_per_positive)
-             for _ in range(n_units)]
-    return np.concatenate([c for c, _ in parts]), np.concatenate([t for _, t in parts])
+def visible_axon_frames(axon: np.ndarray, noise_std: float, soma_axis1: int, soma_axis2: int,
+                        start_frame: int = 10, exclude_radius: int = 5) -> int:
+    """Frames from ``start_frame`` on where the noise-free axon is a noise std deep outside the soma's square.
+
+    The square is the one step 10's centroids ignore (``exclude_radius`` around the soma); a unit
+    whose axon is visible in fewer frames than a pathway needs centroids cannot be tracked by
+    any network.
+    """
+    visible = axon[start_frame:] <= -noise_std
+    visible[:, max(soma_axis1 - exclude_radius, 0):soma_axis1 + exclude_radius + 1,
+            max(soma_axis2 - exclude_radius, 0):soma_axis2 + exclude_radius + 1] = False
+    return int(np.count_nonzero(visible.any(axis=(1, 2))))
 
 
 def sample_cubes(unit: SyntheticUnit, rng: np.random.Generator, per_unit: int = 200,
@@ -246,9 +199,10 @@ class Scene:
 
     eimages: dict[str, np.ndarray]
     direction_deg: dict[str, float]      # 0 = +axis 2, 90 = +axis 1 (the tracker's convention)
-    axon_frames: dict[str, float]        # frames the axon signal takes to cross the array
+    axon_frames: dict[str, int]          # frames the axon is visible in (:func:`visible_axon_frames`)
     onh_axis1: float
     onh_axis2: float
+    labels: dict[str, np.ndarray] = field(default_factory=dict)   # per-voxel truth (:func:`trough_labels`)
 
 
 def onh_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec()) -> Scene:
@@ -278,14 +232,15 @@ def onh_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec()) -> Scene:
         for j in np.flatnonzero(np.arange(len(cells)) != i):
             count = rng.poisson(n_spikes * rates[j] * _foreign_window_s())
             events += [(templates[j], int(lag)) for lag in _foreign_lags(rng, count)]
-        unit = render_unit(cell, n_spikes, spec.sensor_noise_adc / np.sqrt(n_spikes), rng, foreign=events,
-                           template=templates[i])
+        noise_std = spec.sensor_noise_adc / np.sqrt(n_spikes)
+        unit = render_unit(cell, n_spikes, noise_std, rng, foreign=events, template=templates[i])
         path = cell.axon_path
         d_row, d_column = path[-1] - path[0]
         scene.eimages[unit_id] = unit.eimage
+        scene.labels[unit_id] = unit.labels
         scene.direction_deg[unit_id] = float(np.degrees(np.arctan2(d_column, d_row)) % 360)
-        length_um = np.hypot(d_row, d_column) * PITCH_UM
-        scene.axon_frames[unit_id] = length_um / (cell.axon_velocity_m_s * 1e6 / SAMPLING_RATE_HZ)
+        # Template layout: axis 1 = column - 1, axis 2 = row - 1.
+        scene.axon_frames[unit_id] = visible_axon_frames(unit.axon, noise_std, cell.column - 1, cell.row - 1)
     return scene
 
 
@@ -362,7 +317,3 @@ def _eimage_window(template: np.ndarray) -> np.ndarray:
     pre, _ = window(SAMPLING_RATE_HZ)
     start, stop = EimageParams().window
     return template[pre + start:pre + stop].astype(np.float64)
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))

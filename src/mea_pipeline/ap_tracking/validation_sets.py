@@ -1,0 +1,82 @@
+"""The synthetic recordings the CNN weights are judged on: none of them made by the training generator.
+
+* ``synth``: units as ``mea-pipeline synth`` writes them (the demo's and the tests' recordings;
+  :func:`~mea_pipeline.ap_tracking.training_data.onh_scene`);
+* the held-out generator's sets (:mod:`~mea_pipeline.ap_tracking.heldout`: its own waveform
+  family, spatial model, noise and ranges), some of them outside the training ranges (lower
+  signal-to-noise, slower and faster axons).
+
+:func:`tracking_check` runs step 10's tracker on a set and scores it against the truth the way
+the issue states the bar: of the units whose axon is visible for at least
+:data:`MIN_AXON_FRAMES` frames, how many get a direction, how many within
+:data:`DIRECTION_TOLERANCE_DEG`, and how far the optic-nerve head lies from the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .dense import predict_dense
+from .heldout import HELD_OUT_SETS, heldout_scene
+from .track import track_recording
+from .training_data import Scene, SceneSpec, onh_scene
+
+DIRECTION_TOLERANCE_DEG = 20.0   # a direction counts as right within this
+MIN_AXON_FRAMES = 12             # units whose axon is visible this many frames are "axon units"
+SET_NAMES = ("synth",) + tuple(HELD_OUT_SETS)
+
+
+def validation_scene(name: str, rng: np.random.Generator, n_units: int | None = None) -> Scene:
+    """One scene of the named set (``n_units`` overrides the set's own count)."""
+    if name == "synth":
+        spec = SceneSpec() if n_units is None else SceneSpec(n_units=n_units)
+        return onh_scene(rng, spec)
+    if name not in HELD_OUT_SETS:
+        raise ValueError(f"unknown validation set {name!r}; known: {', '.join(SET_NAMES)}")
+    spec = HELD_OUT_SETS[name]
+    return heldout_scene(spec if n_units is None else replace(spec, n_units=n_units), rng)
+
+
+def validation_scenes(seed: int, names=SET_NAMES, n_units: int | None = None) -> dict[str, Scene]:
+    """One scene per named set, each from its own stream of ``seed`` (the same scenes for every model)."""
+    streams = np.random.SeedSequence([seed, 19]).spawn(len(SET_NAMES))
+    return {name: validation_scene(name, np.random.default_rng(streams[SET_NAMES.index(name)]), n_units)
+            for name in names}
+
+
+def tracking_check(model, scene: Scene) -> dict:
+    """Step 10 (:func:`track_recording`) on a scene with ``model`` as the CNN, scored against the truth.
+
+    Returns
+    -------
+    dict
+        ``n_axon_units`` (visible >= MIN_AXON_FRAMES), ``n_with_direction``, ``n_within_tolerance``
+        (both counted over the axon units), ``fraction_within_tolerance``, the per-unit
+        ``direction_errors_deg`` (180 for no direction), ``onh_error_electrodes`` and ``onh_method``.
+    """
+    track = track_recording(scene.eimages, lambda eimage: predict_dense(model, eimage))
+    errors = {}
+    for unit_id, truth in scene.direction_deg.items():
+        if scene.axon_frames[unit_id] < MIN_AXON_FRAMES:
+            continue
+        found = track.units[unit_id].direction_deg
+        errors[unit_id] = round(abs((found - truth + 180) % 360 - 180), 1) if math.isfinite(found) else None
+    onh_error = None
+    if track.onh is not None:   # the tracker's ONH: x = axis 2, y = axis 1
+        onh_error = round(float(math.hypot(track.onh.x - scene.onh_axis2, track.onh.y - scene.onh_axis1)), 2)
+    found = [e for e in errors.values() if e is not None]
+    within = sum(e <= DIRECTION_TOLERANCE_DEG for e in found)
+    return {"n_units": len(scene.eimages), "n_axon_units": len(errors), "n_with_direction": len(found),
+            "n_within_tolerance": within,
+            "fraction_within_tolerance": round(within / len(errors), 3) if errors else None,
+            "direction_errors_deg": errors, "onh_error_electrodes": onh_error,
+            "onh_method": None if track.onh is None else track.onh.method}
+
+
+def compare_weights(models: dict, scenes: dict[str, Scene]) -> dict[str, dict[str, dict]]:
+    """Every model's :func:`tracking_check` on every scene: ``{set: {model name: check}}``, same scenes for all."""
+    return {name: {label: tracking_check(model, scene) for label, model in models.items()}
+            for name, scene in scenes.items()}
