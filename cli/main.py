@@ -128,6 +128,10 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
     summary = state.result()
     print(f"{recording.recording_id}: Units: {summary['n_units']}, Steps: {len(summary['completed_steps'])} "
           f"-> {recording.output_path}")
+    from mea_pipeline.runner import recorded_warnings, warning_lines
+
+    for line in warning_lines([recorded_warnings(recording.output_path, steps)]):
+        print(line)
 
 
 @app.command("run-one")

@@ -4,7 +4,8 @@ Prefect reports every failed task or flow run with its traceback (80-200 lines) 
 on the terminal too. The batch already prints one line per failed recording (and the command
 line one line per user error), so those records are kept off the terminal; they still reach the
 Prefect UI and, with every INFO line of the runs, ``<output>/logs/mea-pipeline-<time>-<pid>.log``.
-``--debug`` keeps them on the terminal as well.
+So are the step warnings each recording logs: the summary of the batch (or of ``run-one``) lists
+each distinct warning once. ``--debug`` keeps them on the terminal as well.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from mea_pipeline.runner import STEP_WARNING
+
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 FILE_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 
 
 class _RunFailuresOffTerminal(logging.Filter):
-    """Drop the ERROR records of flow and task runs (the batch has printed its one line)."""
+    """Drop the ERROR records of flow and task runs (the batch has printed its one line), and the
+    step warnings of each recording (the summary lists each distinct one once, with its count)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, STEP_WARNING, False):
+            return False
         return not (record.levelno >= logging.ERROR and record.name.startswith(RUN_LOGGERS))
 
 

@@ -33,7 +33,8 @@ from prefect.transactions import CommitMode, transaction
 from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.mapping import parse_path_map, recordings, scan
-from mea_pipeline.runner import StepFailed, is_complete, output_summary, still_to_run, up_to_date
+from mea_pipeline.runner import (StepFailed, is_complete, output_summary, recorded_warnings, still_to_run, up_to_date,
+                                 warning_lines)
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
@@ -86,6 +87,8 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         with without_heartbeat(), transaction(commit_mode=CommitMode.EAGER):
             state = process_recording(recording, config, steps, force, return_state=True)
     row["seconds"] = round(time.perf_counter() - t0, 2)
+    # What the selected steps' records now hold (a worker's run included): the summary lists each once.
+    row["warnings"] = recorded_warnings(recording.output_path, steps)
     if state.is_completed():
         # A worker's run keeps no result this process could read: the output file has the counts.
         summary = output_summary(recording.output_path) if via_deployment else state.result()
@@ -307,6 +310,7 @@ def _report(summary: dict, logger) -> None:
     ]
     lines += [f"  FAILED {r['recording_id']} at {r.get('failed_step') or '?'}: {r['message']}"
               for r in summary["recordings"] if r["status"] == "failed"]
+    lines += [f"  {line}" for line in warning_lines(r.get("warnings", []) for r in summary["recordings"])]
     say(logger, "\n".join(lines))
     create_table_artifact(
         key="batch-summary",

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.runner import output_summary
+from mea_pipeline.runner import STEP_WARNING, output_summary
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.tasks.qc import qc_report
 from mea_pipeline.tasks.steps import step_task
@@ -78,7 +78,13 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
                 refresh_cache=force,
             )(recording, config, force, return_state=True)
             result = state.result()  # raises the step's error: this recording stops here
-            logger.info(f"{step.name}: cached" if state.name == "Cached" else step_line(result))
+            if state.name == "Cached":
+                logger.info(f"{step.name}: cached")
+                continue
+            logger.info(step_line(result))
+            for warning in result["warnings"]:
+                # In the run's log and UI; the terminal shows step warnings once, in the summary (run_log).
+                logger.warning(f"{step.name}: {warning}", extra={STEP_WARNING: True})
     qc = qc_report.with_options(result_storage=cache_folder(recording))(recording, return_state=True)
     if not qc.is_completed():
         # The science is committed; a figure that cannot be drawn is reported, not fatal.

@@ -67,3 +67,46 @@ def test_input_options_reach_the_command_as_the_given_config_values(tmp_path):
     assert set(INPUT_OPTIONS) == set(INPUT_KEYS)
     help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     assert all(option.param_decls[0] in help_text for _, option in INPUT_OPTIONS.values())
+
+
+def test_a_warning_every_recording_records_is_one_summary_line_with_its_count():
+    from mea_pipeline.runner import warning_lines
+    from mea_pipeline.steps.ap_tracking import PACKAGED_WEIGHTS_WARNING
+
+    weights = ["ap_tracking", PACKAGED_WEIGHTS_WARNING]
+    recordings = [[weights, ["soma_geometry", f"unit_00{i}: no soma geometry"]] for i in range(37)]
+    recordings[0].append(weights)   # twice in one record still counts one recording
+    recordings.append([["gsheet_metadata", "sheet row matched by substring only"]])
+    lines = warning_lines(recordings, limit=5)
+    assert lines[0] == f"warning: step 10 ap_tracking on 37 recordings: {PACKAGED_WEIGHTS_WARNING}"
+    assert sum("--ap-model" in line for line in lines) == 1
+    assert lines[1:5] == [f"warning: step 6 soma_geometry on 1 recording: unit_00{i}: no soma geometry"
+                          for i in range(4)]
+    # 33 more soma warnings and the sheet's: counted in one line, each still in its recording's record
+    assert len(lines) == 6 and lines[5].startswith("warning: 34 other step warning(s)")
+    assert warning_lines([[], []]) == []
+
+
+def test_step_warnings_reach_the_log_file_but_not_the_terminal(tmp_path):
+    """Each recording logs its step warnings; the terminal gets them once, from the summary."""
+    import io
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from mea_pipeline.cli.run_log import run_log
+    from mea_pipeline.runner import STEP_WARNING
+
+    terminal = io.StringIO()
+    console = PrefectConsoleHandler(stream=terminal)
+    logging.getLogger().addHandler(console)
+    try:
+        with run_log(tmp_path) as path:
+            run = {"flow_run_name": "rec-x", "flow_run_id": "0"}   # what Prefect's run logger adds
+            logger = logging.getLogger("prefect.flow_runs")
+            logger.warning("ap_tracking: packaged weights", extra=run | {STEP_WARNING: True})
+            logger.warning("waiting for a raw-read slot", extra=run)
+    finally:
+        logging.getLogger().removeHandler(console)
+    assert "waiting for a raw-read slot" in terminal.getvalue() and "packaged weights" not in terminal.getvalue()
+    assert "ap_tracking: packaged weights" in path.read_text()

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from McsPy.McsCMOSMEA import McsData
 
-from mea_pipeline.mcs_io import sensor_frame_index
+from mea_pipeline import __version__
+from mea_pipeline.mcs_io import SYNTH_MARK, sensor_frame_index
 from mea_pipeline.synth import (PLAYLISTS, SynthSpec, bar_crossings, load_truth, write_recording,
                                 write_stimulus_library)
 from mea_pipeline.synth.cells import BAR_BURST, KAPPA, TUNING_RF_SIGMAS, firing_rates, make_cells
@@ -65,6 +66,8 @@ def test_mcspy_opens_every_synthetic_file(synth_dataset):
         assert raw.Acquisition.Analog_Data.ChannelData_1.shape == (2, truth["n_samples"])
         assert raw.attributes["ProgramName"] == "CMOS-MEA-Control"
         sorted_ = McsData(str(rec["cmtr"]))
+        # Both files say which program wrote them; McsPy reads the mark as any root text attribute.
+        assert raw.attributes[SYNTH_MARK] == sorted_.attributes[SYNTH_MARK] == f"mea-pipeline synth {__version__}"
         units = sorted_.Spike_Sorter.get_units_by_id()
         assert [int(u.attributes["UnitID"]) for u in units] == [u["unit_number"] for u in truth["units"]]
         assert sorted_.Spike_Sorter.get_unit_measures()[0] == "SNR"
@@ -79,6 +82,7 @@ def test_cmcr_layout_details(synth_dataset):
     rec = synth_dataset["recordings"][0]
     with h5py.File(rec["cmcr"], "r") as f:
         assert isinstance(f.attrs["ID.Type"], bytes) and f.attrs["FileVersion"].shape == (1,)
+        assert isinstance(f.attrs[SYNTH_MARK], bytes)   # fixed-length, like MCS's own text attributes
         data = f["Acquisition/Sensor Data/SensorData 1 1"]
         assert data.chunks == (1000, 65, 65) and data.compression is None
         assert f["Acquisition/Analog Data/ChannelData 1"].dtype == np.int32

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 GRID = 65
 SENSOR_AXES = ("time", "column", "row")
 PEAK_FIELDS = ("Timestamp", "PeakAmplitude", "IncludePeak")
+# Root attribute of both files of a pair `mea-pipeline synth` wrote ("mea-pipeline synth <version>");
+# MCS software never writes it, so a file without it is taken as a real recording.
+SYNTH_MARK = "MeaPipelineSynth"
 
 
 class McsFormatError(InputError):

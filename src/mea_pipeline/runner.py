@@ -14,7 +14,8 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from .store import OutputFile, StepRecord
 
 # Set to a step name to kill the process right before that step commits (crash-safety tests).
 FAULT_ENV = "MEA_PIPELINE_KILL_BEFORE_COMMIT"
+# A run's log record of a step warning carries this attribute (True): the terminal shows step warnings
+# once, in the summary of the batch or run (warning_lines), not once per recording.
+STEP_WARNING = "mea_pipeline_step_warning"
+WARNING_LINES = 10  # distinct step warnings a summary lists before counting the rest
 
 
 class StepFailed(RecordingError):
@@ -155,6 +160,36 @@ def output_summary(path: Path) -> dict:
         done = [s.decode() if isinstance(s, bytes) else s for s in h5["pipeline/completed_steps"][()]] \
             if "pipeline/completed_steps" in h5 else []
         return {"n_units": units, "completed_steps": done}
+
+
+def recorded_warnings(path: Path, steps: str | None = None, registry: Registry = REGISTRY) -> list[list[str]]:
+    """``[step, warning]`` of every warning the selected steps' records in the output file hold."""
+    with OutputFile(path).open() as h5:
+        if h5 is None:
+            return []
+        records = [StepRecord.read(h5, step.name) for step in registry.select(steps)]
+    return [[record.step, warning] for record in records if record is not None for warning in record.warnings]
+
+
+def warning_lines(per_recording: Iterable[list], registry: Registry = REGISTRY,
+                  limit: int = WARNING_LINES) -> list[str]:
+    """The step warnings of several recordings, one line per distinct warning with its count of recordings.
+
+    ``per_recording`` holds each recording's ``[step, warning]`` pairs (:func:`recorded_warnings`).
+    A warning about the run's inputs (e.g. step 10's packaged weights) has the same words on every
+    recording, so a batch of 37 shows it once, "on 37 recordings"; the most frequent come first and
+    past ``limit`` lines one line counts the rest (every step record still holds its own).
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    for pairs in per_recording:
+        counts.update(list(dict.fromkeys(tuple(pair) for pair in pairs)))   # a recording counts once
+    ranked = counts.most_common()   # ties keep the order first seen
+    lines = [f"warning: step {registry[step].number} {step} on {n} recording{'s' if n != 1 else ''}: {warning}"
+             for (step, warning), n in ranked[:limit]]
+    if len(ranked) > limit:
+        lines.append(f"warning: {len(ranked) - limit} other step warning(s): in each recording's step records "
+                     f"(pipeline/steps/<step>) and the run's log")
+    return lines
 
 
 def still_to_run(selection: list[RecordingInputs], config: PipelineConfig, steps: str | None = None,

@@ -7,14 +7,23 @@ direction of 0 deg points along +axis 2 and 90 deg along +axis 1, and the ONH's 
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import h5py
 import numpy as np
+import torch
 
-from mea_pipeline.mcs_io import sensor_frame_index
+from mea_pipeline import __version__
+from mea_pipeline.ap_tracking.model_io import default_model_path, weights_source
+from mea_pipeline.mcs_io import SYNTH_MARK, sensor_frame_index
+from mea_pipeline.runner import run_step
 from mea_pipeline.schema import find_out
 from mea_pipeline.steps import REGISTRY
+from mea_pipeline.steps.ap_tracking import PACKAGED_WEIGHTS_WARNING
 from mea_pipeline.store import OutputFile, StepRecord
 from mea_pipeline.synth.cells import PITCH_UM
+from output_copy import copy_output
 
 FRAME_S = 1 / 20_000
 MIN_AXON_FRAMES = 12  # the centroid fit needs 10 frames of axon signal; a visible axon spans a few more
@@ -151,3 +160,59 @@ def test_lab_keys_have_the_labs_dtypes_and_every_angle_names_its_frame(processed
             if isinstance(h5[path], h5py.Dataset) and "frame" in h5[path].attrs:
                 assert out.frame and out.units in ("degrees", "radians"), path
 
+
+
+def weight_warnings(inputs) -> list[str]:
+    """The warnings of step 10's record that send the user to ``--ap-model``."""
+    return [w for w in OutputFile(inputs.output_path).verified_records()["ap_tracking"].warnings if "--ap-model" in w]
+
+
+def model_source(inputs) -> str:
+    with h5py.File(inputs.output_path) as h5:
+        return h5["metadata/ap_tracking/model_source"].asstr()[()]
+
+
+def test_packaged_weights_on_a_synth_recording_warn_nothing(processed):
+    inputs = processed["inputs"]
+    with h5py.File(inputs.output_path) as h5:   # step 5 keeps synth's mark like every root attribute
+        assert h5[f"metadata/cmcr_meta/{SYNTH_MARK}"].asstr()[()] == f"mea-pipeline synth {__version__}"
+        assert h5[f"metadata/cmtr_meta/{SYNTH_MARK}"].asstr()[()] == f"mea-pipeline synth {__version__}"
+    assert processed["config"].ap_model is None
+    assert model_source(inputs) == "packaged" and weight_warnings(inputs) == []
+
+
+def test_packaged_weights_on_a_recording_synth_did_not_write_warn_once(processed, tmp_path):
+    """The same recording with synth's mark removed from its raw files, as a real recording: the packaged
+    weights give one warning naming --ap-model; other weights given explicitly give none."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    inputs = copy_output(processed, tmp_path / "out")
+    for role in ("cmcr", "cmtr"):   # same file names: the .cmtr's link to the .cmcr still resolves
+        copy = raw / getattr(inputs, f"{role}_path").name
+        shutil.copy(getattr(inputs, f"{role}_path"), copy)
+        with h5py.File(copy, "r+") as f:
+            del f.attrs[SYNTH_MARK]
+        inputs = dataclasses.replace(inputs, **{f"{role}_path": copy})
+    # No unit is labelled for the CNN: the warning is about the weights, not the units, and the runs stay short.
+    config = dataclasses.replace(processed["config"], step_params={
+        "ap_tracking": {"cell_type_filter": "no such label", "track_all_when_unlabelled": False}})
+    assert run_step("file_metadata", inputs, config)["status"] == "done"
+    assert run_step("ap_tracking", inputs, config)["status"] == "done"
+    assert weight_warnings(inputs) == [PACKAGED_WEIGHTS_WARNING] and model_source(inputs) == "packaged"
+
+    # Other weights (the packaged ones with one bias moved): 'given', no warning.
+    state = torch.load(default_model_path(), weights_only=True)
+    name = next(k for k in state if k.endswith("bias"))
+    state[name] = state[name] + 1e-3
+    other = tmp_path / "other_weights.pth"
+    torch.save(state, other)
+    assert run_step("ap_tracking", inputs, dataclasses.replace(config, ap_model=other))["status"] == "done"
+    assert weight_warnings(inputs) == [] and model_source(inputs) == "given"
+
+
+def test_a_copy_of_the_packaged_weights_given_explicitly_is_still_the_packaged_weights(tmp_path):
+    copy = tmp_path / "renamed.pth"
+    shutil.copy(default_model_path(), copy)
+    assert weights_source(None) == weights_source(copy) == weights_source(default_model_path()) == "packaged"
+    copy.write_bytes(copy.read_bytes() + b"\0")   # other content: other weights (read or not)
+    assert weights_source(copy) == "given"

@@ -20,6 +20,7 @@ from ..inputs import default_ap_model_path
 from .cnn import APTrackingCNN
 
 ARCHITECTURE = "the lab's CNN_3d_with_velocity architecture"
+PACKAGED, GIVEN = "packaged", "given"   # where the weights of a run come from (weights_source)
 _CACHE_SIZE = 4  # models kept per process (a handful of weight files x devices at most)
 
 _cache: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
@@ -33,6 +34,14 @@ class ModelError(InputError):
 def default_model_path() -> Path:
     """Path of the packaged default weights (trained on synthetic data, see ``training``)."""
     return default_ap_model_path()
+
+
+def weights_source(path: str | Path | None) -> str:
+    """``'packaged'`` for the packaged default weights (``None``, or a file with their content, a copy
+    included), else ``'given'``."""
+    if path is None or model_fingerprint(path) == model_fingerprint(None):
+        return PACKAGED
+    return GIVEN
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -9,6 +9,10 @@ orientation from the sheet's ``Center_xy`` and polar coordinates. The lab's keys
 dtypes and structure (ref-steps-6-11.md 5.11); every stored angle names its frame in a ``frame``
 attribute. Axis conventions are in :mod:`mea_pipeline.ap_tracking.track` and in
 ``docs/output_schema.md``.
+
+The packaged weights were trained on synthetic images only: run on a recording ``mea-pipeline synth``
+did not write (step 5's copy of the ``.cmcr`` root attributes lacks its mark), the step records one
+warning naming ``--ap-model``; ``model_source`` says which weights were used.
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ from ..ap_tracking.params import APTrackingParams
 from ..frames import ELECTRODE, RETINA
 from ..schema import LAB, OURS, Out, outs
 from ..store import WithAttrs
-from . import cell_type_labels, gsheet_metadata, load_recording
+from . import cell_type_labels, file_metadata, gsheet_metadata, load_recording
 from .registry import Step, StepContext, reader
 
 AP = "units/{unit}/features/ap_tracking"
 META = "metadata/ap_tracking"
 ONH = f"{META}/all_ap_intersection"
 POLAR = f"{AP}/soma_polar_coordinates"
+# Recorded when the packaged weights meet a recording `mea-pipeline synth` did not write: the same
+# words for every recording, so a batch's summary shows it once.
+PACKAGED_WEIGHTS_WARNING = (
+    "the packaged AP-tracking weights were trained on synthetic electrical images only, and this recording "
+    "was not written by `mea-pipeline synth`: for real recordings give the lab's weights with --ap-model FILE "
+    "(the lab's CNN_3d_with_velocity_model_from_all_process.pth) or set ap_model in the config")
 
 
 class RetinaOrientation(NamedTuple):
@@ -53,11 +63,14 @@ def retina_orientation(h5) -> RetinaOrientation:
 def run(ctx: StepContext, p: APTrackingParams) -> dict:
     # Imported when the step runs (torch among them): reading the registry (status, schema) stays fast.
     from ..ap_tracking.dense import predict_dense
-    from ..ap_tracking.model_io import default_model_path, load_model, resolve_device
+    from ..ap_tracking.model_io import PACKAGED, default_model_path, load_model, resolve_device, weights_source
     from ..ap_tracking.track import track_recording
 
     model_path = ctx.config.ap_model or default_model_path()
     model = load_model(model_path, ctx.config.device)
+    model_source = weights_source(ctx.config.ap_model)
+    if model_source == PACKAGED and not file_metadata.written_by_synth(ctx):
+        ctx.warn(PACKAGED_WEIGHTS_WARNING)
     units = load_recording.unit_ids(ctx)
     eimages = {unit: load_recording.eimage(ctx, unit) for unit in units}
     # The lab reads Center_XY first, then Center_xy.
@@ -74,7 +87,8 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
     if no_eimage:
         ctx.warn(f"{len(no_eimage)} unit(s) without a usable eimage were not tracked: {', '.join(no_eimage)}")
     ctx.tx.write_tree(META, _with_attrs(track.metadata() | {
-        "model_path": str(model_path), "device": str(resolve_device(ctx.config.device)),
+        "model_path": str(model_path), "model_source": model_source,
+        "device": str(resolve_device(ctx.config.device)),
         "axis_convention": ("eimage axes (t, row = axis 1, col = axis 2); refined_soma/x = row, y = col; "
                             "all_ap_intersection/x = col, y = row; angles in degrees, 0 = +col, 90 = +row in "
                             "the frame their 'frame' attribute names"),
@@ -155,6 +169,8 @@ UNIT_OUTPUTS = (
 
 META_OUTPUTS = (
     Out(f"{META}/model_path", "str", 0, "the CNN weights used (absolute path)", origin=LAB),
+    Out(f"{META}/model_source", "str", 0, "packaged (the project's default weights, or a file with their content) "
+        "or given (other weights: --ap-model or ap_model in the config)", origin=OURS),
     *outs(META, ("units_processed", "non_rgc_processed"), "i", 0,
           "{name}: units that got the CNN (first pass) / soma, AIS and polar coordinates only (second pass)",
           origin=LAB),
@@ -214,8 +230,9 @@ META_OUTPUTS = (
 )
 
 STEP = Step(
-    name="ap_tracking", number=10, upstream=("load_recording", "gsheet_metadata", "cell_type_labels"),
-    reads=frozenset({"ap_model"}), params=APTrackingParams, version="2", run=run,
+    name="ap_tracking", number=10,
+    upstream=("load_recording", "file_metadata", "gsheet_metadata", "cell_type_labels"),
+    reads=frozenset({"ap_model"}), params=APTrackingParams, version="3", run=run,
     outputs=UNIT_OUTPUTS + META_OUTPUTS,
     description="AP tracking: CNN axon prediction (dense), pathways, optic-nerve head, soma polar coordinates",
 )

@@ -14,7 +14,9 @@ import numpy as np
 from ..frames import ELECTRODE
 from ..lab_values import root_attribute, unit_field
 from ..schema import LAB, Out
-from .registry import Step, StepContext
+from .registry import Step, StepContext, reader
+
+CMCR_META = "metadata/cmcr_meta"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def run(ctx: StepContext, p: FileMetadataParams) -> dict:
     if "LB.RecordingDuration" in cmcr_meta:
         cmcr_meta["recording_duration_s"] = float(cmcr_meta["LB.RecordingDuration"]) / 1e6
     tx = ctx.tx
-    tx.write_tree("metadata/cmcr_meta", cmcr_meta)
+    tx.write_tree(CMCR_META, cmcr_meta)
     tx.write_tree("metadata/cmtr_meta", cmtr_meta)
     for unit in units:
         base = f"units/{unit.unit_id}/unit_meta"
@@ -50,15 +52,24 @@ def run(ctx: StepContext, p: FileMetadataParams) -> dict:
     return {"n_units": len(units), "cmcr_attributes": len(cmcr_meta), "cmtr_attributes": len(cmtr_meta)}
 
 
+@reader("file_metadata")
+def written_by_synth(h5) -> bool:
+    """Whether ``mea-pipeline synth`` wrote the recording (its ``.cmcr`` carries the synth mark)."""
+    from ..mcs_io import SYNTH_MARK  # imported here (mcs_io loads McsPy): reading the registry stays fast
+
+    return f"{CMCR_META}/{SYNTH_MARK}" in h5
+
+
 STEP = Step(
     name="file_metadata", number=5, upstream=("load_recording",), reads=frozenset({"cmcr", "cmtr"}),
     params=FileMetadataParams, version="2", run=run,
     outputs=(
-        Out("metadata/cmcr_meta/recording_duration_s", "f", 0, "LB.RecordingDuration / 1e6", required=False,
+        Out(f"{CMCR_META}/recording_duration_s", "f", 0, "LB.RecordingDuration / 1e6", required=False,
             origin=LAB, units="s"),
-        Out("metadata/cmcr_meta/{attribute}", "any", 0,
+        Out(f"{CMCR_META}/{{attribute}}", "any", 0,
             "every CMCR root attribute, names as in the file (LB.RecordingDuration in microseconds): text, "
-            "int64 or float64 scalars, longer arrays as arrays", origin=LAB),
+            "int64 or float64 scalars, longer arrays as arrays; a file `mea-pipeline synth` wrote also carries "
+            "MeaPipelineSynth ('mea-pipeline synth <version>'), which step 10 reads", origin=LAB),
         Out("metadata/cmtr_meta/{attribute}", "any", 0, "every CMTR root attribute, stored as the CMCR's",
             origin=LAB),
         Out("units/{unit}/unit_meta/roi_stas", "f", 2, "RoiSTAs (ROI sensors x samples)", required=False,

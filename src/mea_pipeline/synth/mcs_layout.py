@@ -13,6 +13,9 @@ import uuid
 
 import numpy as np
 
+from .. import __version__
+from ..mcs_io import SYNTH_MARK
+
 TYPE_IDS = {
     "root": "cabb6cdd-47e0-417a-8e04-5664cbbc449b",
     "acquisition": "650d88ce-9f24-4b20-ac2b-254defd12761",
@@ -80,3 +83,5 @@ def set_root(f, recording_id: str, file_name: str, program: str, version: str, d
     f.attrs["ProgramName"] = text(program)
     f.attrs["ProgramVersion"] = text(version)
     f.attrs["LB.RecordingDuration"] = number(duration_us)
+    # Says the file is synthetic: step 10 warns when its packaged weights meet a file without it.
+    f.attrs[SYNTH_MARK] = text(f"mea-pipeline synth {__version__}")
