@@ -3,7 +3,8 @@
 Each set (``mea_pipeline.ap_tracking.validation_sets``: our synth recordings and the held-out
 generator's sets, some outside the training ranges) is drawn once and tracked by step 10 with
 each weight file. Printed per set: axon units, directions within 20 degrees for each, their
-ratio (packaged / lab), and the optic-nerve-head error and method. The lab's weights are read from
+ratio (packaged / lab), the optic-nerve-head error and method, and the per-voxel precision and
+recall at step 10's noise threshold (0.05) against the set's labels. The lab's weights are read from
 ``../shared/reference/ap_cnn/`` beside the clone; without them only the packaged weights run.
 
 Run: ``python -c "from benchmarks import bench_ap_weights; bench_ap_weights.main()"``.
@@ -36,6 +37,7 @@ def main() -> dict:
     for name, by_model in results.items():
         row = {label: {key: check[key] for key in ("n_axon_units", "n_with_direction", "n_within_tolerance",
                                                    "onh_error_electrodes", "onh_method")}
+                      | {"voxel_at_0.05": {k: check["voxel_metrics"]["thresholds"][1][k] for k in ("precision", "recall")}}
                for label, check in by_model.items()}
         if "lab" in row and row["lab"]["n_within_tolerance"]:
             row["ratio_within_packaged_vs_lab"] = round(

@@ -7,13 +7,14 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
-from . import bench_ap_cnn, bench_eimage, bench_lab_scale, bench_orchestration  # noqa: E402 - after the settings above
+from . import bench_ap_cnn, bench_ap_weights, bench_eimage, bench_lab_scale, bench_orchestration  # noqa: E402 - after the settings above
 
 
 def main() -> None:
     bench_eimage.main()
     bench_orchestration.main()
     bench_ap_cnn.main()
+    bench_ap_weights.main()
     bench_lab_scale.main()  # after bench_eimage: repeats its ratios
 
 

@@ -6,12 +6,13 @@ choice a generator fixes is drawn here, per unit, from a wide range:
 
 * **scale and noise**: eimage noise std (ADC counts, after averaging ``n`` spikes) over two
   decades; noise mixed in random proportions from white, time-correlated, smooth-field,
-  common-mode and slow-baseline parts (:func:`random_noise`); a gain per electrode (signal and noise alike), dead
-  electrodes, noisy lanes and lanes flattened to the mean (what step 10's bad-lane fix leaves);
+  common-mode and slow-baseline parts (:func:`random_noise`) plus a slow shift of the whole array;
+  a gain per electrode (signal and noise alike), dead electrodes, noisy lanes and lanes flattened
+  to the mean (what step 10's bad-lane fix leaves);
 * **waveforms**: a trough of random width and skew, an optional positive pre-phase and a
   rebound of random size, delay and width, drawn separately for soma and axon;
 * **soma footprint**: an elliptical Gaussian of random size and orientation, with small
-  dendritic delays;
+  dendritic delays, and a wider surround of the opposite sign with a slower waveform;
 * **axon**: trough depth as a signal-to-noise ratio, conduction velocity, start offset and delay,
   curvature, amplitude changing along the path, lateral spread (Gaussian or heavy-tailed),
   sometimes a branch, sometimes no axon at all;
@@ -30,13 +31,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage, sparse
 
+from ..synth.cells import CHIP, PITCH_UM
 from .training_data import IGNORED, SyntheticUnit, sample_cubes, trough_labels
 
-CHIP = 65
 FRAMES = 50
 SPIKE_FRAME = 10          # step 1's window starts 10 samples before the spike
 FRAME_MS = 0.05           # 20 kHz
-PITCH_UM = 16.0
 FOREIGN_PAD = 40          # frames a foreign template reaches beyond the window on either side
 MAX_FOREIGN = 12          # foreign spikes per unit (more, each divided by n, only add a faint haze)
 
@@ -51,7 +51,7 @@ class BroadSpec:
     axon_snr_log: tuple[float, float] = (2.0, 40.0)          # axon trough / noise std
     max_axon_to_soma: float = 0.7                            # axon trough at most this x the soma's
     no_axon_fraction: float = 0.15
-    velocity_m_s_log: tuple[float, float] = (0.25, 3.0)
+    velocity_m_s_log: tuple[float, float] = (0.25, 2.5)
     axon_width_ms_log: tuple[float, float] = (0.03, 0.2)     # trough sigma
     soma_width_ms_log: tuple[float, float] = (0.05, 0.3)
     axon_length_el: tuple[float, float] = (8.0, 60.0)
@@ -61,6 +61,9 @@ class BroadSpec:
     branch_fraction: float = 0.25
     lateral_spread_el_log: tuple[float, float] = (0.35, 1.5)
     soma_sigma_el_log: tuple[float, float] = (0.6, 2.5)
+    surround_scale: tuple[float, float] = (1.5, 4.0)          # surround sigma / footprint sigma
+    surround_strength: tuple[float, float] = (0.0, 0.4)       # surround peak / soma trough (opposite sign)
+    slow_common_mode: tuple[float, float] = (0.0, 2.0)       # std of a slow whole-array shift, x noise std
     electrode_gain_sd: tuple[float, float] = (0.0, 0.3)      # lognormal sigma of the per-electrode gain
     dead_electrode_fraction: tuple[float, float] = (0.0, 0.01)
     bad_lane_fraction: float = 0.2                           # units with flattened or noisy lanes
@@ -92,6 +95,10 @@ def broad_unit(rng: np.random.Generator, spec: BroadSpec, crowd: list[Source]) -
     alive = rng.random((CHIP, CHIP)) >= rng.uniform(*spec.dead_electrode_fraction)
     gain *= alive
     noise = random_noise(rng, noise_std)
+    # A slow shift of the whole array (reference drift, field potentials locked to the spikes): a
+    # cube that is merely darker than zero everywhere is not an axon.
+    noise += noise_std * rng.uniform(*spec.slow_common_mode) * _ar1(rng.standard_normal((FRAMES, 1, 1)),
+                                                                    rng.uniform(0.8, 0.999))
     lanes = _noisy_lanes(rng, spec, noise, noise_std)
     eimage = gain * (soma + axon + foreign + noise)
     seen_axon = gain * axon
@@ -168,7 +175,7 @@ def random_noise(rng: np.random.Generator, noise_std: float) -> np.ndarray:
     drift over the window (a slow baseline the short window cannot tell from a constant).
     """
     shape = (FRAMES, CHIP, CHIP)
-    weights = rng.dirichlet([1.5, 1.0, 1.0, 0.3, 0.7])
+    weights = rng.dirichlet([1.5, 1.0, 1.0, 1.0, 1.0])
     smooth = ndimage.gaussian_filter(rng.standard_normal(shape), (0, *[rng.uniform(0.7, 3.0)] * 2))
     offset = rng.standard_normal((1, CHIP, CHIP)) + rng.standard_normal((1, CHIP, CHIP)) * np.linspace(-1, 1, FRAMES)[:, None, None]
     parts = [rng.standard_normal(shape),
@@ -190,21 +197,30 @@ def _ar1(innovations: np.ndarray, phi: float) -> np.ndarray:
 
 
 def _soma(rng, spec, t_ms, soma_rc, depth) -> np.ndarray:
-    """Elliptical Gaussian footprint, waveform delayed slightly with distance (dendrites)."""
+    """Elliptical Gaussian footprint, waveform delayed slightly with distance (dendrites), and a surround.
+
+    The surround (a wider Gaussian of the opposite sign with its own, slower waveform: the return
+    current of the dendrites) leaves a broad, slow field around the soma that reaches beyond the
+    square step 10 masks, and is not an axon.
+    """
     sigma = _log_uniform(rng, *spec.soma_sigma_el_log)
     sigma_a, sigma_b = sigma, sigma * rng.uniform(0.6, 1.0)
     angle = rng.uniform(0, np.pi)
-    radius = int(np.ceil(3.5 * sigma))
+    surround_sigma = sigma * rng.uniform(*spec.surround_scale)
+    radius = int(np.ceil(3.5 * max(sigma, surround_sigma)))
     d1, d2 = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     u, v = d1 * np.cos(angle) + d2 * np.sin(angle), -d1 * np.sin(angle) + d2 * np.cos(angle)
-    weight = np.exp(-0.5 * ((u / sigma_a) ** 2 + (v / sigma_b) ** 2))
-    delay = rng.uniform(0.0, 0.04) * np.hypot(d1, d2)                      # ms
+    weight = np.exp(-0.5 * ((u / sigma_a) ** 2 + (v / sigma_b) ** 2)).ravel()
+    surround = np.exp(-0.5 * (d1 ** 2 + d2 ** 2) / surround_sigma ** 2).ravel()
+    delay = (rng.uniform(0.0, 0.04) * np.hypot(d1, d2)).ravel()           # ms
     width = _log_uniform(rng, *spec.soma_width_ms_log)
-    wave = Waveform(rng, width)(t_ms[:, None] - delay.ravel()[None, :])   # (T, footprint)
+    wave = Waveform(rng, width)(t_ms[:, None] - delay[None, :])           # (T, footprint)
+    slow = Waveform(rng, width * rng.uniform(1.5, 4.0))(t_ms[:, None] - rng.uniform(0.0, 0.3) - delay[None, :])
+    field = weight * wave - rng.uniform(*spec.surround_strength) * surround * slow
     out = np.zeros((len(t_ms), CHIP, CHIP))
     a, b = soma_rc[0] + d1.ravel(), soma_rc[1] + d2.ravel()
     ok = (a >= 0) & (a < CHIP) & (b >= 0) & (b < CHIP)
-    out[:, a[ok], b[ok]] = depth * weight.ravel()[ok] * wave[:, ok]
+    out[:, a[ok], b[ok]] = depth * field[:, ok]
     return out
 
 

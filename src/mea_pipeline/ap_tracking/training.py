@@ -33,10 +33,8 @@ import torch
 from .broad_units import BroadSpec, broad_units, training_cubes
 from .cnn import N_AUX, APTrackingCNN
 from .dense import predict_dense
-from .training_data import NEGATIVE, POSITIVE
-from .validation_sets import SET_NAMES, tracking_check, validation_scenes
+from .validation_sets import SET_NAMES, tracking_check, validation_scenes, voxel_scores
 
-THRESHOLDS = (0.5, 0.05)         # network decision and the post-processing's noise threshold
 ONH_TOLERANCE_EL = 5.0           # an optic-nerve head counts as found within this many electrodes
 
 
@@ -53,6 +51,9 @@ class TrainingSpec:
         Most positive cubes taken per training unit (see ``training_data.sample_cubes``).
     negatives_per_positive : float
         Negative cubes per positive one (two thirds next to the axon or to a distractor).
+    offset_sd, frame_offset_sd : float
+        Augmentation: each cube is shifted as a whole and frame by frame by normal multiples
+        (these standard deviations) of its own noise scale.
     positive_weight : float
         Weight of a positive cube in the loss. An eimage holds a few hundred axon voxels among
         171,166, and step 10 keeps every probability from 0.05 up: weighting the positives down
@@ -78,6 +79,8 @@ class TrainingSpec:
     cubes_per_unit: int = 150
     negatives_per_positive: float = 3.0
     positive_weight: float = 0.3
+    offset_sd: float = 1.5
+    frame_offset_sd: float = 0.5
     epochs: int = 6
     batch_size: int = 256
     learning_rate: float = 3e-3
@@ -151,7 +154,7 @@ def train_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) ->
         tracking = {}
         for name, scene in scenes.items():
             tracking[name] = tracking_check(model, scene)
-            voxels[name] = voxel_metrics(model, ((scene.eimages[u], scene.labels[u]) for u in scene.eimages))
+            voxels[name] = tracking[name].pop("voxel_metrics")
             log(f"{name}: {_summary(tracking[name])}")
     report = {
         "architecture": "CNN_3d_with_velocity (the lab's layer names and shapes)",
@@ -163,22 +166,8 @@ def train_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) ->
 
 
 def voxel_metrics(model: APTrackingCNN, labelled) -> dict:
-    """Per-voxel precision, recall and F1 of the dense prediction over the labelled voxels.
-
-    ``labelled`` yields (eimage, labels) pairs (labels as ``training_data.trough_labels`` gives them).
-    """
-    counts = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)   # true pos, false pos, false neg
-    n_units = 0
-    for eimage, labels in labelled:
-        probability = predict_dense(model, eimage)
-        positive, negative = labels == POSITIVE, labels == NEGATIVE
-        for row, threshold in zip(counts, THRESHOLDS):
-            hit = probability >= threshold
-            row += [np.count_nonzero(hit & positive), np.count_nonzero(hit & negative),
-                    np.count_nonzero(~hit & positive)]
-        n_units += 1
-    return {"n_units": n_units, "n_positive_voxels": int(counts[0, 0] + counts[0, 2]),
-            "thresholds": [_scores(threshold, *row) for threshold, row in zip(THRESHOLDS, counts)]}
+    """Per-voxel precision, recall and F1 of the dense prediction; ``labelled`` yields (eimage, labels) pairs."""
+    return voxel_scores((predict_dense(model, eimage), labels) for eimage, labels in labelled)
 
 
 def write_weights(model: APTrackingCNN, report: dict, out: str | Path) -> tuple[Path, Path]:
@@ -251,7 +240,7 @@ def _fit(model: APTrackingCNN, cubes: torch.Tensor, targets: torch.Tensor, spec:
         order = torch.randperm(len(cubes), generator=generator)
         for step in range(steps_per_epoch):
             index = order[step * spec.batch_size:(step + 1) * spec.batch_size]
-            batch = _augment(cubes[index], generator)
+            batch = _augment(cubes[index], generator, spec.offset_sd, spec.frame_offset_sd)
             loss = loss_fn(model.logits(batch, aux[:len(index)])[:, 0], targets[index])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -264,27 +253,31 @@ def _fit(model: APTrackingCNN, cubes: torch.Tensor, targets: torch.Tensor, spec:
     return losses
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The electrode grid has no preferred direction: random flips of both spatial axes and a transpose."""
+def _augment(batch: torch.Tensor, generator: torch.Generator, offset_sd: float, frame_offset_sd: float) -> torch.Tensor:
+    """Random flips of both spatial axes and a transpose (the grid has no preferred direction), and shifts.
+
+    A cube moved as a whole, or frame by frame, by a multiple of its own noise scale (median
+    absolute deviation) is still what it was: a slow baseline or a common mode is not an axon, and
+    an axon on a shifted baseline is still one.
+    """
     flip_1, flip_2, transpose = torch.randint(0, 2, (3,), generator=generator).tolist()
     dims = [d for d, flip in ((3, flip_1), (4, flip_2)) if flip]
     if dims:
         batch = batch.flip(dims)
-    return batch.transpose(3, 4).contiguous() if transpose else batch
+    if transpose:
+        batch = batch.transpose(3, 4).contiguous()
+    flat = batch.reshape(len(batch), -1)
+    centre = flat.median(dim=1, keepdim=True).values
+    scale = 1.4826 * (flat - centre).abs().median(dim=1).values
+    whole = torch.randn(len(batch), generator=generator) * offset_sd
+    per_frame = torch.randn(len(batch), batch.shape[2], generator=generator) * frame_offset_sd
+    shift = (whole[:, None] + per_frame) * scale[:, None]
+    return batch + shift[:, None, :, None, None]
 
 
 def _streams(seed: int) -> list[np.random.Generator]:
     """Independent NumPy streams for the training data and the held-apart units."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
-
-
-def _scores(threshold: float, true_pos: int, false_pos: int, false_neg: int) -> dict:
-    precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
-    recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"threshold": threshold, "precision": round(precision, 4), "recall": round(recall, 4),
-            "f1": round(f1, 4), "true_positives": int(true_pos), "false_positives": int(false_pos),
-            "false_negatives": int(false_neg)}
 
 
 @contextlib.contextmanager

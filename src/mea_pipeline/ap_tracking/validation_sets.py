@@ -22,8 +22,9 @@ import numpy as np
 from .dense import predict_dense
 from .heldout import HELD_OUT_SETS, heldout_scene
 from .track import track_recording
-from .training_data import Scene, SceneSpec, onh_scene
+from .training_data import NEGATIVE, POSITIVE, Scene, SceneSpec, onh_scene
 
+THRESHOLDS = (0.5, 0.05)         # the network's decision and step 10's noise threshold
 DIRECTION_TOLERANCE_DEG = 20.0   # a direction counts as right within this
 MIN_AXON_FRAMES = 12             # units whose axon is visible this many frames are "axon units"
 SET_NAMES = ("synth",) + tuple(HELD_OUT_SETS)
@@ -55,7 +56,8 @@ def tracking_check(model, scene: Scene) -> dict:
     dict
         ``n_axon_units`` (visible >= MIN_AXON_FRAMES), ``n_with_direction``, ``n_within_tolerance``
         (both counted over the axon units), ``fraction_within_tolerance``, the per-unit
-        ``direction_errors_deg`` (180 for no direction), ``onh_error_electrodes`` and ``onh_method``.
+        ``direction_errors_deg`` (None for no direction), ``onh_error_electrodes``, ``onh_method``
+        and the per-voxel ``voxel_metrics`` of the predictions against the scene's labels.
     """
     track = track_recording(scene.eimages, lambda eimage: predict_dense(model, eimage))
     errors = {}
@@ -73,7 +75,33 @@ def tracking_check(model, scene: Scene) -> dict:
             "n_within_tolerance": within,
             "fraction_within_tolerance": round(within / len(errors), 3) if errors else None,
             "direction_errors_deg": errors, "onh_error_electrodes": onh_error,
-            "onh_method": None if track.onh is None else track.onh.method}
+            "onh_method": None if track.onh is None else track.onh.method,
+            "voxel_metrics": voxel_scores((unit.prediction, scene.labels[unit_id]) for unit_id, unit in track.units.items()
+                                          if unit.prediction is not None and unit_id in scene.labels)}
+
+
+def voxel_scores(predicted) -> dict:
+    """Per-voxel precision, recall and F1 at each of :data:`THRESHOLDS`; ``predicted`` yields (probability, labels)."""
+    counts = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)   # true pos, false pos, false neg
+    n_units = 0
+    for probability, labels in predicted:
+        positive, negative = labels == POSITIVE, labels == NEGATIVE
+        for row, threshold in zip(counts, THRESHOLDS):
+            hit = probability >= threshold
+            row += [np.count_nonzero(hit & positive), np.count_nonzero(hit & negative),
+                    np.count_nonzero(~hit & positive)]
+        n_units += 1
+    return {"n_units": n_units, "n_positive_voxels": int(counts[0, 0] + counts[0, 2]),
+            "thresholds": [_scores(threshold, *row) for threshold, row in zip(THRESHOLDS, counts)]}
+
+
+def _scores(threshold: float, true_pos: int, false_pos: int, false_neg: int) -> dict:
+    precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
+    recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"threshold": threshold, "precision": round(precision, 4), "recall": round(recall, 4),
+            "f1": round(f1, 4), "true_positives": int(true_pos), "false_positives": int(false_pos),
+            "false_negatives": int(false_neg)}
 
 
 def compare_weights(models: dict, scenes: dict[str, Scene]) -> dict[str, dict[str, dict]]:
