@@ -12,7 +12,7 @@ from mea_pipeline.ap_tracking.cnn import APTrackingCNN
 from mea_pipeline.ap_tracking.model_io import default_model_path, load_model
 from mea_pipeline.ap_tracking.training import TrainingSpec, fit_model, voxel_metrics
 from mea_pipeline.ap_tracking.training_data import IGNORED, NEGATIVE, POSITIVE, SceneSpec
-from mea_pipeline.ap_tracking.validation_sets import DIRECTION_TOLERANCE_DEG, tracking_check
+from mea_pipeline.ap_tracking.validation_sets import DIRECTION_TOLERANCE_DEG, SET_NAMES, tracking_check
 from mea_pipeline.cli.main import main as cli_main
 
 TINY = TrainingSpec(n_train_units=6, cubes_per_unit=20, epochs=1, batch_size=32, n_validation_units=1,
@@ -86,12 +86,16 @@ def default_model():
 
 
 def test_shipped_weights_come_with_their_validation():
+    """The packaged file's report: every validation set scored, the epoch chosen by tracking, our recordings tracked."""
     report = json.loads(default_model_path().with_name("ap_cnn_default.validation.json").read_text())
-    assert set(report["tracking"]) == {"synth", "nominal", "low_snr", "slow_axons", "fast_axons", "crowded"}
-    for name, check in report["tracking"].items():
-        if check["n_axon_units"]:
-            assert check["n_within_tolerance"] >= 0.8 * check["n_axon_units"], name
-    assert report["chosen_epoch"] >= report["spec"]["select_from_epoch"]
+    assert set(report["tracking"]) == set(SET_NAMES) and set(report["voxel_metrics"]) == {"training_distribution",
+                                                                                          *SET_NAMES}
+    selection = report["selection"]["per_epoch"]
+    chosen = selection[str(report["chosen_epoch"])]
+    assert all(chosen["within_tolerance"] >= other["within_tolerance"] for other in selection.values())
+    synth = report["tracking"]["synth"]
+    assert synth["n_within_tolerance"] >= 0.8 * synth["n_axon_units"] and synth["onh_error_electrodes"] <= 5
+    assert report["spec"]["n_train_units"] >= 1000 and report["total_seconds"] < 3600
 
 
 def test_default_weights_recover_axon_directions_and_the_onh(default_model):
