@@ -351,8 +351,6 @@ def train_ap_model(
              "selection_units": selection_units, "report_units": report_units, "threads": threads, "sets": chosen}
     spec = TrainingSpec()
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
-    if spec.select_from_epoch > spec.epochs:
-        spec = replace(spec, select_from_epoch=spec.epochs)
     model, report = train_model(spec, seed, log=lambda line: print(line, flush=True))
     weights, validation = write_weights(model, report, out)
     print(f"weights {weights}\nvalidation {validation}")

@@ -156,14 +156,16 @@ class Waveform:
         if rng.random() < 0.5:
             self.phases.append((rng.uniform(0.05, 0.35), -width_ms * rng.uniform(1.5, 3.0),
                                 width_ms * rng.uniform(0.7, 1.5)))
-        self.depth = 1.0
-        self.depth = float(-self(np.linspace(-1.0, 1.0, 801)).min())
+        self.depth = float(-self._unscaled(np.linspace(-1.0, 1.0, 801)).min())
 
     def __call__(self, t_ms: np.ndarray) -> np.ndarray:
+        return self._unscaled(t_ms) / self.depth
+
+    def _unscaled(self, t_ms: np.ndarray) -> np.ndarray:
         shape = -np.exp(-t_ms ** 2 / (2 * np.where(t_ms < 0, self.left, self.right) ** 2))
         for amplitude, centre, width in self.phases:
             shape = shape + amplitude * np.exp(-(t_ms - centre) ** 2 / (2 * width ** 2))
-        return shape / self.depth
+        return shape
 
 
 def random_noise(rng: np.random.Generator, noise_std: float) -> np.ndarray:

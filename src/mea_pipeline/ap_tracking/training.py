@@ -116,7 +116,8 @@ def fit_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> t
             f"in {time.perf_counter() - started:.0f} s")
         scenes = validation_scenes(seed, spec.sets, spec.selection_units)
         model = APTrackingCNN()
-        chooser = _Chooser(scenes, spec.select_from_epoch, log)
+        # A spec with fewer epochs than select_from_epoch still gets its last epoch scored and kept.
+        chooser = _Chooser(scenes, min(spec.select_from_epoch, spec.epochs), log)
         losses = _fit(model, torch.from_numpy(cubes), torch.from_numpy(targets), spec, seed, log, chooser)
         model.load_state_dict(chooser.best_state)
     return model.eval().requires_grad_(False), {
