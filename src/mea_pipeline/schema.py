@@ -80,6 +80,28 @@ class Out:
     def regex(self) -> re.Pattern:
         return _path_regex(self.path)
 
+    def at(self, **values: str) -> str:
+        """The concrete path of this output: ``at(unit="unit_001", movie=m)`` fills the placeholders.
+
+        Writers, readers and QC all name an output through its declaration, so a path is typed
+        once. Every placeholder of the pattern must be given and match what it stands for.
+        """
+        path = self.path
+        for name in _placeholders(self.path):
+            if name not in values:
+                raise KeyError(f"{self.path}: give {name}=...")
+            value = str(values.pop(name))
+            if not re.fullmatch(PLACEHOLDERS["{" + name + "}"], value):
+                raise ValueError(f"{self.path}: {name}={value!r} does not fit the pattern")
+            path = path.replace("{" + name + "}", value)
+        if values:
+            raise KeyError(f"{self.path} has no placeholder(s) {', '.join(values)}")
+        return path
+
+    def key(self) -> str:
+        """The last name of the path (the dataset or attribute name), e.g. for a reader's dict."""
+        return self.path.rpartition("@")[2] if "@" in self.path else self.path.rpartition("/")[2]
+
 
 @functools.cache
 def _path_regex(path: str) -> re.Pattern:
@@ -88,6 +110,10 @@ def _path_regex(path: str) -> re.Pattern:
     for placeholder, regex in PLACEHOLDERS.items():
         pattern = pattern.replace(re.escape(placeholder), regex)
     return re.compile(pattern + r"$")
+
+
+def _placeholders(path: str) -> list[str]:
+    return re.findall(r"\{(\w+)\}", path)
 
 
 def outs(base: str, names, dtype: str, ndim: int | None, doc: str, **marks) -> tuple[Out, ...]:
