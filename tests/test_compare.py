@@ -26,7 +26,7 @@ class ToyParams:
 
 
 TOY = Step(
-    name="toy_geometry", number=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+    name="toy_geometry", position=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
     run=lambda ctx, p: {}, description="a toy step whose outputs carry every kind of mark",
     outputs=(
         Out("units/{unit}/geometry/{field}", "f", None, "lab geometry", origin=LAB),
@@ -325,7 +325,7 @@ def test_a_fix_that_only_applies_where_ours_is_nan_covers_only_those_values(tmp_
     """The lab's sentinel (0, or -5) where we write NaN plus a status is documented; any other
     difference at the same key still differs."""
     registry = Registry([Step(
-        name="toy_soma", number=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+        name="toy_soma", position=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
         run=lambda ctx, p: {}, description="toy",
         outputs=(Out("units/{unit}/soma/center_row", "f", 0, "soma row", origin=FIXED, fixed_where_nan=True,
                      fixed="an empty eimage gives NaN plus a status, not (0, 0)"),),
@@ -342,7 +342,7 @@ def test_a_key_the_lab_computes_in_float32_is_held_to_that_precision(tmp_path):
     """A float64 key whose lab value carries float32 precision (declared on the key) is within
     tolerance at 1e-5 relative; an undeclared float64 key at the same difference differs."""
     registry = Registry([Step(
-        name="toy_ln", number=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+        name="toy_ln", position=1, upstream=(), reads=frozenset(), params=ToyParams, version="1",
         run=lambda ctx, p: {}, description="toy",
         outputs=(Out("units/{unit}/lnl/threshold_g", "f", 0, "from float32 sums", origin=LAB, precision=1e-4),
                  Out("units/{unit}/lnl/a", "f", 0, "exact", origin=LAB)),

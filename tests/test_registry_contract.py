@@ -87,7 +87,7 @@ def _toy_run(ctx, p: ToyParams) -> dict:
     return {"n_units": len(units)}
 
 
-TOY = Step(name="toy_count", number=99, upstream=("load_recording",), reads=frozenset(), params=ToyParams,
+TOY = Step(name="toy_count", position=99, upstream=("load_recording",), reads=frozenset(), params=ToyParams,
            version="1", run=_toy_run, outputs=(Out("metadata/toy/{field}", "f", 0, "toy output"),),
            description="A toy step registered at run time")
 
@@ -106,7 +106,7 @@ def test_toy_step_registered_at_run_time_runs_caches_reruns_and_is_in_the_schema
     assert statuses(run_recording(copy, config, steps="toy_count")) == {"toy_count": "up-to-date"}
     changed = dataclasses.replace(config, step_params={"toy_count": {"scale": 3.0}})
     assert statuses(run_recording(copy, changed, steps="toy_count")) == {"toy_count": "done"}
-    assert "## Step 99: toy_count" in render_markdown(REGISTRY)
+    assert f"## Step {REGISTRY.number('toy_count')}: toy_count" in render_markdown(REGISTRY)
     with h5py.File(copy.output_path) as h5:
         assert h5["metadata/toy/n_units_scaled"][()] == 3.0 * len(h5["units"])
         assert validate(h5, REGISTRY) == []
@@ -126,7 +126,7 @@ def test_a_reader_refuses_an_undeclared_upstream(processed, tmp_path):
         load_recording.unit_ids(ctx)
         return {}
 
-    step = Step(name="sneaky", number=98, upstream=(), reads=frozenset(), params=ToyParams, version="1",
+    step = Step(name="sneaky", position=98, upstream=(), reads=frozenset(), params=ToyParams, version="1",
                 run=sneaky, outputs=(), description="reads step 1 without declaring it")
     REGISTRY.register(step)
     try:
@@ -139,7 +139,7 @@ def test_a_reader_refuses_an_undeclared_upstream(processed, tmp_path):
 
 def test_unknown_input_is_an_error_at_declaration():
     with pytest.raises(ValueError, match="unknown input"):
-        Step(name="x", number=97, upstream=(), reads=frozenset({"crystal_ball"}), params=ToyParams, version="1",
+        Step(name="x", position=97, upstream=(), reads=frozenset({"crystal_ball"}), params=ToyParams, version="1",
              run=_toy_run, outputs=(), description="")
 
 

@@ -149,7 +149,7 @@ def _ap_model(rec, config) -> dict:
     return content_fingerprint(config.ap_model or default_ap_model_path()) | {"device": config.device}
 
 
-def _on_off_table(rec, config) -> dict:
+def _on_off_dict(rec, config) -> dict:
     return content_fingerprint(config.on_off_dict)
 
 
@@ -160,16 +160,27 @@ INPUTS: dict[str, ExternalInput] = {i.name: i for i in (
     ExternalInput("labels", "manual cell-type label folder (--labels)", False, _labels),
     ExternalInput("sheet", "the lab's sheet: the snapshot of this batch or --gsheet-csv", False, _sheet),
     ExternalInput("ap_model", "AP-tracking CNN weights (--ap-model; default: the packaged weights)", False, _ap_model),
-    ExternalInput("on_off_table", "the lab's moving-bar crossing pickle (--on-off-dict, optional)", False,
-                  _on_off_table),
+    ExternalInput("on_off_dict", "the lab's moving-bar crossing pickle (--on-off-dict, optional)", False,
+                  _on_off_dict),
 )}
 
 RAW_INPUTS = frozenset(name for name, spec in INPUTS.items() if spec.raw)
 
 
-def check_declared(step_name: str, reads) -> frozenset[str]:
-    """The step's inputs as a frozenset; an unknown name is a programming error."""
-    reads = frozenset(reads)
+def declare_inputs(step_name: str, reads) -> frozenset[str]:
+    """The names of a step's inputs; an ExternalInput declared by the step is added to :data:`INPUTS`.
+
+    An unknown name is a programming error.
+    """
+    names = set()
+    for item in reads:
+        if isinstance(item, ExternalInput):
+            if INPUTS.get(item.name, item) != item:
+                raise ValueError(f"step {step_name} declares input {item.name!r}, which is already another input")
+            INPUTS[item.name] = item
+            item = item.name
+        names.add(item)
+    reads = frozenset(names)
     unknown = sorted(reads - set(INPUTS))
     if unknown:
         raise ValueError(f"step {step_name} reads unknown input(s) {unknown}; known: {', '.join(INPUTS)}")

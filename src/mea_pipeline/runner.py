@@ -184,7 +184,7 @@ def warning_lines(per_recording: Iterable[list], registry: Registry = REGISTRY,
     for pairs in per_recording:
         counts.update(list(dict.fromkeys(tuple(pair) for pair in pairs)))   # a recording counts once
     ranked = counts.most_common()   # ties keep the order first seen
-    lines = [f"warning: step {registry[step].number} {step} on {n} recording{'s' if n != 1 else ''}: {warning}"
+    lines = [f"warning: step {registry.number(step)} {step} on {n} recording{'s' if n != 1 else ''}: {warning}"
              for (step, warning), n in ranked[:limit]]
     if len(ranked) > limit:
         lines.append(f"warning: {len(ranked) - limit} other step warning(s): in each recording's step records "

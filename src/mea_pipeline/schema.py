@@ -244,7 +244,7 @@ def render_markdown(registry) -> str:
     lines += [_row(out) for out in PIPELINE_OUTPUTS]
     for step in registry:
         reads = ", ".join(sorted(step.reads)) or "the output file only"
-        lines += ["", f"## Step {step.number}: {step.name}", "",
+        lines += ["", f"## Step {registry.number(step.name)}: {step.name}", "",
                   f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.",
                   "", HEADER, "|---|---|---|---|---|---|---|"]
         lines += [_row(out) for out in step.outputs]

@@ -230,7 +230,7 @@ META_OUTPUTS = (
 )
 
 STEP = Step(
-    name="ap_tracking", number=10,
+    name="ap_tracking", position=10,
     upstream=("load_recording", "file_metadata", "gsheet_metadata", "cell_type_labels"),
     reads=frozenset({"ap_model"}), params=APTrackingParams, version="3", run=run,
     outputs=UNIT_OUTPUTS + META_OUTPUTS,

@@ -63,7 +63,7 @@ def run(ctx: StepContext, p: CellTypeLabelsParams) -> dict:
 
 
 STEP = Step(
-    name="cell_type_labels", number=9, upstream=("load_recording",), reads=frozenset({"labels"}),
+    name="cell_type_labels", position=9, upstream=("load_recording",), reads=frozenset({"labels"}),
     params=CellTypeLabelsParams, version="1", run=run,
     outputs=(
         Out("units/{unit}/auto_label/axon_type", "str", 0,

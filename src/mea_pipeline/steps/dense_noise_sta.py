@@ -93,7 +93,7 @@ def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
 
 
 STEP = Step(
-    name="dense_noise_sta", number=4, upstream=("load_recording", "section_time", "section_spike_times"),
+    name="dense_noise_sta", position=4, upstream=("load_recording", "section_time", "section_spike_times"),
     reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/features/sta_{movie}/data", "f", 3,

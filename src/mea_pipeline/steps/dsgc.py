@@ -250,10 +250,10 @@ DIRECTION = DS + "/{field}"
 FEATURES = "units/{unit}/features/{movie}/dsgc"
 FRAMES = "movie frames"
 STEP = Step(
-    name="dsgc", number=11,
+    name="dsgc", position=11,
     upstream=("load_recording", "section_time", "section_spike_times", "soma_geometry", "rf_geometry",
               "ap_tracking"),
-    reads=frozenset({"stimuli", "on_off_table"}), params=DsgcParams, version="2", run=run,
+    reads=frozenset({"stimuli", "on_off_dict"}), params=DsgcParams, version="2", run=run,
     outputs=FRAME_OUTPUTS + (
         Out(DS + "/_attrs/direction_list", "i", 1, "direction of each direction group, in the stimulus' order",
             required=False, origin=LAB, units="deg", frame=STIMULUS),

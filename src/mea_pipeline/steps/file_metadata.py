@@ -61,7 +61,7 @@ def written_by_synth(h5) -> bool:
 
 
 STEP = Step(
-    name="file_metadata", number=5, upstream=("load_recording",), reads=frozenset({"cmcr", "cmtr"}),
+    name="file_metadata", position=5, upstream=("load_recording",), reads=frozenset({"cmcr", "cmtr"}),
     params=FileMetadataParams, version="2", run=run,
     outputs=(
         Out(f"{CMCR_META}/recording_duration_s", "f", 0, "LB.RecordingDuration / 1e6", required=False,

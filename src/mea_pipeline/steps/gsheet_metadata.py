@@ -81,7 +81,7 @@ def run(ctx: StepContext, p: GsheetMetadataParams) -> dict:
 
 
 STEP = Step(
-    name="gsheet_metadata", number=8, upstream=(), reads=frozenset({"sheet"}),
+    name="gsheet_metadata", position=8, upstream=(), reads=frozenset({"sheet"}),
     params=GsheetMetadataParams, version="2", run=run,
     outputs=(
         Out(f"{ROW}/{{field}}", "any", 0,

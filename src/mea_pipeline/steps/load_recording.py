@@ -115,7 +115,7 @@ INCLUDE_PEAK_FIX = ("spikes with IncludePeak == 1 only: the lab averages the fir
                     "sub-threshold peaks included")
 
 STEP = Step(
-    name="load_recording", number=1, upstream=(), reads=frozenset({"cmcr", "cmtr"}),
+    name="load_recording", position=1, upstream=(), reads=frozenset({"cmcr", "cmtr"}),
     params=LoadRecordingParams, version="2", run=run,
     outputs=(
         Out("metadata/dataset_id", "str", 0, "recording ID", origin=LAB),

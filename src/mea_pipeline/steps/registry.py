@@ -1,11 +1,11 @@
 """Step declarations and the registry that turns them into order and dependencies.
 
-A step module declares ``STEP = Step(...)``: its name and number, the steps whose output it
-reads, which external inputs it reads (names from :mod:`mea_pipeline.inputs`), a parameter
-dataclass, a code version (bump it when the step's output changes for the same inputs) and the
-function. From these declarations follow the run order, the Prefect tasks, the cache
-dependencies (a step's cache key includes its upstream records and its inputs' fingerprints)
-and the schema entries (``outputs``).
+A step module declares ``STEP = Step(...)`` (see :class:`Step`): the steps whose output it
+reads, the external inputs it reads, what pre-flight checks of the stimulus library for it, its
+parameters, code version, function, outputs and QC part. From these declarations follow the run
+order (dependencies, ties by position) and the public step numbers, the Prefect tasks, the cache
+dependencies (a step's cache key includes its upstream records and its inputs' fingerprints),
+pre-flight, the QC report, the parameter reference and the schema.
 
 A step reads another step's output only through that step's *readers* (functions decorated
 with :func:`reader`), which refuse a step that does not declare the writer upstream.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..inputs import RAW_INPUTS, check_declared
+from ..inputs import RAW_INPUTS, declare_inputs
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig, RecordingInputs
@@ -82,44 +82,127 @@ def reader(writer: str):
 
 
 @dataclass(frozen=True)
+class Qc:
+    """A step's part of a recording's QC report, drawn from the output file through the step's readers.
+
+    ``figure(h5)`` returns a matplotlib Figure (saved as ``<topic>.png``) or None when the file
+    holds nothing to draw; ``numbers(h5)`` returns key numbers (a dict of JSON values) merged into
+    the report's ``numbers``.
+    """
+
+    topic: str | None = None
+    figure: Callable[[Any], Any] | None = None
+    numbers: Callable[[Any], dict] | None = None
+
+    def __post_init__(self):
+        if (self.topic is None) != (self.figure is None):
+            raise ValueError("a QC figure needs its topic (the PNG's name), and a topic its figure")
+
+
+@dataclass(frozen=True)
 class Step:
+    """Everything about one step; the registry derives order, tasks, cache keys, pre-flight, QC and schema.
+
+    Attributes
+    ----------
+    name : str
+        The step's name: task name, ``--steps`` value, config table ``[steps.<name>]``.
+    upstream : tuple of str
+        Steps whose output this one reads (through their readers); the run order follows them.
+    reads : frozenset
+        External inputs (names of :data:`mea_pipeline.inputs.INPUTS`, or
+        :class:`~mea_pipeline.inputs.ExternalInput` declarations of the step's own inputs, which
+        registering the step adds to the inputs: flag, config key, fingerprint, pre-flight).
+    params : type
+        The parameter dataclass (every default written there, once).
+    version : str
+        Code version; bump it when the output changes for the same inputs.
+    run : callable
+        ``run(ctx, params) -> summary dict``.
+    outputs : tuple of schema.Out
+        The step's entries in the output schema; writers and readers name paths through them.
+    description : str
+        One line for the UI, the schema document and ``mea-pipeline params``.
+    position : float
+        Breaks ties of the dependency order (steps that do not depend on each other run by
+        position); the public step numbers follow the resulting order.
+    library_check : callable, optional
+        ``library_check(check)``: what the step reads of the stimulus library, read by pre-flight
+        with the readers the step uses (``check`` is a :class:`mea_pipeline.preflight.stimuli.LibraryCheck`).
+    qc : Qc, optional
+        The step's figure and key numbers in the QC report.
+    retries : int, optional
+        Retries on transient I/O errors; default: 2 for steps that read the raw files, else 0.
+    timeout_s : float, optional
+        A time limit of the step's task (``[timeouts] <step>`` in the config overrides it).
+    """
+
     name: str
-    number: int
     upstream: tuple[str, ...]
-    reads: frozenset[str]
+    reads: frozenset
     params: type
     version: str
     run: Callable[[StepContext, Any], dict]
-    outputs: tuple  # of schema.Out: the step's entries in the output schema
+    outputs: tuple
     description: str
+    position: float = 100.0
+    library_check: Callable[[Any], None] | None = None
+    qc: Qc | None = None
+    retries: int | None = None
+    timeout_s: float | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "reads", check_declared(self.name, self.reads))
+        object.__setattr__(self, "reads", declare_inputs(self.name, self.reads))
         object.__setattr__(self, "upstream", tuple(self.upstream))
 
     @property
     def needs_raw(self) -> bool:
         return bool(self.reads & RAW_INPUTS)
 
+    @property
+    def stage(self) -> str:
+        """``raw`` (reads the raw recordings) or ``offline`` (the output file and small inputs only)."""
+        return RAW if self.needs_raw else OFFLINE
+
+
+RAW, OFFLINE = "raw", "offline"
+STAGES = {RAW: "steps that read the raw .cmcr/.cmtr files", OFFLINE: "steps that need only the output file and small inputs"}
+
+
+def dependency_order(steps: list[Step]) -> list[Step]:
+    """Steps in an order where each comes after its upstream steps; ties go by (position, name).
+
+    Raises ValueError for duplicate names, an unknown upstream step or a dependency cycle.
+    """
+    by_name = {s.name: s for s in steps}
+    if len(by_name) != len(steps):
+        raise ValueError("step names must be unique")
+    for step in steps:
+        unknown = [u for u in step.upstream if u not in by_name]
+        if unknown:
+            raise ValueError(f"step {step.name} declares unknown upstream step(s) {unknown}")
+    ordered: list[Step] = []
+    placed: set[str] = set()
+    waiting = sorted(steps, key=lambda s: (s.position, s.name))
+    while waiting:
+        ready = next((s for s in waiting if set(s.upstream) <= placed), None)
+        if ready is None:
+            raise ValueError(f"steps {', '.join(s.name for s in waiting)} depend on each other in a cycle")
+        ordered.append(ready)
+        placed.add(ready.name)
+        waiting.remove(ready)
+    return ordered
+
 
 class Registry:
-    """Steps in run order, with dependency queries."""
+    """Steps in dependency order, with their public numbers, stages and dependency queries."""
 
     def __init__(self, steps: list[Step]):
         self._set(list(steps))
 
     def _set(self, steps: list[Step]) -> None:
-        ordered = sorted(steps, key=lambda s: s.number)
-        by_name = {s.name: s for s in ordered}
-        if len(by_name) != len(ordered) or len({s.number for s in ordered}) != len(ordered):
-            raise ValueError("step names and numbers must be unique")
-        for step in ordered:
-            unknown = [u for u in step.upstream if u not in by_name]
-            if unknown:
-                raise ValueError(f"step {step.name} declares unknown upstream step(s) {unknown}")
-            if any(by_name[u].number >= step.number for u in step.upstream):
-                raise ValueError(f"step {step.name} must come after its upstream steps")
-        self.steps, self.by_name = ordered, by_name
+        ordered = dependency_order(steps)
+        self.steps, self.by_name = ordered, {s.name: s for s in ordered}
 
     def register(self, step: Step) -> None:
         """Add a step at run time (plug-ins, tests); it is wired like the built-in ones."""
@@ -143,6 +226,10 @@ class Registry:
     def names(self) -> list[str]:
         return [s.name for s in self.steps]
 
+    def number(self, name: str) -> int:
+        """The step's public number: its place in the run order, from 1 (``--steps 1-5``)."""
+        return self.steps.index(self.by_name[name]) + 1
+
     def dependents(self, name: str) -> list[str]:
         """Every step that reads ``name``'s output, directly or through other steps."""
         found: list[str] = []
@@ -151,11 +238,19 @@ class Registry:
                 found.append(step.name)
         return found
 
+    def upstream_closure(self, names) -> list[str]:
+        """``names`` and every step they read from, directly or through others, in run order."""
+        wanted = set(names)
+        for step in reversed(self.steps):
+            if step.name in wanted:
+                wanted.update(step.upstream)
+        return [s.name for s in self.steps if s.name in wanted]
+
     def select(self, spec: str | None) -> list[Step]:
-        """Steps named by ``spec``: None/'all', a range '1-5', a list '1,3,4', or names."""
+        """Steps named by ``spec``: None/'all', numbers ('1-5', '1,3'), names, or stages ('raw', 'offline')."""
         if spec is None or str(spec).strip().lower() in ("", "all"):
             return list(self.steps)
-        by_number = {s.number: s for s in self.steps}
+        by_number = {n: s for n, s in enumerate(self.steps, start=1)}
         chosen: set[str] = set()
         for part in str(spec).split(","):
             part = part.strip()
@@ -169,7 +264,10 @@ class Registry:
                 chosen.add(by_number[int(part)].name)
             elif part in self.by_name:
                 chosen.add(part)
+            elif part.lower() in STAGES:
+                chosen.update(s.name for s in self.steps if s.stage == part.lower())
             else:
-                valid = ", ".join(f"{s.number}={s.name}" for s in self.steps)
-                raise InputError(f"--steps {spec!r}: unknown step {part!r}; steps are {valid}")
+                valid = ", ".join(f"{n}={s.name}" for n, s in by_number.items())
+                raise InputError(f"--steps {spec!r}: unknown step {part!r}; steps are {valid}, "
+                                 f"or the stages {', '.join(STAGES)}")
         return [s for s in self.steps if s.name in chosen]

@@ -150,7 +150,7 @@ ONOFF_FAILED = dict(origin=FIXED, fixed_where_nan=True,
 LN_PRECISION = 1e-4
 FIT_STATUS = "'ok', or why the fit was not made or failed (its values are then NaN)"
 STEP = Step(
-    name="rf_geometry", number=7,
+    name="rf_geometry", position=7,
     upstream=("load_recording", "section_time", "section_spike_times", "dense_noise_sta"),
     reads=frozenset({"stimuli"}), params=RfGeometryParams, version="2", run=run,
     outputs=(

@@ -86,7 +86,7 @@ def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
 
 
 STEP = Step(
-    name="section_spike_times", number=3, upstream=("load_recording", "section_time"),
+    name="section_spike_times", position=3, upstream=("load_recording", "section_time"),
     reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="2", run=run,
     outputs=(
         Out("units/{unit}/spike_times_sectioned/{movie}/full_spike_times", "i", 1,

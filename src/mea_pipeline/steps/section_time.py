@@ -150,7 +150,7 @@ def movie_frame0(h5, movie: str) -> int:
 
 
 STEP = Step(
-    name="section_time", number=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
+    name="section_time", position=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
     params=SectionTimeParams, version="3", run=run,
     outputs=(
         Out("metadata/frame_timestamps", "u", 1,

@@ -69,7 +69,7 @@ def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
 
 
 STEP = Step(
-    name="soma_geometry", number=6, upstream=("load_recording",), reads=frozenset(),
+    name="soma_geometry", position=6, upstream=("load_recording",), reads=frozenset(),
     params=SomaGeometryParams, version="1", run=run,
     outputs=(
         Out(f"{BASE}/center_row", "f", 0,
