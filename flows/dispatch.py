@@ -34,7 +34,8 @@ def check_deployment(name: str, logger) -> None:
         except ObjectNotFound:
             raise InputError(
                 f"deployment {name} not found on the Prefect server: deploy it with `prefect --no-prompt deploy "
-                "--all --prefect-file deployments/prefect.yaml` (README, 'Scale-out: Prefect workers')") from None
+                "--all --prefect-file deployments/prefect.yaml` "
+                "(docs/operations.md, 'Scale-out: Prefect workers')") from None
         pool = deployment.work_pool_name
         if pool is None:
             return

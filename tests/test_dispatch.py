@@ -53,4 +53,5 @@ def test_via_deployment_mistakes_are_one_line(dataset, prefect_server, capsys):
                  "--via-deployment", "process_recording/nowhere"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: deployment process_recording/nowhere not found on the Prefect server: deploy it with `prefect "
-        "--no-prompt deploy --all --prefect-file deployments/prefect.yaml` (README, 'Scale-out: Prefect workers')")
+        "--no-prompt deploy --all --prefect-file deployments/prefect.yaml` "
+        "(docs/operations.md, 'Scale-out: Prefect workers')")

@@ -11,7 +11,7 @@ which never exclude two holders in one process.
 The lock file stays after use (it holds the last holder's pid, host and start time): deleting it
 would let a new run lock a fresh file while another still holds the old one.
 
-Network file systems (see README, "Two batches at once"): local disks are exact; NFSv4, and NFSv3
+Network file systems (docs/operations.md, "Two batches at once"): local disks are exact; NFSv4, and NFSv3
 with lockd, pass the lock to the server, which frees a dead client's lock when its lease runs
 out; SMB/CIFS mounts pass it on only without the ``nobrl`` mount option. Where the lock stays
 local to a machine, run the batches of one output folder from one machine.
