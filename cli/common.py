@@ -26,23 +26,7 @@ PathMapOpt = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\
 StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
 ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
 DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
-# The inputs every processing command takes (``INPUT_KEYS``); given ones override the config file.
-INPUT_OPTIONS = {
-    "stimuli": (Optional[Path], typer.Option(None, "--stimuli", help="Stimulus library folder")),
-    "playlist": (Optional[str], typer.Option(None, "--playlist", help="Playlist name in the library's playlist.csv")),
-    "labels": (Optional[Path], typer.Option(
-        None, "--labels", help="Manual label folder (<labels>/<recording_id>/{RGC,AC,Other,Unknown})")),
-    "gsheet_csv": (Optional[Path], typer.Option(None, "--gsheet-csv", help="Local export of the lab's sheet (fallback)")),
-    "gsheet_credentials": (Optional[Path], typer.Option(
-        None, "--gsheet-credentials", help="Service-account JSON for the Google Sheet")),
-    "gsheet_title": (Optional[str], typer.Option(
-        None, "--gsheet-title", help="Spreadsheet title (default 'MEA dashboard')")),
-    "ap_model": (Optional[Path], typer.Option(
-        None, "--ap-model", help="AP-tracking CNN weights (default: the packaged weights)")),
-    "on_off_dict": (Optional[Path], typer.Option(
-        None, "--on-off-dict", help="The lab's moving-bar crossing pickle (optional)")),
-    "device": (Optional[str], typer.Option(None, "--device", help="auto, cpu or cuda (AP-tracking CNN)")),
-}
+
 
 
 def prefect_environment(debug: bool) -> None:
@@ -67,24 +51,43 @@ def registry():
     return REGISTRY
 
 
-def with_input_options(command):
-    """Give a command the input options (``--stimuli`` ... ``--device``, :data:`INPUT_OPTIONS`).
+def input_options() -> dict[str, tuple[type, typer.models.OptionInfo]]:
+    """The input flags of every processing command, one per option the inputs declare
+    (:func:`mea_pipeline.inputs.options`), as (annotation, typer option) by config key."""
+    from mea_pipeline.inputs import PATH, options
+
+    return {key: (Optional[Path] if option.kind == PATH else Optional[str],
+                  typer.Option(None, option.flag, help=option.help))
+            for key, option in options().items()}
+
+
+class with_input_options:
+    """Give a command the input options (``--stimuli`` ... ``--device``, :func:`input_options`).
 
     The command declares an ``inputs`` parameter instead and receives the options that were
-    given, as config values (paths as text; those not given are left to the config file).
+    given, as config values (paths as text; those not given are left to the config file). The
+    flags are read from the input declarations when the command line is built, so an input a
+    step registered at run time declares is a flag too.
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "inputs"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
-             for name, (annotation, option) in INPUT_OPTIONS.items()]
 
-    @functools.wraps(command)
-    def run(**arguments):
-        flags = {name: arguments.pop(name) for name in INPUT_OPTIONS}
+    def __init__(self, command):
+        functools.update_wrapper(self, command, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        self._own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "inputs"]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+                 for name, (annotation, option) in input_options().items()]
+        return inspect.Signature(self._own + added)
+
+    @property
+    def __annotations__(self) -> dict:  # typer reads the hints of the callback
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **arguments):
+        flags = {name: arguments.pop(name) for name in input_options() if name in arguments}
         given = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
-        return command(**arguments, inputs=given)
-
-    run.__signature__ = inspect.Signature(own + added)
-    return run
+        return self.__wrapped__(**arguments, inputs=given)
 
 
 def load_config(config_file: Optional[Path], inputs: dict) -> PipelineConfig:

@@ -312,6 +312,14 @@ def demo(
 
 
 @app.command()
+def params():
+    """Every input option (config key and flag) and every step parameter, with its default."""
+    from mea_pipeline.params_reference import render_text
+
+    print(render_text(registry()), end="")
+
+
+@app.command()
 def schema():
     """Print the output file schema (Markdown) from the step declarations."""
     from mea_pipeline.schema import render_markdown

@@ -73,7 +73,7 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
     with raw_read_slot(logger) if reads_raw else nullcontext():
         for step in selected:
             state = step_task(step.name).with_options(
-                timeout_seconds=config.timeout_for(step.name),
+                timeout_seconds=config.timeout_for(step),
                 result_storage=cache_folder(recording),
                 refresh_cache=force,
             )(recording, config, force, return_state=True)

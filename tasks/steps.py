@@ -1,7 +1,8 @@
 """The Prefect task of each pipeline step, made from its declaration (a thin wrapper around ``runner.run_step``).
 
-Steps that read the raw files retry on transient I/O errors (network drives); deterministic
-errors (bad input, disk full, permission denied, a step's own error) are never retried
+A step retries on transient I/O errors as many times as it declares (``Step.retries``; by
+default the steps that read the raw files, on network drives, retry twice); deterministic errors
+(bad input, disk full, permission denied, a step's own error) are never retried
 (:mod:`mea_pipeline.faults`). Results passed through Prefect are
 small summaries; arrays stay in the HDF5.
 """
@@ -33,6 +34,18 @@ def transient_io_error(task, task_run, state) -> bool:
     return False
 
 
+def retries_of(step: Step) -> int:
+    """The step's declared retries; by default steps that read the raw files (network drives) retry."""
+    if step.retries is not None:
+        return step.retries
+    return len(RETRY_DELAYS_S) if step.needs_raw else 0
+
+
+def retry_delays(count: int) -> list[int]:
+    """Seconds before each retry: the default delays, the last one repeated for more retries."""
+    return [RETRY_DELAYS_S[min(i, len(RETRY_DELAYS_S) - 1)] for i in range(count)]
+
+
 def step_task(name: str) -> Task:
     """The Prefect task of step ``name`` (task name = step name, run name shows the recording).
 
@@ -49,9 +62,9 @@ def step_task(name: str) -> Task:
 
         run.__name__ = name
         run.__doc__ = step.description
-        # Only steps that read the raw files (network drives) retry; the others get no retry settings.
-        retries = {"retries": len(RETRY_DELAYS_S), "retry_delay_seconds": RETRY_DELAYS_S,
-                   "retry_condition_fn": transient_io_error} if step.needs_raw else {}
+        count = retries_of(step)
+        retries = {"retries": count, "retry_delay_seconds": retry_delays(count),
+                   "retry_condition_fn": transient_io_error} if count else {}
         _TASKS[step] = task(
             run,
             name=name,

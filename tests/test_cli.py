@@ -50,8 +50,8 @@ def test_input_options_reach_the_command_as_the_given_config_values(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mea_pipeline.cli.common import INPUT_OPTIONS, with_input_options
-    from mea_pipeline.config import INPUT_KEYS
+    from mea_pipeline.cli.common import input_options, with_input_options
+    from mea_pipeline.inputs import options
 
     received = {}
     app = typer.Typer()
@@ -64,9 +64,9 @@ def test_input_options_reach_the_command_as_the_given_config_values(tmp_path):
     result = CliRunner().invoke(app, ["--playlist", "set6", "--stimuli", str(tmp_path), "--steps", "1-5"])
     assert result.exit_code == 0, result.output
     assert received == {"steps": "1-5", "inputs": {"playlist": "set6", "stimuli": str(Path(tmp_path))}}
-    assert set(INPUT_OPTIONS) == set(INPUT_KEYS)
+    assert set(input_options()) == set(options())
     help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
-    assert all(option.param_decls[0] in help_text for _, option in INPUT_OPTIONS.values())
+    assert all(option.param_decls[0] in help_text for _, option in input_options().values())
 
 
 def test_a_warning_every_recording_records_is_one_summary_line_with_its_count():

@@ -62,8 +62,8 @@ def _toy_registry():
         gain: float = 1.0
         window: tuple = (-1, 2)
 
-    def step(name, number, upstream=()):
-        return Step(name, number, upstream, frozenset(), P, "1", lambda ctx, p: {}, (), name)
+    def step(name, position, upstream=()):
+        return Step(name, upstream, frozenset(), P, "1", lambda ctx, p: {}, (), name, position=position)
     return Registry([step("a", 1), step("b", 2, ("a",)), step("c", 3, ("b",)), step("d", 4)])
 
 
@@ -76,13 +76,37 @@ def test_registry_selection_and_dependents():
         registry.select("x")
 
 
+def test_order_follows_dependencies_and_positions_only_break_ties():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class P:
+        gain: float = 1.0
+
+    def step(name, position, upstream=(), reads=frozenset()):
+        return Step(name, upstream, reads, P, "1", lambda ctx, p: {}, (), name, position=position)
+
+    # 'late' is declared first by position but reads 'b', which reads 'a' (positioned last).
+    registry = Registry([step("late", 1, ("b",)), step("b", 2, ("a",)), step("a", 9), step("free", 3)])
+    assert registry.names() == ["free", "a", "b", "late"]
+    assert [registry.number(n) for n in registry.names()] == [1, 2, 3, 4]
+    assert [s.name for s in registry.select("2-3")] == ["a", "b"]
+    raw = Registry([step("reader", 1, reads={"cmcr"}), step("after", 2, ("reader",))])
+    assert [s.name for s in raw.select("raw")] == ["reader"]
+    assert [s.name for s in raw.select("offline")] == ["after"]
+    with pytest.raises(ValueError, match="cycle"):
+        Registry([step("x", 1, ("y",)), step("y", 2, ("x",))])
+    with pytest.raises(ValueError, match="unknown upstream"):
+        Registry([step("x", 1, ("nowhere",))])
+
+
 def test_config_file_toml_and_yaml(tmp_path):
     registry = _toy_registry()
     toml = tmp_path / "c.toml"
     toml.write_text('stimuli = "/s"\nplaylist = "p"\n[steps.b]\ngain = 2.5\nwindow = [-3, 4]\n[timeouts]\na = 60\n')
     config = PipelineConfig.load(toml, registry, {"playlist": "flag wins"})
     assert config.stimuli == Path("/s") and config.playlist == "flag wins"
-    assert config.params_for(registry["b"]).window == (-3, 4) and config.timeout_for("a") == 60
+    assert config.params_for(registry["b"]).window == (-3, 4) and config.timeout_for(registry["a"]) == 60
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("steps:\n  b:\n    gain: 3\n")
     assert PipelineConfig.load(yaml_file, registry).params_for(registry["b"]).gain == 3

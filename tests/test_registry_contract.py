@@ -151,7 +151,7 @@ def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(
     shutil.copytree(config.stimuli, stimuli)
     cmtr = tmp_path / inputs.cmtr_path.name
     shutil.copy(inputs.cmtr_path, cmtr)
-    base = dataclasses.replace(config, stimuli=stimuli)
+    base = config.with_inputs(stimuli=stimuli)
     rec = dataclasses.replace(inputs, cmtr_path=cmtr)
 
     def keys(c, r):

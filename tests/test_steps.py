@@ -161,7 +161,7 @@ def test_killed_inside_step3_resumes_without_recomputing(dataset, tmp_path):
         "from mea_pipeline.config import PipelineConfig, RecordingInputs\n"
         "from mea_pipeline.runner import run_recording\n"
         f"run_recording(RecordingInputs({rec['recording_id']!r}, {str(out)!r}, {str(rec['cmcr'])!r}, "
-        f"{str(rec['cmtr'])!r}), PipelineConfig(stimuli={str(dataset['stimuli_dir'])!r}, "
+        f"{str(rec['cmtr'])!r}), PipelineConfig().with_inputs(stimuli={str(dataset['stimuli_dir'])!r}, "
         f"playlist={dataset['playlist']!r}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=os.environ | {FAULT_ENV: "section_spike_times"})
@@ -170,7 +170,7 @@ def test_killed_inside_step3_resumes_without_recomputing(dataset, tmp_path):
     assert set(output.verified_records()) == {"load_recording", "section_time"}
     finished = {k: r.finished_at for k, r in output.verified_records().items()}
     inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    config = PipelineConfig(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
+    config = PipelineConfig().with_inputs(stimuli=dataset["stimuli_dir"], playlist=dataset["playlist"])
     result = statuses(run_recording(inputs, config, steps="1-5"))
     assert result["load_recording"] == result["section_time"] == "up-to-date"
     assert result["section_spike_times"] == "done"

@@ -1,6 +1,7 @@
 """Pipeline configuration: every external input and every step parameter, from one file.
 
-A config file (TOML or YAML) holds the external inputs at the top level and one table per step::
+A config file (TOML or YAML) holds the external inputs' options at the top level (each also a
+flag: ``--stimuli``, ``--gsheet-csv``, ...; see :mod:`mea_pipeline.inputs`) and one table per step::
 
     stimuli = "/data/stimuli"
     playlist = "play_optimization_set6_ipRGC_manual"
@@ -24,15 +25,8 @@ from typing import Any
 import yaml
 
 from .errors import InputError
-
-# Keys of the config file that name external inputs (each also a flag: --stimuli, --gsheet-csv, ...).
-INPUT_KEYS = ("stimuli", "playlist", "labels", "gsheet_csv", "gsheet_title", "gsheet_credentials", "ap_model",
-              "on_off_dict", "device")
-# Values that are names, not paths.
-TEXT_KEYS = ("playlist", "gsheet_title", "device")
-DEFAULT_PLAYLIST = "play_optimization_set6_ipRGC_manual"
-DEFAULT_SHEET_TITLE = "MEA dashboard"
-
+from .inputs import PATH
+from .inputs import options as input_options
 
 @dataclass(frozen=True)
 class RecordingInputs:
@@ -46,30 +40,46 @@ class RecordingInputs:
 
 @dataclass
 class PipelineConfig:
-    stimuli: Path | None = None
-    playlist: str = DEFAULT_PLAYLIST
-    labels: Path | None = None
-    gsheet_csv: Path | None = None
-    gsheet_title: str = DEFAULT_SHEET_TITLE
-    gsheet_credentials: Path | None = None
-    ap_model: Path | None = None
-    on_off_dict: Path | None = None
-    device: str = "auto"
+    """The inputs and step parameters of a run.
+
+    ``inputs`` holds the values of the input options (:func:`mea_pipeline.inputs.options`: each
+    a config key and a flag), as given; read them as attributes (``config.stimuli`` is a Path,
+    ``config.playlist`` its default when not given). The whole config stays plain JSON, so it
+    can be a flow run's parameter on another machine (``--via-deployment``).
+    """
+
+    inputs: dict[str, Any] = field(default_factory=dict)
     # Set by the batch flow: the sheet snapshot it fetched once for every recording of the batch.
     sheet_snapshot: Path | None = None
     sheet_source: str | None = None
-    # Plain values (``[steps.<name>]`` as read), checked at load: the config stays JSON, so it can
-    # be a flow run's parameter on another machine (``--via-deployment``).
+    # Plain values (``[steps.<name>]`` as read), checked at load.
     step_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        # Only reached for names that are not fields: the input options.
+        if name.startswith("_") or name == "inputs":
+            raise AttributeError(name)
+        option = input_options().get(name)
+        if option is None:
+            raise AttributeError(f"PipelineConfig has no input option {name!r}")
+        return option.parse(self.inputs.get(name, option.default))
+
+    def with_inputs(self, **values) -> "PipelineConfig":
+        """A copy with these input options set (``config.with_inputs(stimuli=folder)``)."""
+        unknown = set(values) - set(input_options())
+        if unknown:
+            raise KeyError(f"unknown input option(s) {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, inputs=self.inputs | values)
 
     def sheet_table(self) -> Path | None:
         """The sheet table recordings read: this batch's snapshot, else the ``--gsheet-csv`` export."""
         return self.sheet_snapshot or self.gsheet_csv
 
-    def timeout_for(self, step_name: str) -> float | None:
-        """Seconds after which the step's task is stopped (``[timeouts] <step> = s``); None = no limit."""
-        return self.timeouts.get(step_name)
+    def timeout_for(self, step) -> float | None:
+        """Seconds after which the step's task is stopped: ``[timeouts] <step> = s``, else the step's
+        own ``timeout_s``; None = no limit."""
+        return self.timeouts.get(step.name, step.timeout_s)
 
     def params_for(self, step) -> Any:
         """The parameter dataclass instance for ``step`` (defaults for the values not configured)."""
@@ -80,14 +90,18 @@ class PipelineConfig:
         """Read a TOML/YAML file (optional) and apply non-None ``overrides`` (flag values)."""
         raw: dict = read_config_file(path) if path else {}
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        unknown = set(raw) - set(INPUT_KEYS) - {"steps", "batch", "timeouts"}
+        keys = input_options()
+        unknown = set(raw) - set(keys) - {"steps", "batch", "timeouts"}
         if unknown:
             raise InputError(
                 f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                f"{', '.join(sorted(INPUT_KEYS))}, [steps.<name>], [timeouts], [batch]"
+                f"{', '.join(sorted(keys))}, [steps.<name>], [timeouts], [batch]"
             )
-        values = {key: raw[key] for key in INPUT_KEYS if key in raw} | overrides
-        config = cls(**{k: _as_path(k, v) for k, v in values.items()})
+        unknown = set(overrides) - set(keys)
+        if unknown:
+            raise InputError(f"unknown input(s) {', '.join(sorted(unknown))}; inputs are {', '.join(keys)}")
+        values = {key: raw[key] for key in keys if key in raw} | overrides
+        config = cls(inputs={k: str(v) if keys[k].kind == PATH else v for k, v in values.items()})
         timeouts = raw.get("timeouts") or {}
         bad = [k for k, v in timeouts.items() if k not in registry.by_name or not isinstance(v, (int, float))]
         if bad:
@@ -168,9 +182,3 @@ def _expected_kind(field: dataclasses.Field, value) -> str | None:
 def params_json(params) -> dict:
     """Parameters as plain JSON values (tuples -> lists), stable for hashing."""
     return json.loads(json.dumps(dataclasses.asdict(params), default=str))
-
-
-def _as_path(key: str, value):
-    if value is None or key in TEXT_KEYS:
-        return value
-    return Path(value).expanduser()

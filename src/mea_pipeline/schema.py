@@ -3,7 +3,8 @@
 Each step lists its outputs as :class:`Out` entries (a path pattern, dtype, shape, meaning).
 ``validate`` checks a produced file against them: every path a step recorded must match one of
 its declared patterns with the declared dtype and rank, and every required pattern must occur.
-``render_markdown`` writes ``docs/output_schema.md`` from the same declarations.
+``render_markdown`` writes ``docs/output_schema.md`` from the same declarations, ending with the
+parameter reference (:mod:`mea_pipeline.params_reference`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from . import params_reference
 from .frames import FRAMES
 
 # Placeholders usable in patterns, and what they match.
@@ -248,7 +250,7 @@ def render_markdown(registry) -> str:
                   f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.",
                   "", HEADER, "|---|---|---|---|---|---|---|"]
         lines += [_row(out) for out in step.outputs]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + params_reference.render_markdown(registry)
 
 
 HEADER = "| path | origin | dtype | ndim | units | frame | meaning |"

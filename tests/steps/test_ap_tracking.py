@@ -206,7 +206,7 @@ def test_packaged_weights_on_a_recording_synth_did_not_write_warn_once(processed
     state[name] = state[name] + 1e-3
     other = tmp_path / "other_weights.pth"
     torch.save(state, other)
-    assert run_step("ap_tracking", inputs, dataclasses.replace(config, ap_model=other))["status"] == "done"
+    assert run_step("ap_tracking", inputs, config.with_inputs(ap_model=other))["status"] == "done"
     assert weight_warnings(inputs) == [] and model_source(inputs) == "given"
 
 

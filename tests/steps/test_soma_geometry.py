@@ -46,7 +46,7 @@ def quiet_somas(tmp_path_factory):
     stimuli = write_stimulus_library(root / "stimuli", spec.profile)
     rec = write_recording(root / "recordings", "2024.02.01-10.00.00-Rec", spec, stimuli)
     inputs = RecordingInputs(rec["recording_id"], root / "out.h5", rec["cmcr"], rec["cmtr"])
-    run_recording(inputs, PipelineConfig(stimuli=stimuli, playlist=spec.playlist), steps="1,6")
+    run_recording(inputs, PipelineConfig().with_inputs(stimuli=stimuli, playlist=spec.playlist), steps="1,6")
     return inputs.output_path, load_truth(rec["truth"])
 
 

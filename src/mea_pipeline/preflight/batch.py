@@ -7,24 +7,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import PipelineConfig, RecordingInputs
-from ..inputs import RAW_INPUTS
+from ..inputs import INPUTS, is_raw
 from ..mapping import windows_path_hint
 from ..steps import REGISTRY
 from ..steps.registry import Registry
-from .external import check_labels_root, check_model, check_sheet
 from .output import check_output_folder
 from .report import Report
-from .stimuli import check_stimuli
+from .stimuli import check_library_reads
 
 
 def check_batch(config: PipelineConfig, steps: str | None, output: str | Path,
                 selection: Sequence[RecordingInputs] = (), registry: Registry = REGISTRY) -> Report:
     """Check the output folder and every shared input the selected steps read.
 
+    What is checked follows from the declarations: each input the selected steps read runs its
+    ``check_batch``, and each selected step its ``library_check``.
+
     Parameters
     ----------
     config : PipelineConfig
-        The inputs (stimulus library, playlist, sheet, labels, weights, crossing pickle).
+        The inputs (stimulus library, playlist, sheet, labels, weights, crossing pickle, ...).
     steps : str or None
         The ``--steps`` selection (None: all).
     output : str or Path
@@ -40,27 +42,22 @@ def check_batch(config: PipelineConfig, steps: str | None, output: str | Path,
     """
     report = Report()
     selected = registry.select(steps)
-    names = {step.name for step in selected}
     reads = set().union(*(step.reads for step in selected))
     check_output_folder(report, Path(output))
-    if "stimuli" in reads:
-        check_stimuli(report, config, names, registry)
-    if "sheet" in reads:
-        check_sheet(report, config)
-    if "labels" in reads:
-        check_labels_root(report, config)
-    if "ap_model" in reads:
-        check_model(report, config)
-    _check_selection(report, selection, reads & RAW_INPUTS)
+    for name in sorted(reads):
+        if INPUTS[name].check_batch is not None:
+            INPUTS[name].check_batch(report, config)
+    check_library_reads(report, config, selected, registry)
+    _check_selection(report, selection, is_raw(reads))
     return report
 
 
-def _check_selection(report: Report, selection: Sequence[RecordingInputs], raw_reads: set[str]) -> None:
+def _check_selection(report: Report, selection: Sequence[RecordingInputs], reads_raw: bool) -> None:
     for rid, count in Counter(rec.recording_id for rec in selection).items():
         if count > 1:
             report.warning(f"recording {rid} is named by {count} rows of the mapping CSV: it runs once, "
                            "the other rows are reported as skipped")
-    if not raw_reads or not selection:
+    if not reads_raw or not selection:
         return
     unmapped = [rec for rec in selection if not Path(rec.cmtr_path).exists() and windows_path_hint(rec.cmtr_path)]
     if len(unmapped) == len(selection):

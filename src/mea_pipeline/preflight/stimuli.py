@@ -1,53 +1,84 @@
-"""The stimulus library as the selected steps will read it: tables, playlist, JSONs, movies.
+"""The stimulus library as the selected steps will read it.
 
-What each step reads of the library: step 2 the playlist and ``movie_length.csv``; step 3 every
-playlist movie's JSON; step 4 (and step 7's LN model) the dense-noise ``.npy`` movies; step 11
-the moving bar's JSON and either its ``.npy`` or the lab's crossing pickle. Each is read with the
-reader the step uses, so bad content stops the batch here instead of becoming a silent result
-(a movie dropped with a warning, an STA from half the frames).
+The ``stimuli`` input's own check opens the library and reads the playlist and its movie
+lengths; then every selected step that declares a ``library_check`` reads what it reads of the
+library (trial layouts, movies, ...) with the readers it uses, through a :class:`LibraryCheck`.
+Bad content stops the batch here instead of becoming a silent result (a movie dropped with a
+warning, an STA from half the frames).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 from ..config import PipelineConfig
-from ..dsgc.pickle_table import load_on_off_table
-from ..steps.dsgc import sweep_layout
-from ..steps.registry import Registry
+from ..inputs.stimuli import open_playlist
+from ..steps.registry import Registry, Step
 from ..stimulus_library import StimulusLibrary
 from .report import Report
 
 
-def check_stimuli(report: Report, config: PipelineConfig, names: set[str], registry: Registry) -> None:
-    """Check what the steps ``names`` read of the library (see the module docstring)."""
-    if config.stimuli is None:
-        report.error("the selected steps read the stimulus library; pass --stimuli DIR (or stimuli = ... in --config)")
-        return
-    library = report.attempt(StimulusLibrary, config.stimuli)
-    movies = report.attempt(library.playlist, config.playlist) if library else None
-    if not movies or report.attempt(library.movie_lengths, movies) is None:
-        return
-    unique = list(dict.fromkeys(movies))
-    if "section_spike_times" in names:
-        for movie in unique:
-            report.attempt(library.trial_layout, movie)
-    reads_noise = "dense_noise_sta" in names or (
-        "rf_geometry" in names and config.params_for(registry["rf_geometry"]).lnl_fitting)
-    if reads_noise:
-        pattern = config.params_for(registry["dense_noise_sta"]).movie_pattern
-        for movie in (m for m in unique if pattern in m):
-            report.attempt(library.movie_array, movie)
-    if "dsgc" in names:
-        _check_moving_bar(report, config, library, unique, config.params_for(registry["dsgc"]))
+@dataclass
+class LibraryCheck:
+    """What a step's ``library_check`` gets: the library, the playlist's movies and a way to report.
+
+    Attributes
+    ----------
+    library : StimulusLibrary
+    movies : list of str
+        The playlist's movies, each once, in playlist order.
+    config : PipelineConfig
+    params : object
+        The checked step's parameters (as configured).
+    """
+
+    report: Report
+    library: StimulusLibrary
+    movies: list[str]
+    config: PipelineConfig
+    registry: Registry
+    params: Any = None
+    _done: dict = field(default_factory=dict)
+
+    def for_step(self, step: Step) -> "LibraryCheck":
+        self.params = self.config.params_for(step)
+        return self
+
+    def params_of(self, step_name: str):
+        """Another step's parameters (e.g. which movies it reads), as configured."""
+        return self.config.params_for(self.registry[step_name])
+
+    def attempt(self, read: Callable[..., Any], *args, **kwargs) -> Any:
+        """``read(*args, **kwargs)``; a bad input becomes one error finding and None.
+
+        Two steps reading the same thing (the same movie) are checked, and reported, once.
+        """
+        key = (read, args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:
+            return self.report.attempt(read, *args, **kwargs)
+        if key not in self._done:
+            self._done[key] = self.report.attempt(read, *args, **kwargs)
+        return self._done[key]
+
+    def warning(self, message: str) -> None:
+        self.report.warning(message)
+
+    def error(self, message: str) -> None:
+        self.report.error(message)
 
 
-def _check_moving_bar(report: Report, config: PipelineConfig, library: StimulusLibrary, movies: list[str],
-                      params) -> None:
-    if params.movie not in movies:
-        report.warning(f"playlist '{config.playlist}' has no '{params.movie}': step 11 completes with "
-                       "'no_moving_bar' and sections nothing (set [steps.dsgc] movie if the bar has another name)")
+def check_library_reads(report: Report, config: PipelineConfig, selected: list[Step], registry: Registry) -> None:
+    """Every selected step's ``library_check``, on a library the ``stimuli`` check could open."""
+    checking = [step for step in selected if step.library_check is not None]
+    if not checking:
         return
-    found = report.attempt(sweep_layout, library, params, need_movie=config.on_off_dict is None)
-    if found is not None and config.on_off_dict is not None:
-        layout, _, layout_source = found
-        report.attempt(load_on_off_table, config.on_off_dict, segments=layout.segments, size=params.stimulus_px,
-                       layout_note=f" ({layout_source})")
+    library, movies = open_playlist(Report(), config)  # its findings are the stimuli input's own
+    if library is None:
+        return
+    check = LibraryCheck(report, library, movies, config, registry)
+    for step in checking:
+        step.library_check(check.for_step(step))

@@ -20,7 +20,7 @@ MAX_PANELS = 16
 PANEL_IN = 1.6
 
 
-def _grid(n: int, polar: bool = False) -> tuple[Figure, list]:
+def grid(n: int, polar: bool = False) -> tuple[Figure, list]:
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
     fig = Figure(figsize=(cols * PANEL_IN, rows * PANEL_IN + 0.4), layout="constrained")
@@ -48,7 +48,7 @@ def eimage_figure(h5) -> Figure | None:
     if not depth:
         return None
     shown = sorted(depth, key=lambda u: -np.nanmax(depth[u]))[:MAX_PANELS]
-    fig, axes = _grid(len(shown))
+    fig, axes = grid(len(shown))
     for ax, unit in zip(axes, sorted(shown)):
         geometry = h5[f"units/{unit}/features/eimage_sta/geometry"]
         ax.imshow(depth[unit], cmap="magma", origin="upper")
@@ -72,7 +72,7 @@ def rf_figure(h5, movie: str) -> Figure | None:
         return None
     r2 = {u: h5[f"{fits[u]}/r_squared"][()] for u in fitted}
     shown = sorted(sorted(fitted, key=lambda u: -r2[u])[:MAX_PANELS])
-    fig, axes = _grid(len(shown))
+    fig, axes = grid(len(shown))
     for ax, unit in zip(axes, shown):
         sta = h5[f"units/{unit}/features/sta_{movie}/data"][()]
         centered = sta - sta[:10].mean(axis=0)
@@ -137,7 +137,7 @@ def dsgc_figure(h5, movie: str) -> Figure | None:
     if not results:
         return None
     shown = sorted(sorted(results, key=lambda u: -results[u]["dsi_vector"][()])[:MAX_PANELS])
-    fig, axes = _grid(len(shown), polar=True)
+    fig, axes = grid(len(shown), polar=True)
     for ax, unit in zip(axes, shown):
         group = results[unit]
         angles = np.deg2rad(np.append(group["direction_list"][()], group["direction_list"][0]))

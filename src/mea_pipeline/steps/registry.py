@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..inputs import RAW_INPUTS, declare_inputs
+from ..inputs import declare_inputs, is_raw
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig, RecordingInputs
@@ -157,7 +157,7 @@ class Step:
 
     @property
     def needs_raw(self) -> bool:
-        return bool(self.reads & RAW_INPUTS)
+        return is_raw(self.reads)
 
     @property
     def stage(self) -> str:

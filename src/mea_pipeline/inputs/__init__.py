@@ -1,0 +1,71 @@
+"""The external inputs a step may read, each declared once (:class:`ExternalInput`).
+
+A declaration gives an input's options (each a config-file key and a flag of every processing
+command), its fingerprint (which enters the cache key of every step that reads it, so a change
+reruns exactly those steps) and its pre-flight checks. A step names the inputs it reads
+(``reads=("cmcr", "stimuli")``) or declares its own (an :class:`ExternalInput` in ``reads``, added
+here when the step is registered); an unknown name is an error when the step is declared.
+
+Locating may give ``None`` for optional inputs (no label folder, no sheet, the packaged default
+weights); the fingerprint then says so, and the step decides what that means.
+"""
+
+from __future__ import annotations
+
+from .crossing import ON_OFF_DICT
+from .declaration import PATH, TEXT, ExternalInput, InputOption, content_fingerprint, file_fingerprint
+from .labels import LABELS
+from .model import AP_MODEL, default_ap_model_path
+from .raw import CMCR, CMTR
+from .sheet import SHEET, cached_table
+from .stimuli import STIMULI
+
+INPUTS: dict[str, ExternalInput] = {i.name: i for i in (CMCR, CMTR, STIMULI, LABELS, SHEET, AP_MODEL, ON_OFF_DICT)}
+
+
+def is_raw(names) -> bool:
+    """Whether any of the inputs ``names`` is a raw recording file."""
+    return any(INPUTS[name].raw for name in names)
+
+
+def options() -> dict[str, InputOption]:
+    """Every input's options by config key, in declaration order."""
+    found: dict[str, InputOption] = {}
+    for spec in INPUTS.values():
+        for option in spec.options:
+            found[option.key] = option
+    return found
+
+
+def declare_inputs(step_name: str, reads) -> frozenset[str]:
+    """The names of a step's inputs; an ExternalInput declared by the step is added to :data:`INPUTS`.
+
+    An unknown name, or a new input whose option key another input already uses, is a
+    programming error.
+    """
+    names = set()
+    for item in reads:
+        if isinstance(item, ExternalInput):
+            if INPUTS.get(item.name, item) != item:
+                raise ValueError(f"step {step_name} declares input {item.name!r}, which is already another input")
+            taken = {o.key for spec in INPUTS.values() if spec.name != item.name for o in spec.options}
+            clash = [o.key for o in item.options if o.key in taken]
+            if clash:
+                raise ValueError(f"step {step_name}: input {item.name!r} reuses option key(s) {clash}")
+            INPUTS[item.name] = item
+            item = item.name
+        names.add(item)
+    unknown = sorted(names - set(INPUTS))
+    if unknown:
+        raise ValueError(f"step {step_name} reads unknown input(s) {unknown}; known: {', '.join(INPUTS)}")
+    return frozenset(names)
+
+
+def fingerprints(reads, rec, config) -> dict:
+    """Fingerprint of every input in ``reads`` (sorted by name)."""
+    return {name: INPUTS[name].fingerprint(rec, config) for name in sorted(reads)}
+
+
+__all__ = ["INPUTS", "PATH", "TEXT", "ExternalInput", "InputOption",
+           "cached_table", "content_fingerprint", "declare_inputs", "default_ap_model_path", "file_fingerprint",
+           "fingerprints", "is_raw", "options"]

@@ -1,0 +1,36 @@
+"""The raw recordings: the ``.cmcr`` (sensor data, analog channels) and the spike-sorted ``.cmtr``.
+
+Fingerprint: size, mtime and a hash of the first 64 KiB (cheap on 80 GB files on a network
+drive). They come from the mapping CSV, not from a flag; pre-flight reads each file's header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .declaration import ExternalInput, file_fingerprint
+
+
+def _header_check(kind: str):
+    def check(report, rec, config) -> None:
+        from ..mapping import windows_path_hint
+        from ..mcs_io import McsFormatError, check_header
+
+        path = getattr(rec, f"{kind}_path")
+        try:
+            check_header(path, kind)
+        except McsFormatError as exc:
+            hint = windows_path_hint(path) if path is None or not Path(path).exists() else ""
+            report.error(f"{rec.recording_id}: {exc}{hint}")
+
+    return check
+
+
+CMCR = ExternalInput(
+    "cmcr", "raw .cmcr recording (sensor data, analog channels)",
+    fingerprint=lambda rec, config: file_fingerprint(rec.cmcr_path, "cmcr"),
+    raw=True, check_recording=_header_check("cmcr"))
+CMTR = ExternalInput(
+    "cmtr", "spike-sorted .cmtr file",
+    fingerprint=lambda rec, config: file_fingerprint(rec.cmtr_path, "cmtr"),
+    raw=True, check_recording=_header_check("cmtr"))

@@ -1,0 +1,98 @@
+"""The parameter reference, generated from the declarations: every input option and step parameter.
+
+``mea-pipeline params`` prints it and ``docs/output_schema.md`` ends with it. An input option is a
+top-level key of the config file and a flag of every processing command; a step parameter is a
+key of ``[steps.<step>]``. Defaults are read from the Params dataclasses, where they are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from .inputs import INPUTS
+
+
+def field_docs(params_type: type) -> dict[str, str]:
+    """Descriptions of a Params dataclass's fields from its NumPy-style docstring (``name : type``
+    followed by indented lines); fields it does not describe are left out."""
+    doc = params_type.__doc__ or ""
+    if doc.startswith(params_type.__name__ + "("):  # the signature dataclasses write when there is no docstring
+        return {}
+    docs: dict[str, str] = {}
+    current = None
+    for line in doc.splitlines():
+        if match := re.fullmatch(r"\s*(\w+)\s*:\s*.+", line):
+            current = match[1]
+            docs[current] = ""
+        elif current and line.strip() and line.startswith(" " * 8):
+            docs[current] = (docs[current] + " " + line.strip()).strip()
+        elif not line.strip():
+            current = None
+    return docs
+
+
+def parameter_rows(registry) -> list[dict]:
+    """One row per step parameter: step, name, type, default, description."""
+    rows = []
+    for step in registry:
+        docs = field_docs(step.params)
+        for field in dataclasses.fields(step.params):
+            default = field.default if field.default is not dataclasses.MISSING else (
+                field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
+            rows.append({"step": step.name, "name": field.name, "type": _type_name(field.type),
+                         "default": default, "doc": docs.get(field.name, "")})
+    return rows
+
+
+def input_rows(registry) -> list[dict]:
+    """One row per input option: input, config key, flag, default, help, the steps that read it."""
+    readers: dict[str, list[str]] = {}
+    for step in registry:
+        for name in step.reads:
+            readers.setdefault(name, []).append(step.name)
+    return [{"input": spec.name, "key": option.key, "flag": option.flag, "default": option.default,
+             "help": option.help, "read_by": readers.get(spec.name, [])}
+            for spec in INPUTS.values() for option in spec.options]
+
+
+def render_markdown(registry) -> str:
+    """Both tables as Markdown."""
+    lines = ["## Inputs", "",
+             "Top-level keys of the config file; each is also a flag of every processing command.", "",
+             "| key | flag | default | read by | meaning |", "|---|---|---|---|---|"]
+    lines += [f"| `{r['key']}` | `{r['flag']}` | {_value(r['default'])} | {', '.join(r['read_by']) or '-'} | "
+              f"{r['help']} |" for r in input_rows(registry)]
+    lines += ["", "## Step parameters", "",
+              "Keys of `[steps.<step>]` in the config file; every value used is stored in the step's record.", "",
+              "| step | parameter | type | default | meaning |", "|---|---|---|---|---|"]
+    lines += [f"| {r['step']} | `{r['name']}` | {r['type']} | {_value(r['default'])} | {r['doc'] or '-'} |"
+              for r in parameter_rows(registry)]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(registry) -> str:
+    """Both tables as plain text for the terminal."""
+    lines = ["Inputs (config key / flag = default; read by)"]
+    lines += [f"  {r['key']:<22} {r['flag']:<24} = {_value(r['default'], quote=False):<36} "
+              f"{', '.join(r['read_by']) or '-'}" for r in input_rows(registry)]
+    lines += ["", "Step parameters ([steps.<step>] key = default)"]
+    step = None
+    for r in parameter_rows(registry):
+        if r["step"] != step:
+            step = r["step"]
+            lines.append(f"  [steps.{step}]")
+        doc = f"  # {r['doc']}" if r["doc"] else ""
+        lines.append(f"    {r['name']} = {_value(r['default'], quote=False)}{doc}")
+    return "\n".join(lines) + "\n"
+
+
+def _type_name(annotation) -> str:
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+
+def _value(value, quote: bool = True) -> str:
+    if value is None:
+        return "-" if quote else "(none)"
+    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return f"`{text}`" if quote else text
