@@ -169,7 +169,7 @@ def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(
 
     labels = tmp_path / "labels"
     shutil.copytree(config.labels, labels)
-    with_labels = dataclasses.replace(base, labels=labels)
+    with_labels = base.with_inputs(labels=labels)
     before = keys(with_labels, rec)
     (labels / inputs.recording_id / "AC" / f"{inputs.recording_id}_unit999.png").write_bytes(b"png")
     after = keys(with_labels, rec)
@@ -177,7 +177,7 @@ def test_changing_each_input_changes_exactly_the_keys_of_the_steps_that_read_it(
 
     sheet = tmp_path / "sheet.csv"
     table = pd.read_csv(config.gsheet_csv, dtype=str, keep_default_na=False)
-    with_sheet = dataclasses.replace(base, gsheet_csv=sheet)
+    with_sheet = base.with_inputs(gsheet_csv=sheet)
     table.to_csv(sheet, index=False)
     before = keys(with_sheet, rec)
     mine = table["File_name"] == canonical_file_name(inputs.recording_id)

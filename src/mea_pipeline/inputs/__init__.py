@@ -4,7 +4,7 @@ A declaration gives an input's options (each a config-file key and a flag of eve
 command), its fingerprint (which enters the cache key of every step that reads it, so a change
 reruns exactly those steps) and its pre-flight checks. A step names the inputs it reads
 (``reads=("cmcr", "stimuli")``) or declares its own (an :class:`ExternalInput` in ``reads``, added
-here when the step is registered); an unknown name is an error when the step is declared.
+here while the step is registered); an unknown name is an error when the step is declared.
 
 Locating may give ``None`` for optional inputs (no label folder, no sheet, the packaged default
 weights); the fingerprint then says so, and the step decides what that means.
@@ -37,28 +37,38 @@ def options() -> dict[str, InputOption]:
     return found
 
 
-def declare_inputs(step_name: str, reads) -> frozenset[str]:
-    """The names of a step's inputs; an ExternalInput declared by the step is added to :data:`INPUTS`.
+def input_names(step_name: str, reads) -> frozenset[str]:
+    """The names of a step's inputs (names, or the step's own ExternalInput declarations).
 
-    An unknown name, or a new input whose option key another input already uses, is a
-    programming error.
+    A name that is neither a known input nor declared by the step is a programming error.
     """
-    names = set()
-    for item in reads:
-        if isinstance(item, ExternalInput):
-            if INPUTS.get(item.name, item) != item:
-                raise ValueError(f"step {step_name} declares input {item.name!r}, which is already another input")
-            taken = {o.key for spec in INPUTS.values() if spec.name != item.name for o in spec.options}
-            clash = [o.key for o in item.options if o.key in taken]
-            if clash:
-                raise ValueError(f"step {step_name}: input {item.name!r} reuses option key(s) {clash}")
-            INPUTS[item.name] = item
-            item = item.name
-        names.add(item)
-    unknown = sorted(names - set(INPUTS))
+    names = frozenset(item.name if isinstance(item, ExternalInput) else item for item in reads)
+    own = {item.name for item in reads if isinstance(item, ExternalInput)}
+    unknown = sorted(names - set(INPUTS) - own)
     if unknown:
         raise ValueError(f"step {step_name} reads unknown input(s) {unknown}; known: {', '.join(INPUTS)}")
-    return frozenset(names)
+    return names
+
+
+def add_inputs(step_name: str, declared) -> None:
+    """Make a step's own inputs known (flags, config keys, fingerprints, pre-flight).
+
+    An input of the same name that is another declaration, or an option key another input uses,
+    is a programming error.
+    """
+    for spec in declared:
+        if INPUTS.get(spec.name, spec) != spec:
+            raise ValueError(f"step {step_name} declares input {spec.name!r}, which is already another input")
+        taken = {o.key for other in INPUTS.values() if other.name != spec.name for o in other.options}
+        clash = [o.key for o in spec.options if o.key in taken]
+        if clash:
+            raise ValueError(f"step {step_name}: input {spec.name!r} reuses option key(s) {clash}")
+    INPUTS.update({spec.name: spec for spec in declared})
+
+
+def remove_inputs(declared) -> None:
+    for spec in declared:
+        INPUTS.pop(spec.name, None)
 
 
 def fingerprints(reads, rec, config) -> dict:
@@ -67,5 +77,5 @@ def fingerprints(reads, rec, config) -> dict:
 
 
 __all__ = ["INPUTS", "PATH", "TEXT", "ExternalInput", "InputOption",
-           "cached_table", "content_fingerprint", "declare_inputs", "default_ap_model_path", "file_fingerprint",
-           "fingerprints", "is_raw", "options"]
+           "add_inputs", "cached_table", "content_fingerprint", "default_ap_model_path", "file_fingerprint",
+           "fingerprints", "input_names", "is_raw", "options", "remove_inputs"]

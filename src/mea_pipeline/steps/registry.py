@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..inputs import declare_inputs, is_raw
+from ..inputs import ExternalInput, add_inputs, input_names, is_raw, remove_inputs
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig, RecordingInputs
@@ -150,9 +150,11 @@ class Step:
     qc: Qc | None = None
     retries: int | None = None
     timeout_s: float | None = None
+    own_inputs: tuple[ExternalInput, ...] = field(init=False, default=())
 
     def __post_init__(self):
-        object.__setattr__(self, "reads", declare_inputs(self.name, self.reads))
+        object.__setattr__(self, "own_inputs", tuple(i for i in self.reads if isinstance(i, ExternalInput)))
+        object.__setattr__(self, "reads", input_names(self.name, self.reads))
         object.__setattr__(self, "upstream", tuple(self.upstream))
 
     @property
@@ -202,6 +204,10 @@ class Registry:
 
     def _set(self, steps: list[Step]) -> None:
         ordered = dependency_order(steps)
+        previous = getattr(self, "steps", [])
+        remove_inputs([i for s in previous for i in s.own_inputs])
+        for step in ordered:
+            add_inputs(step.name, step.own_inputs)
         self.steps, self.by_name = ordered, {s.name: s for s in ordered}
 
     def register(self, step: Step) -> None:
