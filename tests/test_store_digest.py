@@ -4,7 +4,7 @@ memo (side file) is trusted only for the file exactly as it was verified."""
 import h5py
 import numpy as np
 
-from mea_pipeline.store import OutputFile, StepRecord, verified_memo
+from mea_pipeline.store import OutputFile, verified_memo
 from mea_pipeline.store.digest import digest_paths
 
 VALUES = {
