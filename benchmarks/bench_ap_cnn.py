@@ -26,7 +26,7 @@ import torch
 
 from mea_pipeline.ap_tracking.dense import HEAD_MACS_PER_CUBE, dense_macs, predict_cubes, predict_dense
 from mea_pipeline.ap_tracking.model_io import default_model_path, load_model
-from mea_pipeline.ap_tracking.training_data import SceneSpec, onh_scene
+from mea_pipeline.ap_training.training_data import SceneSpec, onh_scene
 
 from .results import update_results
 

@@ -1,6 +1,6 @@
 """AP-tracking weights side by side: the packaged default against the lab's, on every validation set, one run.
 
-Each set (``mea_pipeline.ap_tracking.validation_sets``: our synth recordings and the held-out
+Each set (``mea_pipeline.ap_training.validation_sets``: our synth recordings and the held-out
 generator's sets, some outside the training ranges) is drawn once and tracked by step 10 with
 each weight file. Printed per set: axon units, directions within 20 degrees for each, their
 ratio (packaged / lab), the optic-nerve-head error and method, and the per-voxel precision and
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mea_pipeline.ap_tracking.model_io import load_model
-from mea_pipeline.ap_tracking.validation_sets import compare_weights, validation_scenes
+from mea_pipeline.ap_training.validation_sets import compare_weights, validation_scenes
 
 from .results import update_results
 

@@ -30,8 +30,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mea_pipeline.eimage import EimageParams, _Plan, _Reader, compute_eimage_sta
-from mea_pipeline.zero_phase import ZeroPhaseHighpass
+from mea_pipeline.eimage import EimageParams
+from mea_pipeline.eimage.plan import Plan
+from mea_pipeline.eimage.reader import BufferReader
+from mea_pipeline.eimage.sta import compute_eimage_sta
+from mea_pipeline.eimage.zero_phase import ZeroPhaseHighpass
 
 from .results import update_results
 
@@ -107,9 +110,9 @@ def time_read(path: Path, n_samples: int, params: EimageParams) -> float:
     with h5py.File(path, "r") as f:
         data = f[DATASET]
         settle = ZeroPhaseHighpass(params.filter_order, params.cutoff_hz, FS).settle_samples()
-        plan = _Plan(n_samples, params.window[1] - params.window[0], params.chunk_samples, settle)
+        plan = Plan(n_samples, params.window[1] - params.window[0], params.chunk_samples, settle)
         t0 = time.perf_counter()
-        reader = _Reader(data, plan, int(np.prod(data.shape[1:])))
+        reader = BufferReader(data, plan, int(np.prod(data.shape[1:])))
         try:
             for _ in reader:
                 reader.release()
@@ -146,7 +149,8 @@ def peak_rss_mb(seconds: float) -> tuple[float, float]:
     code = (
         "import h5py\n"
         "from benchmarks.bench_eimage import DATASET, FS, sensor_file, spike_trains\n"
-        "from mea_pipeline.eimage import EimageParams, compute_eimage_sta\n"
+        "from mea_pipeline.eimage import EimageParams\n"
+        "from mea_pipeline.eimage.sta import compute_eimage_sta\n"
         "hwm = lambda: [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
         "spikes = spike_trains()\n"
         "f = h5py.File(sensor_file(), 'r')\n"

@@ -102,7 +102,7 @@ def _timed_steps(rec, config, steps=None) -> dict:
 
 def _forget_verified() -> None:
     """As a new process: nothing remembered in memory (the side file next to the output stays)."""
-    from mea_pipeline import verified_memo
+    from mea_pipeline.store import verified_memo
 
     verified_memo._MEMORY.clear()
 
@@ -156,9 +156,9 @@ def _reruns(rec, config) -> dict:
 
 def worker_size(name: str) -> dict:
     """Commit every step of the finished output ``name`` again ``RERUN_ROUNDS`` times, same content."""
-    from mea_pipeline.recommit import recommit
     from mea_pipeline.steps import REGISTRY
     from mea_pipeline.store import OutputFile
+    from mea_pipeline.store.recommit import recommit
 
     source = WORK / f"out_{name}"
     work = WORK / f"size_{name}"

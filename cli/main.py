@@ -346,8 +346,8 @@ def train_ap_model(
     sets it never saw, and report them (deterministic for a seed)."""
     from dataclasses import replace
 
-    from mea_pipeline.ap_tracking.training import TrainingSpec, train_model, write_weights
-    from mea_pipeline.ap_tracking.validation_sets import SET_NAMES
+    from mea_pipeline.ap_training.training import TrainingSpec, train_model, write_weights
+    from mea_pipeline.ap_training.validation_sets import SET_NAMES
 
     chosen = None
     if sets is not None:

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from mea_pipeline.eimage import EimageParams, _Plan, compute_eimage_sta
-from mea_pipeline.zero_phase import ZeroPhaseHighpass
+from mea_pipeline.eimage import EimageParams
+from mea_pipeline.eimage.plan import Plan
+from mea_pipeline.eimage.sta import compute_eimage_sta
+from mea_pipeline.eimage.zero_phase import ZeroPhaseHighpass
 
 FS = 20_000.0
 
@@ -64,7 +66,7 @@ def test_matches_reference_full_chip_h5_with_many_chunk_edges(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("SensorData 1 1", data=x, chunks=(1000, 65, 65))
     p = EimageParams(chunk_samples=1000)
-    assert len(_Plan(6000, 50, 1000, ZeroPhaseHighpass(2, 100.0, FS).settle_samples()).reads) >= 4
+    assert len(Plan(6000, 50, 1000, ZeroPhaseHighpass(2, 100.0, FS).settle_samples()).reads) >= 4
     with h5py.File(path, "r") as f:
         result = compute_eimage_sta(f["SensorData 1 1"], spikes, FS, p)
     sta = assert_matches(result, x, spikes, FS, p)
@@ -75,7 +77,7 @@ def test_matches_reference_full_chip_h5_with_many_chunk_edges(tmp_path):
 
 def test_spikes_around_chunk_edges_are_all_used():
     x, _ = make_sensor(7000, seed=1)
-    plan = _Plan(7000, 50, 1000, ZeroPhaseHighpass(2, 100.0, FS).settle_samples())
+    plan = Plan(7000, 50, 1000, ZeroPhaseHighpass(2, 100.0, FS).settle_samples())
     edges = sorted({r for r, _ in plan.reads[1:]} | set(plan.origins[1:]) | {plan.tail_start})
     near = np.unique(np.concatenate([e + np.arange(-55, 56) for e in edges]))
     near = near[(near >= 10) & (near <= 7000 - 40)]

@@ -1,4 +1,5 @@
-"""Project layout rules: the science library never imports Prefect; the schema doc is current."""
+"""Project layout rules: the science library never imports Prefect; imports go one way and form no
+circle; the schema doc is current."""
 
 import ast
 from pathlib import Path
@@ -88,3 +89,67 @@ def test_orchestration_installs_under_the_project_namespace(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """The project ``modules`` that ``path`` imports at run time: every import statement, those in
+    functions too (an import moved into a function is no way around a circle), but not those under
+    ``if TYPE_CHECKING:`` (annotations only).
+
+    ``from package import name`` imports module ``package.name`` when there is one, else ``package``.
+    """
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    targets, pending = set(), [ast.parse(path.read_text())]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import):
+            targets |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0]
+                base = f"{parent}.{base}" if base else parent
+            targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending += node.orelse
+        else:
+            pending += ast.iter_child_nodes(node)
+    return (targets & modules) - {module}
+
+
+def _import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as [a, b, ..., a], or None (depth-first search, colouring nodes)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_circle_between_project_modules():
+    """Imports between the project's modules (library, tasks, flows, deployments, cli) form no
+    circle: every module can be read knowing only the modules below it."""
+    paths = {_module_name(path): path for folder in LAYERS for path in (ROOT / folder).rglob("*.py")}
+    graph = {module: _runtime_imports(path, set(paths)) for module, path in paths.items()}
+    assert _import_cycle(graph) is None, " -> ".join(_import_cycle(graph))
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert _import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None

@@ -4,9 +4,8 @@ memo (side file) is trusted only for the file exactly as it was verified."""
 import h5py
 import numpy as np
 
-from mea_pipeline import verified_memo
-from mea_pipeline.output_digest import digest_paths
-from mea_pipeline.store import OutputFile, StepRecord
+from mea_pipeline.store import OutputFile, verified_memo
+from mea_pipeline.store.digest import digest_paths
 
 VALUES = {
     "f8": np.linspace(0, 1, 7), "i4": np.arange(12, dtype=np.int32).reshape(3, 4), "bool": np.array([True, False]),

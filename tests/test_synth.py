@@ -16,7 +16,7 @@ from mea_pipeline.mcs_io import SYNTH_MARK, sensor_frame_index
 from mea_pipeline.synth import (PLAYLISTS, SynthSpec, bar_crossings, load_truth, write_recording,
                                 write_stimulus_library)
 from mea_pipeline.synth.cells import BAR_BURST, KAPPA, TUNING_RF_SIGMAS, firing_rates, make_cells
-from mea_pipeline.synth.library import movie_configs, movie_length
+from mea_pipeline.synth.movies import movie_configs, movie_length
 from mea_pipeline.synth.render import render_movie
 from mea_pipeline.synth.timeline import build_timeline
 from mea_pipeline.synth.spec import DENSE_NOISE, MOVIES, MOVING_BAR

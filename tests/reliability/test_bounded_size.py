@@ -11,10 +11,10 @@ import shutil
 import h5py
 import numpy as np
 
-from mea_pipeline.output_digest import digest_paths
-from mea_pipeline.recommit import recommit
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile, StepRecord
+from mea_pipeline.store.digest import digest_paths
+from mea_pipeline.store.recommit import recommit
 
 BOUND = 1.2
 

@@ -158,7 +158,8 @@ def test_batch_prints_one_line_per_failure_and_runs_a_repeated_row_once(tiny, ti
 
 
 def test_disk_that_stays_full_loses_nothing_and_leaves_no_temporary(tiny_output, tmp_path, monkeypatch):
-    from mea_pipeline import runner, store
+    from mea_pipeline import runner
+    from mea_pipeline.store import atomic
 
     recording = copy_output(tiny_output, tmp_path)
     before = committed(recording)
@@ -169,7 +170,7 @@ def test_disk_that_stays_full_loses_nothing_and_leaves_no_temporary(tiny_output,
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
     # Every copy of the output for a commit runs out of space, the failure's note included.
-    monkeypatch.setattr(store.shutil, "copyfile", copy_until_full)
+    monkeypatch.setattr(atomic.shutil, "copyfile", copy_until_full)
     with pytest.raises(runner.StepFailed) as failure:
         runner.run_step(STEP, recording, tiny_output["config"], force=True)
     assert failure.value.__cause__.errno == errno.ENOSPC

@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mea_pipeline.ap_tracking import broad_units as bu
-from mea_pipeline.ap_tracking.training_data import IGNORED, NEGATIVE, POSITIVE, sample_cubes, trough_labels
+from mea_pipeline.ap_training import broad_units as bu
+from mea_pipeline.ap_training.training_data import IGNORED, NEGATIVE, POSITIVE, sample_cubes, trough_labels
 
 STRAIGHT = replace(bu.BroadSpec(), velocity_m_s_log=(0.5, 0.5), max_turn_deg=0.0, branch_fraction=0.0,
                    no_axon_fraction=0.0, ais_delay_ms=(0.0, 0.0), ais_offset_el=(0.0, 0.0),

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mea_pipeline.ap_tracking import training_data as td
-from mea_pipeline.ap_tracking.broad_units import broad_units
+from mea_pipeline.ap_training import training_data as td
+from mea_pipeline.ap_training.broad_units import broad_units
 from mea_pipeline.ap_tracking.cnn import APTrackingCNN
 from mea_pipeline.ap_tracking.model_io import default_model_path, load_model
-from mea_pipeline.ap_tracking.training import TrainingSpec, fit_model, voxel_metrics
-from mea_pipeline.ap_tracking.training_data import IGNORED, NEGATIVE, POSITIVE, SceneSpec
-from mea_pipeline.ap_tracking.validation_sets import DIRECTION_TOLERANCE_DEG, SET_NAMES, tracking_check
+from mea_pipeline.ap_training.training import TrainingSpec, fit_model, voxel_metrics
+from mea_pipeline.ap_training.training_data import IGNORED, NEGATIVE, POSITIVE, SceneSpec
+from mea_pipeline.ap_training.validation_sets import DIRECTION_TOLERANCE_DEG, SET_NAMES, tracking_check
 from mea_pipeline.cli.main import main as cli_main
 
 TINY = TrainingSpec(n_train_units=6, cubes_per_unit=20, epochs=1, batch_size=32, n_validation_units=1,

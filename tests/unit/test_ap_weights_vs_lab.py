@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mea_pipeline.ap_tracking.broad_units import BroadSpec
-from mea_pipeline.ap_tracking.heldout import HELD_OUT_SETS
+from mea_pipeline.ap_training.broad_units import BroadSpec
+from mea_pipeline.ap_training.heldout import HELD_OUT_SETS
 from mea_pipeline.ap_tracking.model_io import load_model
-from mea_pipeline.ap_tracking.validation_sets import SET_NAMES, compare_weights, validation_scenes
+from mea_pipeline.ap_training.validation_sets import SET_NAMES, compare_weights, validation_scenes
 
 LAB_WEIGHTS = (Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "ap_cnn"
                / "CNN_3d_with_velocity_model_from_all_process.pth")

@@ -1,11 +1,12 @@
-"""The synthetic moving-bar movie follows the crossing rule of the ground truth (render.bar_crossings)."""
+"""The synthetic moving-bar movie follows the crossing rule of the ground truth (bar_geometry.bar_crossings)."""
 
 import numpy as np
 import pytest
 
+from mea_pipeline.synth.bar_geometry import bar_centres, bar_crossings, sweep_start
 from mea_pipeline.synth.bar_movie import render_bar_movie
-from mea_pipeline.synth.library import movie_configs, movie_length, write_stimulus_library
-from mea_pipeline.synth.render import _sweep_start, bar_centres, bar_crossings
+from mea_pipeline.synth.library import write_stimulus_library
+from mea_pipeline.synth.movies import movie_configs, movie_length
 from mea_pipeline.synth.spec import MOVING_BAR
 
 
@@ -22,7 +23,7 @@ def test_shape_levels_and_background_frames(tiny):
     assert set(np.unique(movie)) == {g["background"], g["bar_color"]}
     assert np.all(movie[:k["start_frame"]] == g["background"])
     for rep in range(k["repeat"]):
-        pre_pad = _sweep_start(config, rep, 0) - np.arange(g["pre_pad_frame"], 0, -1)
+        pre_pad = sweep_start(config, rep, 0) - np.arange(g["pre_pad_frame"], 0, -1)
         assert np.all(movie[pre_pad] == g["background"])
 
 

@@ -16,9 +16,9 @@ from mea_pipeline.dsgc.selectivity import direction_selectivity
 from mea_pipeline.errors import InputError
 from mea_pipeline.steps.dsgc import DsgcParams, sweep_layout
 from mea_pipeline.stimulus_library import StimulusLibrary
+from mea_pipeline.synth.bar_geometry import bar_crossings, sweep_start
 from mea_pipeline.synth.bar_movie import render_bar_movie
-from mea_pipeline.synth.library import movie_configs, movie_length
-from mea_pipeline.synth.render import _sweep_start, bar_crossings
+from mea_pipeline.synth.movies import movie_configs, movie_length
 from mea_pipeline.synth.spec import MOVING_BAR
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -45,7 +45,7 @@ def test_segments_match_the_synthetic_sweeps():
     for i, (start, end) in enumerate(layout.segments):
         rep, d = divmod(i, 8)
         assert (layout.trial_rep[i], layout.trial_direction[i]) == (rep, d)
-        assert start == _sweep_start(config, rep, d) and end - start == g["frames_per_direction"]
+        assert start == sweep_start(config, rep, d) and end - start == g["frames_per_direction"]
 
 
 def _lab_generator_segments(trial_length: int, pre_pad: int, per_direction: int, repeat: int = 3) -> np.ndarray:

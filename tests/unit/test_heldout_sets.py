@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mea_pipeline.ap_tracking.heldout import HELD_OUT_SETS, HeldOutSpec, heldout_scene
+from mea_pipeline.ap_training.heldout import HELD_OUT_SETS, HeldOutSpec, heldout_scene
 
 QUIET = dict(noise_std=(0.05, 0.05), gain=(1.0, 1.0), rate_hz=(0.0, 0.0), turning_deg=0.0)
 

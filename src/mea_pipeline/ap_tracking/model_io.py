@@ -32,7 +32,7 @@ class ModelError(InputError):
 
 
 def default_model_path() -> Path:
-    """Path of the packaged default weights (trained on synthetic data, see ``training``)."""
+    """Path of the packaged default weights (trained on synthetic data, see ``ap_training.training``)."""
     return default_ap_model_path()
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..eimage_params import EimageParams
+from ..eimage import EimageParams
 from ..frames import ELECTRODE
 from ..schema import FIXED, LAB, OURS, Out, outs
 from .registry import Step, StepContext, reader
@@ -67,7 +67,7 @@ def eimage(h5, unit: str) -> np.ndarray:
 
 def run(ctx: StepContext, p: LoadRecordingParams) -> dict:
     # Imported when the step runs: reading the registry (status, schema) stays fast.
-    from ..eimage import compute_eimage_sta
+    from ..eimage.sta import compute_eimage_sta
     from ..mcs_io import CmcrFile, CmtrFile
 
     rec = ctx.recording

@@ -20,12 +20,12 @@ What is simulated (details in the submodules):
 
 Moving bar: directions ``[0, 45, ..., 315]`` deg in that order within each repeat; 0 deg moves
 toward +column (right), 90 deg toward +row (down). Geometry and the crossing rule are in the
-movie's JSON ``generate_kwargs`` (:func:`.render.bar_crossings` implements it).
+movie's JSON ``generate_kwargs`` (:func:`.bar_geometry.bar_crossings` implements it).
 """
 
+from .bar_geometry import bar_crossings
 from .dataset import recording_ids, write_dataset, write_recording
 from .library import write_stimulus_library
-from .render import bar_crossings
 from .spec import PLAYLISTS, SynthSpec
 from .truth import load_truth
 

@@ -1,7 +1,7 @@
 """The synthetic moving-bar movie as the projector shows it: (frames, H, W) uint8 pixels.
 
 Rendered from the moving-bar JSON with the crossing rule the simulated retina sees
-(:func:`.render.bar_crossings`, the JSON's ``crossing_rule``): pixel (r, c) is at ``bar_color`` in
+(:func:`.bar_geometry.bar_crossings`, the JSON's ``crossing_rule``): pixel (r, c) is at ``bar_color`` in
 sweep frame j iff ``b - bar_height/2 <= s < b + bar_height/2``, ``s`` its projection on the motion
 direction and ``b = -start_distance_px + speed * j`` the bar centre; every other frame (lead-in,
 pre-pad, pixels off the bar) is at ``background``.
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .library import movie_length
-from .render import _bar_projection, _sweep_start
+from .bar_geometry import bar_projection, sweep_start
+from .movies import movie_length
 
 
 def _sweep(g: dict, angle_deg: float) -> np.ndarray:
     """(frames_per_direction, H, W) uint8 frames of one sweep."""
     rows, cols = np.mgrid[0:g["H"], 0:g["W"]].astype(np.float64)
-    along, across = _bar_projection(g, rows, cols, angle_deg)
+    along, across = bar_projection(g, rows, cols, angle_deg)
     lengthwise = np.abs(across) <= g["bar_width"] / 2
     frames = np.full((g["frames_per_direction"], g["H"], g["W"]), g["background"], dtype=np.uint8)
     centres = -g["start_distance_px"] + g["speed"] * np.arange(g["frames_per_direction"])
@@ -56,7 +56,7 @@ def render_bar_movie(config: dict, path: str | Path | None = None) -> np.ndarray
     for d, angle in enumerate(g["directions_deg"]):
         sweep = _sweep(g, angle)
         for rep in range(k["repeat"]):
-            first = _sweep_start(config, rep, d)
+            first = sweep_start(config, rep, d)
             movie[first:first + len(sweep)] = sweep
             background[first:first + len(sweep)] = False
     for first, stop in _runs(background):

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from .render import CHECKER_PX, GRID, bar_offset
+from .bar_geometry import bar_offset
+from .render import CHECKER_PX, GRID
 from .spec import SynthSpec, unit_numbers
 from .stimulus_frame import rf_center_of_soma
 from .timeline import Timeline

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .library import movie_length
+from .bar_geometry import bar_projection, sweep_start
+from .movies import movie_length
 
 GRID = 15
 CHECKER_PX = 20
@@ -58,20 +59,6 @@ def _checker_subsamples() -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _sweep_start(config: dict, repeat: int, direction_index: int) -> int:
-    """Movie frame at which sweep ``direction_index`` of repeat ``repeat`` begins."""
-    g, k = config["generate_kwargs"], config["section_kwargs"]
-    return (k["start_frame"] + repeat * k["trial_length_frame"] + g["pre_pad_frame"]
-            + direction_index * g["frames_per_direction"])
-
-
-def _bar_projection(g: dict, rows: np.ndarray, cols: np.ndarray, angle_deg: float):
-    """Distance of pixels along the motion and across it, from the canvas centre."""
-    a = np.deg2rad(angle_deg)
-    dr, dc = rows - (g["H"] - 1) / 2, cols - (g["W"] - 1) / 2
-    return dr * np.sin(a) + dc * np.cos(a), -dr * np.cos(a) + dc * np.sin(a)
-
-
 def _moving_bar(config: dict) -> tuple[np.ndarray, np.ndarray]:
     g, k = config["generate_kwargs"], config["section_kwargs"]
     n = movie_length(config)
@@ -80,60 +67,16 @@ def _moving_bar(config: dict) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = _checker_subsamples()
     centres = -g["start_distance_px"] + g["speed"] * np.arange(g["frames_per_direction"])
     for d, angle in enumerate(g["directions_deg"]):
-        along, across = _bar_projection(g, rows, cols, angle)
+        along, across = bar_projection(g, rows, cols, angle)
         lengthwise = np.abs(across) <= g["bar_width"] / 2
         covered = ((along[None] >= centres[:, None, None, None, None] - g["bar_height"] / 2)
                    & (along[None] < centres[:, None, None, None, None] + g["bar_height"] / 2) & lengthwise[None])
         level = (g["background"] + covered.mean(axis=(3, 4)) * (g["bar_color"] - g["background"])) / 255.0
         for rep in range(k["repeat"]):
-            first = _sweep_start(config, rep, d)
+            first = sweep_start(config, rep, d)
             images[first:first + g["frames_per_direction"]] = level
             direction[first:first + g["frames_per_direction"]] = angle
     return images, direction
-
-
-def bar_centres(config: dict) -> np.ndarray:
-    """(movie_length,) float32 position of the bar's centre along its motion, NaN outside the sweeps.
-
-    The position is the signed distance (px) from the canvas centre along the sweep's direction,
-    ``b = -start_distance_px + speed * j`` in sweep frame j (the JSON ``crossing_rule``).
-    """
-    g, k = config["generate_kwargs"], config["section_kwargs"]
-    centres = np.full(movie_length(config), np.nan, dtype=np.float32)
-    sweep = -g["start_distance_px"] + g["speed"] * np.arange(g["frames_per_direction"], dtype=np.float64)
-    for d in range(len(g["directions_deg"])):
-        for rep in range(k["repeat"]):
-            first = _sweep_start(config, rep, d)
-            centres[first:first + len(sweep)] = sweep
-    return centres
-
-
-def bar_offset(generate_kwargs: dict, row_px, col_px, angle_deg, centre_px):
-    """Signed distance (px) along the motion from the bar's centre to pixel (row_px, col_px).
-
-    Positive ahead of the bar; the bar covers the pixel where ``-bar_height/2 <= offset < bar_height/2``.
-    """
-    along, _ = _bar_projection(generate_kwargs, np.asarray(row_px, dtype=np.float64),
-                               np.asarray(col_px, dtype=np.float64), np.asarray(angle_deg, dtype=np.float64))
-    return along - centre_px
-
-
-def bar_crossings(config: dict, row_px: float, col_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Movie frames at which the bar starts (ON) and stops (OFF) covering pixel (row_px, col_px).
-
-    One value per sweep, in trial order (repeat-major, directions in ``directions_deg`` order);
-    OFF is the first frame no longer covered. Follows the JSON ``crossing_rule``.
-    """
-    g, k = config["generate_kwargs"], config["section_kwargs"]
-    on, off = [], []
-    for rep in range(k["repeat"]):
-        for d, angle in enumerate(g["directions_deg"]):
-            along, _ = _bar_projection(g, np.float64(row_px), np.float64(col_px), angle)
-            first = _sweep_start(config, rep, d)
-            shift = along + g["start_distance_px"]
-            on.append(first + int(np.floor((shift - g["bar_height"] / 2) / g["speed"])) + 1)
-            off.append(first + int(np.floor((shift + g["bar_height"] / 2) / g["speed"])) + 1)
-    return np.asarray(on, dtype=np.int64), np.asarray(off, dtype=np.int64)
 
 
 def render_movie(name: str, config: dict, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

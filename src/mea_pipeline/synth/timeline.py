@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .library import IDLE_INTENSITY, PADDING_INTENSITY
-from .render import GRID, bar_centres, render_movie
+from .bar_geometry import bar_centres
+from .movies import IDLE_INTENSITY, PADDING_INTENSITY
+from .render import GRID, render_movie
 from .spec import SynthSpec
 
 PAD_FRAMES = 180
@@ -39,7 +40,7 @@ class Timeline:
     frame_ends: np.ndarray          # (n_frames,) int64, onset of the next frame
     images: np.ndarray              # (n_frames, 15, 15) float32 screen level in [0, 1]
     direction: np.ndarray           # (n_frames,) float32 moving-bar direction (deg) or NaN
-    bar_centre_px: np.ndarray       # (n_frames,) float32 bar centre along its motion (render.bar_centres) or NaN
+    bar_centre_px: np.ndarray       # (n_frames,) float32 bar centre along its motion (bar_geometry.bar_centres) or NaN
     bar: dict | None                # the moving bar's generate_kwargs (geometry), None without a bar
     movies: list[str]
     section_frames: dict[str, list[int]]

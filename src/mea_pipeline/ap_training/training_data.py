@@ -7,7 +7,7 @@ when it is nearly silent and ignored in between, where the unit's soma outweighs
 soma's own trough is not axon; post-processing masks the soma anyway), where another unit's axon
 is visible (locally an axon is an axon, set by the generator) and on the 2-voxel border where no
 cube is centred. Values stay raw ADC counts, as the lab's network expects. The training units
-themselves come from :mod:`~mea_pipeline.ap_tracking.broad_units`.
+themselves come from :mod:`~mea_pipeline.ap_training.broad_units`.
 
 :func:`onh_scene` is a recording as ``mea-pipeline synth`` makes them: each
 :class:`~mea_pipeline.synth.cells.Cell` rendered by :func:`~mea_pipeline.synth.templates.unit_template`
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import signal
 
+from ..ap_tracking.cnn import CUBE, HALF
 from ..eimage import EimageParams
 from ..synth.cells import CHIP, MAX_AXON, Cell
 from ..synth.templates import unit_template, window
-from .cnn import CUBE, HALF
 
 SAMPLING_RATE_HZ = 20_000.0
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1

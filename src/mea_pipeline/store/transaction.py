@@ -1,15 +1,14 @@
-"""The output HDF5 file of one recording, committed one step at a time.
+"""One step's outputs written atomically, with the step's record, into the output file.
 
 Every step runs inside a :class:`StepTransaction`: it works on a temporary copy of
-``<recording_id>.h5`` and the copy replaces the original with ``os.replace`` only after the
-step's outputs, its record ``pipeline/steps/<step>`` and ``pipeline/completed_steps`` are
-written and flushed to disk. A process killed at any moment therefore leaves the previous
-complete state (plus a stale temporary that the next commit removes), never a half-written file.
+``<recording_id>.h5`` (:class:`.atomic.AtomicUpdate`) and the copy replaces the original only
+after the step's outputs, its record ``pipeline/steps/<step>`` and ``pipeline/completed_steps``
+are written and flushed to disk.
 
 A record lists the HDF5 paths the step owns and a CRC32 digest of their content, so a step
 whose output was deleted or edited afterwards is recognised as not done. The digest is taken as
-the step writes (:mod:`.output_digest`), and which records are verified is remembered by the
-file's identity (:mod:`.verified_memo`); docs/ARCHITECTURE.md explains why both keep the contract.
+the step writes (:mod:`.digest`), and which records are verified is remembered by the file's
+identity (:mod:`.verified_memo`); docs/ARCHITECTURE.md explains why both keep the contract.
 """
 
 from __future__ import annotations
@@ -17,21 +16,19 @@ from __future__ import annotations
 import heapq
 import os
 import posixpath
-import shutil
 import time
-from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 import numpy as np
 
-from . import __version__
-from .hdf5_writes import FRESH_FILE, STRING, create_small, rewrite_fresh
-from .output_digest import attr_crc, combine, dataset_crc, digest_paths, path_crc, with_attrs
-from .step_record import BOOKKEEPING, COMPLETED_STEPS, FAILURE_ATTRS, STEPS_GROUP, StepRecord, utc_now
-from .verified_memo import file_identity, recall, remember, vouched
+from .atomic import AtomicUpdate
+from .digest import attr_crc, combine, dataset_crc, digest_paths, path_crc, with_attrs
+from .records import BOOKKEEPING, COMPLETED_STEPS, FAILURE_ATTRS, STEPS_GROUP, StepRecord, attr_str, utc_now
+from .verified_memo import file_identity, remember, verified_records
+from .writes import STRING, create_small, rewrite_fresh
 
 # Arrays with more elements than this are chunked and compressed.
 COMPRESS_MIN_ELEMENTS = 4096
@@ -48,160 +45,6 @@ class WithAttrs(NamedTuple):
 
     value: object
     attrs: Mapping
-
-
-class OutputFile:
-    """Read access and step bookkeeping for ``<recording_id>.h5``."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    @contextmanager
-    def open(self):
-        """Open read-only; a missing or unreadable (truncated) file yields ``None``."""
-        try:
-            h5 = h5py.File(self.path, "r")
-        except (OSError, FileNotFoundError):
-            yield None
-            return
-        try:
-            yield h5
-        finally:
-            h5.close()
-
-    def verified_records(self) -> dict[str, StepRecord]:
-        """Records of steps that are done and whose outputs still match their digest.
-
-        Checking a digest re-reads the step's outputs, so the answer is remembered for the
-        file's identity (:mod:`..verified_memo`): any write, ours (a new file) or an edit,
-        changes it, and the outputs are read again.
-        """
-        identity = file_identity(self.path)
-        if identity is None:
-            return {}
-        remembered = recall(self.path, identity)
-        if remembered is not None:
-            return remembered
-        t0 = time.perf_counter()
-        vouches = vouched(self.path, identity)
-        with self.open() as h5:
-            if h5 is None or STEPS_GROUP not in h5:
-                return {}
-            verified = {}
-            for name in h5[STEPS_GROUP]:
-                record = StepRecord.read(h5, name)
-                if record and record.status == "done" and (
-                        vouches.get(name) == (record.cache_key, record.output_digest)
-                        or digest_paths(h5, record.outputs) == record.output_digest):
-                    verified[name] = record
-        if file_identity(self.path) == identity:  # not replaced while we read it
-            remember(self.path, identity, verified,
-                     write_side_file=vouches != {n: (r.cache_key, r.output_digest) for n, r in verified.items()})
-        BOOKKEEPING.add("verify", time.perf_counter() - t0)
-        return dict(verified)
-
-    def record_failure(self, step: str, message: str) -> None:
-        """Note a failed attempt on the step's record; outputs of earlier runs are kept."""
-        with AtomicUpdate(self.path) as update:
-            group = update.h5.require_group(f"{STEPS_GROUP}/{step}")
-            group.attrs["last_error"] = message
-            group.attrs["last_error_at"] = utc_now()
-            update.keep()
-
-    def step_states(self, verify: bool = True) -> dict[str, str]:
-        """Each recorded step's state: 'done', 'stale', 'edited' (digest mismatch) or 'failed: ...'.
-
-        ``verify=False`` trusts the records without re-reading the outputs for their digests
-        (instant on a large file; an edited output then shows as 'done').
-        """
-        with self.open() as h5:
-            if h5 is None:
-                return {}
-            states = {}
-            for name in h5.get(STEPS_GROUP, {}):
-                attrs = h5[f"{STEPS_GROUP}/{name}"].attrs
-                record = StepRecord.read(h5, name)
-                if "last_error" in attrs:
-                    states[name] = "failed: " + _attr_str(attrs["last_error"])
-                elif record is None:
-                    states[name] = "missing"
-                elif record.status != "done":
-                    states[name] = record.status
-                elif verify and digest_paths(h5, record.outputs) != record.output_digest:
-                    states[name] = "edited"
-                else:
-                    states[name] = "done"
-            return states
-
-    def transaction(self, step: str, dependents: Iterable[str] = (),
-                    order: Iterable[str] = ()) -> "StepTransaction":
-        """``dependents`` become stale on commit; ``order`` sorts ``completed_steps``."""
-        return StepTransaction(self.path, step, tuple(dependents), tuple(order))
-
-
-class AtomicUpdate:
-    """Edit a temporary copy of an HDF5 file; ``os.replace`` it over the original on success.
-
-    ``keep()`` must be called inside the block; without it (or on an exception) the copy is
-    discarded and the original is untouched.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self.h5: h5py.File | None = None
-        self._committed = False
-
-    def __enter__(self) -> "AtomicUpdate":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-        try:
-            if self.path.is_file() and _readable(self.path):
-                _copy(self.path, self.tmp_path)
-                self.h5 = h5py.File(self.tmp_path, "r+")
-            else:
-                # No file, or an unreadable one (e.g. truncated by hand): start afresh rather than fail.
-                self.h5 = h5py.File(self.tmp_path, "w", **FRESH_FILE)
-                self.h5.attrs["dataset_id"] = self.path.stem
-                self.h5.attrs["created_at"] = utc_now()
-            self.h5.attrs["mea_pipeline_version"] = __version__
-        except BaseException:
-            self._discard()  # e.g. the disk filled up during the copy
-            raise
-        return self
-
-    def keep(self) -> None:
-        """Make the changes permanent when the block exits without an exception."""
-        self.h5.flush()
-        self._committed = True
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not (self._committed and exc_type is None):
-            self._discard()
-            return
-        try:
-            self.h5.close()
-            _fsync(self.tmp_path)
-            os.replace(self.tmp_path, self.path)
-        except BaseException:
-            self._discard()  # a full disk may fail the last flush: the original stays
-            raise
-        _fsync_dir(self.path.parent)
-
-    def _discard(self) -> None:
-        """Close and remove the temporary copy (every failure path; the original is untouched)."""
-        if self.h5 is not None:
-            try:
-                self.h5.close()
-            except OSError:
-                pass  # closing flushes, which fails again on a full disk; the file goes anyway
-        self.tmp_path.unlink(missing_ok=True)
-
-    def _remove_stale_temporaries(self) -> None:
-        for tmp in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
 
 
 class StepTransaction(AtomicUpdate):
@@ -225,7 +68,7 @@ class StepTransaction(AtomicUpdate):
     def __enter__(self) -> "StepTransaction":
         # Records verified in the file as it is now stay valid in the copy, whose other
         # content is unchanged; remembering them saves re-reading every output after commit.
-        self._carried = {name: record for name, record in OutputFile(self.path).verified_records().items()
+        self._carried = {name: record for name, record in verified_records(self.path).items()
                          if name != self.step and name not in self.dependents}
         super().__enter__()
         try:
@@ -430,56 +273,10 @@ class StepTransaction(AtomicUpdate):
     def _write_completed_steps(self) -> None:
         done = [
             name for name in self.h5[STEPS_GROUP]
-            if _attr_str(self.h5[f"{STEPS_GROUP}/{name}"].attrs.get("status")) == "done"
+            if attr_str(self.h5[f"{STEPS_GROUP}/{name}"].attrs.get("status")) == "done"
         ]
         if COMPLETED_STEPS in self.h5:
             del self.h5[COMPLETED_STEPS]
         rank = {name: i for i, name in enumerate(self.order)}
         done.sort(key=lambda name: (rank.get(name, len(rank)), name))
         self.h5.create_dataset(COMPLETED_STEPS, data=done, dtype=STRING)
-
-
-def _copy(source: Path, target: Path) -> None:
-    t0 = time.perf_counter()
-    shutil.copyfile(source, target)
-    BOOKKEEPING.add("copy", time.perf_counter() - t0)
-
-
-def _readable(path: Path) -> bool:
-    try:
-        with h5py.File(path, "r"):
-            return True
-    except OSError:
-        return False
-
-
-def _attr_str(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

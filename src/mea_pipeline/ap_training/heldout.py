@@ -1,6 +1,6 @@
 """Held-out synthetic recordings for validating the AP-tracking CNN (never used for training).
 
-A second generator, built apart from :mod:`~mea_pipeline.ap_tracking.training_data` and with
+A second generator, built apart from :mod:`~mea_pipeline.ap_training.training_data` and with
 other physics, so that a network trained on one and scored on the other is scored on data it
 has not learned the quirks of:
 
@@ -24,7 +24,7 @@ has not learned the quirks of:
 
 Eimages are float32 (50, 65, 65) = (t, axis 1, axis 2), 20 kHz, the soma trough at frame 10.
 Per-voxel labels come from the unit's own noise-free axon and soma parts
-(:func:`~mea_pipeline.ap_tracking.training_data.trough_labels`); other units' axons are not
+(:func:`~mea_pipeline.ap_training.training_data.trough_labels`); other units' axons are not
 told apart from their somas here, so where one crosses a unit's eimage it counts as not axon.
 """
 

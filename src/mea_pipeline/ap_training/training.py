@@ -2,9 +2,9 @@
 
 :func:`train_model` fits :class:`~mea_pipeline.ap_tracking.cnn.APTrackingCNN` (the lab's
 architecture, so the weights are a plain state_dict loadable like the lab's) on cubes cut from
-units of the broad training distribution (:mod:`~mea_pipeline.ap_tracking.broad_units`), and
+units of the broad training distribution (:mod:`~mea_pipeline.ap_training.broad_units`), and
 chooses the checkpoint by what step 10 does with it: after each epoch from ``select_from_epoch``
-on, the tracker runs on small scenes of every validation set (:mod:`~mea_pipeline.ap_tracking.
+on, the tracker runs on small scenes of every validation set (:mod:`~mea_pipeline.ap_training.
 validation_sets`: our synth recordings and the held-out generator's sets, never trained on) and
 the epoch whose weights put the most axon directions within 20 degrees (then: ONH found within 5
 electrodes, then lower training loss) is kept. The report gives, for the chosen weights, the
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..ap_tracking.cnn import N_AUX, APTrackingCNN
+from ..ap_tracking.dense import predict_dense
 from .broad_units import BroadSpec, broad_units, training_cubes
-from .cnn import N_AUX, APTrackingCNN
-from .dense import predict_dense
 from .validation_sets import SET_NAMES, tracking_check, validation_scenes, voxel_scores
 
 ONH_TOLERANCE_EL = 5.0           # an optic-nerve head counts as found within this many electrodes

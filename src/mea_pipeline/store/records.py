@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import h5py
 
-from . import __version__
+from .. import __version__
 
 STEPS_GROUP = "pipeline/steps"
 COMPLETED_STEPS = "pipeline/completed_steps"
@@ -40,6 +40,11 @@ BOOKKEEPING = Bookkeeping()
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def attr_str(value) -> str:
+    """An HDF5 string attribute as str (h5py returns some as bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass

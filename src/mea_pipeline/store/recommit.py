@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .store import OutputFile, StepRecord
+from .output_file import OutputFile
+from .records import StepRecord
 
 
 def recommit(output: OutputFile, step: str, order: list[str]) -> tuple[StepRecord, StepRecord]:

@@ -1,8 +1,8 @@
 """The synthetic recordings the CNN weights are judged on: none of them made by the training generator.
 
 * ``synth``: units as ``mea-pipeline synth`` writes them (the demo's and the tests' recordings;
-  :func:`~mea_pipeline.ap_tracking.training_data.onh_scene`);
-* the held-out generator's sets (:mod:`~mea_pipeline.ap_tracking.heldout`: its own waveform
+  :func:`~mea_pipeline.ap_training.training_data.onh_scene`);
+* the held-out generator's sets (:mod:`~mea_pipeline.ap_training.heldout`: its own waveform
   family, spatial model, noise and ranges), some of them outside the training ranges (lower
   signal-to-noise, slower and faster axons).
 
@@ -19,9 +19,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from .dense import predict_dense
+from ..ap_tracking.dense import predict_dense
+from ..ap_tracking.track import track_recording
 from .heldout import HELD_OUT_SETS, heldout_scene
-from .track import track_recording
 from .training_data import NEGATIVE, POSITIVE, Scene, SceneSpec, onh_scene
 
 THRESHOLDS = (0.5, 0.05)         # the network's decision and step 10's noise threshold

@@ -21,7 +21,7 @@ choice a generator fixes is drawn here, per unit, from a wide range:
 
 Rendering works on the eimage directly (50 frames of 50 us, the spike at frame 10, axes (t,
 axis 1, axis 2)); each part is drawn noise-free first so the labels
-(:func:`~mea_pipeline.ap_tracking.training_data.trough_labels`) know where the unit's own axon is.
+(:func:`~mea_pipeline.ap_training.training_data.trough_labels`) know where the unit's own axon is.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ so
 
 The filtered signal over any window is therefore the window's raw samples through a small
 matrix plus the two states at the window edges, which is what lets the electrical-image STA sum
-raw windows and states per unit instead of filtering the whole recording (see ``eimage``).
+raw windows and states per unit instead of filtering the whole recording (see :mod:`.sta`).
 
 Only poles with ``Im(p) >= 0`` are kept; a conjugate pair contributes twice the real part.
 Complex states are stored as (real, imag) row pairs so that everything stays real float32 in
