@@ -14,7 +14,6 @@ from .mcs_io import recording_id_from_path as recording_id
 REQUIRED_COLUMNS = ("cmcr_path", "cmtr_path", "matched")
 MATCHED_VALUES = ("true", "false")
 # A drive letter (M:\ or M:/) or a UNC share (\\server\share\) at the start of a CSV path.
-_WINDOWS_PREFIX = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\[^\\]+\\[^\\]+\\)")
 
 
 def parse_path_map(specs: list[str] | tuple[str, ...] | None) -> list[tuple[str, str]]:
@@ -104,16 +103,6 @@ def recordings(csv, output_dir, path_map=None, start: int = 0, end: int | None =
     rows = read_mapping(csv, path_map)
     return [RecordingInputs(rid, output_dir / f"{rid}.h5", cmcr, cmtr)
             for rid, cmcr, cmtr in rows[select_rows(len(rows), start or 0, end, f"mapping CSV {csv}")]]
-
-
-def windows_path_hint(path: str | Path | None) -> str:
-    r"""How to fix a CSV path that is an unmapped Windows path (``M:\data\x.cmcr``); '' for other paths."""
-    match = _WINDOWS_PREFIX.match(str(path or ""))
-    if not match:
-        return ""
-    prefix = match.group(0)
-    mount = f"/mnt/{prefix[0].lower()}/" if prefix[1] == ":" else "/mnt/share/"
-    return f"; it is a Windows path: map it with --path-map '{prefix}={mount}' (where that share is mounted)"
 
 
 _CMTR = re.compile(r"^(?P<stem>.+-Rec)-\.cmtr$", re.IGNORECASE)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..inputs import default_ap_model_path
+from .packaged import default_model_path
 from .cnn import APTrackingCNN
 
 ARCHITECTURE = "the lab's CNN_3d_with_velocity architecture"
@@ -30,10 +30,6 @@ _cache_lock = threading.Lock()
 class ModelError(InputError):
     """A weight file is missing, unreadable or made for another architecture."""
 
-
-def default_model_path() -> Path:
-    """Path of the packaged default weights (trained on synthetic data, see ``ap_training.training``)."""
-    return default_ap_model_path()
 
 
 def weights_source(path: str | Path | None) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .crossing import ON_OFF_DICT
 from .declaration import PATH, TEXT, ExternalInput, InputOption, content_fingerprint, file_fingerprint
 from .labels import LABELS
-from .model import AP_MODEL, default_ap_model_path
+from .model import AP_MODEL
 from .raw import CMCR, CMTR
 from .sheet import SHEET, cached_table
 from .stimuli import STIMULI
@@ -77,5 +77,5 @@ def fingerprints(reads, rec, config) -> dict:
 
 
 __all__ = ["INPUTS", "PATH", "TEXT", "ExternalInput", "InputOption",
-           "add_inputs", "cached_table", "content_fingerprint", "default_ap_model_path", "file_fingerprint",
+           "add_inputs", "cached_table", "content_fingerprint", "file_fingerprint",
            "fingerprints", "input_names", "is_raw", "options", "remove_inputs"]

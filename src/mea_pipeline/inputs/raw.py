@@ -6,14 +6,26 @@ drive). They come from the mapping CSV, not from a flag; pre-flight reads each f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .declaration import ExternalInput, file_fingerprint
 
+_WINDOWS_PREFIX = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\[^\\]+\\[^\\]+\\)")
+
+
+def windows_path_hint(path: str | Path | None) -> str:
+    r"""How to fix a CSV path that is an unmapped Windows path (``M:\data\x.cmcr``); '' for other paths."""
+    match = _WINDOWS_PREFIX.match(str(path or ""))
+    if not match:
+        return ""
+    prefix = match.group(0)
+    mount = f"/mnt/{prefix[0].lower()}/" if prefix[1] == ":" else "/mnt/share/"
+    return f"; it is a Windows path: map it with --path-map '{prefix}={mount}' (where that share is mounted)"
+
 
 def _header_check(kind: str):
     def check(report, rec, config) -> None:
-        from ..mapping import windows_path_hint
         from ..mcs_io import McsFormatError, check_header
 
         path = getattr(rec, f"{kind}_path")

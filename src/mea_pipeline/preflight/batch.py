@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import PipelineConfig, RecordingInputs
 from ..inputs import INPUTS, is_raw
-from ..mapping import windows_path_hint
+from ..inputs.raw import windows_path_hint
 from ..steps import REGISTRY
 from ..steps.registry import Registry
 from .output import check_output_folder

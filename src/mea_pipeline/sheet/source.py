@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import PipelineConfig
+if TYPE_CHECKING:
+    from ..config import PipelineConfig
 
 CREDENTIALS_ENV = "MEA_PIPELINE_GSHEET_CREDENTIALS"
 # Base URL standing in for Google's APIs (a local stand-in in tests, or a proxy); unset = Google.
