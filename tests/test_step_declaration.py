@@ -19,7 +19,7 @@ from mea_pipeline.inputs import INPUTS, PATH, ExternalInput, InputOption, conten
 from mea_pipeline.preflight import check_batch, check_recording
 from mea_pipeline.qc.report import write_report
 from mea_pipeline.runner import plan_step, run_recording
-from mea_pipeline.schema import OURS, Out, render_markdown, validate
+from mea_pipeline.schema import OURS, Out, find_out, render_markdown, validate
 from mea_pipeline.steps import REGISTRY, load_recording
 from mea_pipeline.steps.registry import Qc, Step
 from mea_pipeline.store import OutputFile
@@ -243,3 +243,45 @@ def test_no_parameter_default_is_written_twice():
                 if type(value) is type(default) and value == default:
                     twice.append(f"{path.relative_to(ROOT)}: {function}({name}={value!r}) repeats [steps.{step}] {name}")
     assert twice == []
+
+
+def _retyped(value):
+    """The same shape in another dtype family (float <-> int, text -> float)."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return array.astype(np.int64) if array.size else np.zeros(array.shape, np.int64)
+    if array.dtype.kind in "iub":
+        return array.astype(np.float64)
+    return np.zeros(array.shape, np.float64)
+
+
+@pytest.mark.parametrize("name", REGISTRY.names())
+def test_the_validator_catches_a_renamed_and_a_retyped_key_of_every_step(name, processed, tmp_path):
+    from mea_pipeline.store import StepRecord
+
+    copy = copy_output(processed, tmp_path)
+    with h5py.File(copy.output_path, "r+") as h5:
+        # Keys copied from the raw files or the sheet as found are declared 'any' (their names and
+        # types are the source's); every step has keys whose name and type the schema states.
+        owned = [p for p in StepRecord.read(h5, name).outputs if find_out(REGISTRY, p).dtype not in ("any", "group")]
+        datasets = [p for p in owned if "@" not in p and isinstance(h5.get(p), h5py.Dataset)]
+        attributes = [p for p in owned if "@" in p]
+        renamed, retyped = (datasets + attributes)[:2]
+        for path, change in ((renamed, "rename"), (retyped, "retype")):
+            holder, _, attribute = path.partition("@")
+            if attribute:
+                value = h5[holder].attrs[attribute]
+                del h5[holder].attrs[attribute]
+                if change == "rename":
+                    h5[holder].attrs[attribute + "_renamed"] = value
+                else:
+                    h5[holder].attrs[attribute] = _retyped(value)
+            else:
+                value = h5[path][()]
+                del h5[path]
+                h5[path + "_renamed" if change == "rename" else path] = value if change == "rename" else _retyped(value)
+        problems = [p for p in validate(h5, REGISTRY) if p.startswith(name)]
+    assert any(renamed in p for p in problems), problems
+    assert any(retyped in p for p in problems), problems

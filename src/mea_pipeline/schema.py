@@ -174,6 +174,8 @@ def _dtype_ok(obj, expected: str) -> bool:
 
 def _check_value(h5: h5py.File, path: str, out: Out) -> str | None:
     obj_path, _, attr = path.partition("@")
+    if obj_path not in h5 or (attr and attr not in h5[obj_path].attrs):
+        return f"{path}: recorded by the step but missing from the file (renamed or deleted?)"
     if attr:
         kind = np.asarray(h5[obj_path].attrs[attr]).dtype.kind
         ok = out.dtype == "any" or kind == out.dtype or (out.dtype == "str" and kind in "OSU") \
