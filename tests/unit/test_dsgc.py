@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mea_pipeline.dsgc.crossings import crossing_table
-from mea_pipeline.dsgc.pickle_table import load_on_off_table, pixel_rule
+from mea_pipeline.dsgc import crossings, pickle_table, selectivity
 from mea_pipeline.dsgc.sectioning import section_by_direction, spike_movie_frames, trial_spike_counts
 from mea_pipeline.dsgc.segments import DirectionLayout, direction_segments
-from mea_pipeline.dsgc.selectivity import direction_selectivity
 from mea_pipeline.errors import InputError
 from mea_pipeline.steps.dsgc import DsgcParams, sweep_layout
 from mea_pipeline.stimulus_library import StimulusLibrary
@@ -23,6 +21,28 @@ from mea_pipeline.synth.spec import MOVING_BAR
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 LAB_BAR_JSON = SHARED / "reference" / "stimuli" / "moving_h_bar_s5_d8_3x.json"
+# The science functions with the step's parameter values, but those given.
+P = DsgcParams()
+
+
+def crossing_table(movie, pixels, layout, **given):
+    rule = dict(area_box=P.area_box, prominence_fraction=P.prominence_fraction, off_fraction=P.off_fraction,
+                off_floor=P.off_floor)
+    return crossings.crossing_table(movie, pixels, layout, **(rule | given))
+
+
+def load_on_off_table(path, **given):
+    return pickle_table.load_on_off_table(path, **({"size": P.stimulus_px} | given))
+
+
+def pixel_rule(center_x_col, center_y_row):
+    """The rule for the lab's 15 x 15 checkers of 20 pixels."""
+    return pickle_table.pixel_rule(center_x_col, center_y_row, checker_px=20, size=P.stimulus_px)
+
+
+def direction_selectivity(counts, directions, **given):
+    return selectivity.direction_selectivity(counts, directions,
+                                             **({"n_permutations": P.n_permutations, "seed": P.seed} | given))
 
 
 @pytest.fixture(scope="module")

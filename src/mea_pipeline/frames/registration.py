@@ -97,9 +97,9 @@ class Registration:
         return int(self.inliers.sum())
 
 
-def fit_registration(stimulus_xy, electrode_xy, *, kind: str = SIMILARITY, min_points: int = 6,
-                     outlier_threshold_um: float = 150.0, pitch_um: float = 16.0, max_hypotheses: int = 2000,
-                     min_spread_ratio: float = 0.1, seed: int = 0) -> Registration:
+def fit_registration(stimulus_xy, electrode_xy, *, kind: str, min_points: int,
+                     outlier_threshold_um: float, pitch_um: float, max_hypotheses: int,
+                     min_spread_ratio: float, seed: int) -> Registration:
     """Fit ``electrode_xy ~ matrix @ stimulus_xy + offset`` robustly; refuse with a reason when it cannot.
 
     Parameters
