@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ..ap_tracking.lanes import parse_bad_lanes
+from ..ap_tracking.orientation import parse_center_xy
 from ..ap_tracking.params import APTrackingParams
 from ..frames import ELECTRODE, RETINA
 from ..schema import LAB, OURS, Out, outs
@@ -73,10 +75,9 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
         ctx.warn(PACKAGED_WEIGHTS_WARNING)
     units = load_recording.unit_ids(ctx)
     eimages = {unit: load_recording.eimage(ctx, unit) for unit in units}
-    # The lab reads Center_XY first, then Center_xy.
-    center_xy = gsheet_metadata.cell(ctx, "Center_XY") or gsheet_metadata.cell(ctx, "Center_xy")
     track = track_recording(eimages, lambda eimage: predict_dense(model, eimage), cell_type_labels.axon_types(ctx),
-                            gsheet_metadata.cell(ctx, "Bad_lanes"), center_xy, p, progress=ctx.report_progress)
+                            bad_lanes=parse_bad_lanes(gsheet_metadata.cell(ctx, "Bad_lanes")),
+                            retina=parse_center_xy(_center_xy(ctx)), params=p, progress=ctx.report_progress)
     for warning in track.warnings:
         ctx.warn(warning)
     for unit_id, unit in track.units.items():
@@ -99,6 +100,11 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
             "n_units_with_pathway": sum(u.status == "tracked" for u in track.units.values()),
             "onh": None if found is None else [round(found.x, 3), round(found.y, 3)],
             "onh_method": None if found is None else found.method}
+
+
+def _center_xy(ctx: StepContext) -> str | None:
+    """The sheet's retina position cell: the lab reads ``Center_XY`` first, then ``Center_xy``."""
+    return gsheet_metadata.cell(ctx, "Center_XY") or gsheet_metadata.cell(ctx, "Center_xy")
 
 
 def _with_attrs(tree: Mapping, attrs: Mapping[str, Mapping], prefix: str = "") -> dict:
