@@ -1,6 +1,6 @@
 """AP tracking of one recording, CNN excluded: from eimages to pathways, ONH and polar positions.
 
-:func:`track_recording` runs the lab's step-10 flow on arrays (the CNN is the ``predict``
+:func:`track_recording` runs the lab's AP-tracking flow on arrays (the CNN is the ``predict``
 callable) and returns plain dataclasses; :meth:`UnitTrack.features` and
 :meth:`RecordingTrack.metadata` give the dicts to write under
 ``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys, dtypes and
@@ -50,7 +50,7 @@ _PATHWAY_KEYS = ("slope", "intercept", "r_value", "p_value", "std_err")
 
 @dataclass
 class UnitTrack:
-    """What step 10 found for one unit (positions as (t, row, col) tuples)."""
+    """What ap_tracking found for one unit (positions as (t, row, col) tuples)."""
 
     unit_id: str
     label: str
@@ -109,7 +109,7 @@ class UnitTrack:
 
 @dataclass
 class RecordingTrack:
-    """Step 10's result for one recording."""
+    """ap_tracking's result for one recording."""
 
     units: dict[str, UnitTrack]
     onh: OnhResult | None
@@ -270,7 +270,7 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
                     labels: dict[str, str] | None = None, bad_lanes: BadLanes | None = None,
                     retina: RetinaPosition | None = None, params: APTrackingParams = APTrackingParams(),
                     progress: Callable[[int, int], None] | None = None) -> RecordingTrack:
-    """Step 10 for one recording.
+    """AP tracking of one recording (the CNN given as ``predict``).
 
     Parameters
     ----------
@@ -279,7 +279,7 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     predict : callable
         The CNN: float32 (t, row, col) eimage -> axon probability volume of the same shape.
     labels : dict or None
-        Unit id -> manual cell-type label (step 9); None when there are none.
+        Unit id -> manual cell-type label (cell_type_labels); None when there are none.
     bad_lanes : BadLanes or None
         The sheet's ``Bad_lanes``, parsed (:func:`~mea_pipeline.ap_tracking.lanes.parse_bad_lanes`);
         None when the sheet gives none.

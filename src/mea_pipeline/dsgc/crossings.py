@@ -78,7 +78,8 @@ def _off_index(d: np.ndarray, on: int, off_fraction: float, off_floor: float) ->
 
 
 def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int,
-                   prominence_fraction: float, off_fraction: float, off_floor: float) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+                   prominence_fraction: float, off_fraction: float, off_floor: float
+                   ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """ON and OFF frames of every sweep at each of ``pixels``.
 
     Parameters

@@ -157,7 +157,7 @@ def pixel_rule(center_x_col: float, center_y_row: float, checker_px: int,
     Parameters
     ----------
     center_x_col, center_y_row : float
-        Centre column and row in checker units (the step-7 Gaussian's ``center_x``, ``center_y``).
+        Centre column and row in checker units (rf_geometry's Gaussian's ``center_x``, ``center_y``).
     checker_px : int
         Stimulus pixels per checker side.
     size : int

@@ -1,23 +1,23 @@
-"""Step 11: moving-bar responses sectioned by direction, and direction selectivity.
+"""dsgc: moving-bar responses sectioned by direction, and direction selectivity.
 
 For the moving-bar movie (default ``moving_h_bar_s5_d8_3x``), every unit's spikes are cut into one
 window per sweep, from ``padding_frames`` before the bar reaches the unit's receptive-field centre
-to ``padding_frames`` after it leaves (the lab's unified step, on the spikes step 3 assigned to the
-movie's trials), and the counts give the preferred
+to ``padding_frames`` after it leaves (the lab's unified step, on the spikes section_spike_times
+assigned to the movie's trials), and the counts give the preferred
 direction, both DSIs, the OSI and a permutation p-value (:mod:`mea_pipeline.dsgc`).
 
 Where the bar is: the per-pixel crossing frames are computed from the movie ``<movie>.npy`` of the
 stimulus library at the pixels the units need, or read from the lab's pickle (``--on-off-dict``,
 read with a data-only unpickler; every entry's frames must lie inside their sweeps). The RF centre
-is step 7's Gaussian centre, else its argmax centre, mapped to stimulus pixels by the lab's rule
+is rf_geometry's Gaussian centre, else its argmax centre, mapped to stimulus pixels by the lab's rule
 (middle of the checker); a unit without either is skipped with its reason. A recording whose
 playlist has no moving bar completes with that reason.
 
 Lab keys (ref-steps-6-11 6.5): ``direction_section/_attrs/`` is a group of int64 datasets
 (direction_list, n_directions, n_repetitions, padding_frames, cell_center_row/col), and each
 direction group holds ``trials/<k>`` (repetition k) and ``section_bounds`` in movie-relative
-frames (movie frame 0 = the section start + its pre-margin, as in steps 3-4), int64. The same
-windows in acquisition samples and the selectivity indices are ours, beside them.
+frames (movie frame 0 = the section start + its pre-margin, as in section_spike_times and
+dense_noise_sta), int64. The same windows in acquisition samples and the selectivity indices are ours, beside them.
 
 Directions are in the stimulus frame (:data:`mea_pipeline.frames.STIMULUS`): 0 = bar moving toward
 +column of the projector image (right on the screen), 90 = toward +row (down); every stored angle
@@ -55,7 +55,7 @@ ANGLE_ATTRS = {"frame": STIMULUS}
 
 @dataclass(frozen=True)
 class DsgcParams:
-    """Step 11's parameters (lab values as defaults).
+    """dsgc's parameters (lab values as defaults).
 
     ``area_box``, ``prominence_fraction``, ``off_fraction`` and ``off_floor`` are the crossing rule
     of the lab's ON/OFF dictionary (:mod:`mea_pipeline.dsgc.crossings`); they do not apply to a
@@ -74,7 +74,7 @@ class DsgcParams:
     n_permutations: int = 1000
     seed: int = 0
     # Stimulus -> electrode registration (mea_pipeline.frames.registration) from units with both an RF
-    # centre (step 7) and a soma centre (step 6); it also carries the preferred direction between frames.
+    # centre (rf_geometry) and a soma centre (soma_geometry); it also carries the preferred direction between frames.
     registration_kind: str = SIMILARITY
     registration_min_units: int = 6
     registration_outlier_um: float = 150.0
@@ -89,7 +89,7 @@ def unit_pixels(ctx: StepContext, units: list[str], rf_movie: str | None, p: Dsg
     for unit in units:
         center = rf_geometry.rf_center(ctx, unit, rf_movie) if rf_movie else None
         if center is None:
-            missing[unit] = ("no RF centre: step 7 measured no dense-noise STA" if rf_movie is None
+            missing[unit] = ("no RF centre: rf_geometry measured no dense-noise STA" if rf_movie is None
                              else "no RF centre: no Gaussian fit and no STA signal")
             continue
         checker = p.stimulus_px // center.grid[1]
@@ -144,7 +144,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
     registration = register_stimulus(ctx, units, rf_movie, p)
     if p.movie not in section_time.sectioned_movies(ctx):
-        reason = f"the playlist has no '{p.movie}' (or step 2 could not section it): no direction sectioning"
+        reason = f"the playlist has no '{p.movie}' (or section_time could not section it): no direction sectioning"
         ctx.warn(reason)
         ctx.tx.write_tree(META, {"movie": p.movie, "status": "no_moving_bar", "reason": reason})
         return {"result": "no_moving_bar", "n_units_sectioned": 0}
@@ -171,7 +171,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     for done, unit in enumerate(units):
         ctx.report_progress(done, len(units))
         base = f"units/{unit}/features/{p.movie}/dsgc"
-        # The lab's spikes: those of step 3's trials of the movie (a window reaching past them, at
+        # The lab's spikes: those of section_spike_times' trials of the movie (a window reaching past them, at
         # the movie's ends, holds only these).
         spikes = section_spike_times.full_spike_times(ctx, unit, p.movie)
         if reason := _skip_reason(unit, missing, pixels, crossings, spikes, p.movie):
@@ -218,7 +218,7 @@ def _skip_reason(unit: str, missing: dict, pixels: dict, crossings: dict, spikes
     if pixels[unit][:2] not in crossings:
         return f"the ON/OFF table has no pixel {pixels[unit][:2]}"
     if spikes is None:
-        return f"step 3 did not section '{movie}'"
+        return f"section_spike_times did not section '{movie}'"
     return None
 
 
@@ -274,7 +274,7 @@ STEP = Step(
             required=False, origin=OURS, units="samples"),
         Out(DIRECTION + "/section_bounds_samples", "i", 2, "the same windows as acquisition samples (frame onsets)",
             required=False, origin=OURS, units="samples"),
-        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (step 7's centre used)",
+        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (rf_geometry's centre used)",
             required=False, origin=OURS),
         Out(DS + "@angle_convention", "str", None, "how the direction groups' angles are measured",
             required=False, origin=OURS, frame=STIMULUS),

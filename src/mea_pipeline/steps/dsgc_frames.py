@@ -1,10 +1,10 @@
-"""Step 11's frames: the stimulus -> electrode registration and each preferred direction in the
+"""dsgc's frames: the stimulus -> electrode registration and each preferred direction in the
 electrode and retina frames (PRODUCT.md 3.12).
 
-The units with both an RF centre (step 7, the RF's own: ``gaussian_fit_unblurred``) and a soma
-centre (step 6) register the stimulus to the electrodes (:mod:`mea_pipeline.frames.registration`,
+The units with both an RF centre (rf_geometry, the RF's own: ``gaussian_fit_unblurred``) and a
+soma centre (soma_geometry) register the stimulus to the electrodes (:mod:`mea_pipeline.frames.registration`,
 stored under ``metadata/stimulus_registration``); through it each preferred direction is also
-given in the electrode frame and, with step 10's optic-nerve head and the sheet's ``Center_xy``,
+given in the electrode frame and, with ap_tracking's optic-nerve head and the sheet's ``Center_xy``,
 in the retina frame. Every stored angle names its frame in a ``frame`` attribute.
 """
 
@@ -119,7 +119,7 @@ FRAME_OUTPUTS = (
         "part (0 = toward +column, 90 = toward +row of the eimage); NaN when there is no registration",
         required=False, origin=OURS, units="degrees", frame=ELECTRODE),
     Out(FEATURES + "/preferred_direction_retina_deg", "f", 0,
-        "the electrode-frame direction plus step 10's angle_correction_deg (the lab's rule for soma polar "
+        "the electrode-frame direction plus ap_tracking's angle_correction_deg (the lab's rule for soma polar "
         "coordinates): 0 = nasal, 90 = dorsal, 180 = temporal, 270 = ventral; NaN without ONH and Center_xy",
         required=False, origin=OURS, units="degrees", frame=RETINA),
     Out(FEATURES + "/preferred_direction_retina_label", "str", 0,
@@ -146,7 +146,7 @@ FRAME_OUTPUTS = (
     ("residual_other_handedness_um", "f", 0, "um", "",
      "the same for the best fit of the other handedness on the same units (how clearly the data decide "
      "reflected); NaN for affine"),
-    ("n_units_paired", "i", 0, "", "", "units with both an RF centre (step 7) and a soma centre (step 6)"),
+    ("n_units_paired", "i", 0, "", "", "units with both an RF centre (rf_geometry) and a soma centre (soma_geometry)"),
     ("n_units_used", "i", 0, "", "", "paired units within registration_outlier_um of the fit"),
     ("units", "str", 1, "", "", "the paired units, in the order of the arrays below"),
     ("outlier_units", "str", 1, "", "", "paired units farther than registration_outlier_um from the fit"),
