@@ -44,7 +44,7 @@ from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
 from ..store import WithAttrs
 from . import load_recording, rf_geometry, section_spike_times, section_time
-from .dsgc_frames import FRAME_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
+from .dsgc_frames import FRAME_OUTPUTS, REGISTRATION_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
 from .dsgc_library import check_library, sweep_layout
 from .registry import Qc, Step, StepContext, reader
 
@@ -297,7 +297,7 @@ STEP = Step(
               "ap_tracking"),
     reads=frozenset({"stimuli", "on_off_dict"}), params=DsgcParams, version="2", run=run,
     library_check=check_library, qc=Qc(topic="dsgc", figure=qc_figure, numbers=qc_numbers),
-    outputs=FRAME_OUTPUTS + (
+    outputs=FRAME_OUTPUTS + REGISTRATION_OUTPUTS + (
         Out(DS + "/_attrs/direction_list", "i", 1, "direction of each direction group, in the stimulus' order",
             required=False, origin=LAB, units="deg", frame=STIMULUS),
         *outs(DS + "/_attrs", ("n_directions", "n_repetitions"), "i", 0, "{name} of the moving bar",
