@@ -3,10 +3,37 @@
 import numpy as np
 import pytest
 
+from mea_pipeline.ap_tracking import postprocess, soma
 from mea_pipeline.ap_tracking.lanes import fix_bad_lanes, parse_bad_lanes
+from mea_pipeline.ap_tracking.params import APTrackingParams
 from mea_pipeline.ap_tracking.pathway import direction_deg, fit_pathway
-from mea_pipeline.ap_tracking.postprocess import axon_centroids, filter_noise, longest_smooth_segment
-from mea_pipeline.ap_tracking.soma import axon_initial_segment, coarse_soma, refined_soma
+
+# The science functions with the step's parameter values (the tests below give the others explicitly).
+P = APTrackingParams()
+
+
+def coarse_soma(image):
+    return soma.coarse_soma(image, P.soma_std_threshold, P.soma_temporal_range)
+
+
+def refined_soma(image, coarse):
+    return soma.refined_soma(image, coarse, P.soma_refine_radius)
+
+
+def axon_initial_segment(image, soma_tyx):
+    return soma.axon_initial_segment(image, soma_tyx, P.ais_search_xy_radius, P.ais_search_t_radius, P.ais_fraction)
+
+
+def filter_noise(prediction):
+    return postprocess.filter_noise(prediction, P.centroid_threshold, P.min_cluster_size, P.temporal_window_size)
+
+
+def axon_centroids(filtered, row, col, max_displacement=P.max_displacement):
+    return postprocess.axon_centroids(filtered, row, col, P.centroid_start_frame, P.exclude_radius, max_displacement)
+
+
+def longest_smooth_segment(centroids):
+    return postprocess.longest_smooth_segment(centroids, P.max_displacement_post)
 
 
 # --- bad lanes -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from mea_pipeline.ap_tracking.lanes import parse_bad_lanes
+from mea_pipeline.ap_tracking.orientation import parse_center_xy
 from mea_pipeline.ap_tracking.params import APTrackingParams
 from mea_pipeline.ap_tracking.track import track_recording
 
@@ -57,7 +59,8 @@ def _true_direction(soma_rc):
 def test_labelled_recording_end_to_end(recording):
     eimages, labels = recording
     before = {k: v.copy() for k, v in eimages.items()}
-    result = track_recording(eimages, fake_cnn, labels, bad_lanes_text="60, 18. 38", center_xy_text="L, 5, -5")
+    result = track_recording(eimages, fake_cnn, labels, bad_lanes=parse_bad_lanes("60, 18. 38"),
+                             retina=parse_center_xy("L, 5, -5"))
     for key, array in eimages.items():
         np.testing.assert_array_equal(array, before[key])
 
@@ -88,7 +91,7 @@ def test_labelled_recording_end_to_end(recording):
 
 def test_output_dicts_use_the_labs_keys(recording):
     eimages, labels = recording
-    result = track_recording(eimages, fake_cnn, labels, center_xy_text="L, 5, -5")
+    result = track_recording(eimages, fake_cnn, labels, retina=parse_center_xy("L, 5, -5"))
     tracked = result.units["unit_001"].features()
     assert set(tracked["refined_soma"]) == {"t", "x", "y"}
     assert (tracked["refined_soma"]["x"], tracked["refined_soma"]["y"]) == RGC_SOMAS[0]   # x = row
@@ -149,7 +152,7 @@ def test_cell_type_filter_off_tracks_every_labelled_unit(recording):
 
 def test_angles_name_their_frame(recording):
     eimages, labels = recording
-    oriented = track_recording(eimages, fake_cnn, labels, center_xy_text="L, 5, -5")
+    oriented = track_recording(eimages, fake_cnn, labels, retina=parse_center_xy("L, 5, -5"))
     attrs = oriented.units["unit_001"].angle_attrs()
     assert attrs["direction_deg"] == {"frame": "electrode"}
     assert attrs["soma_polar_coordinates/theta_deg_raw"] == {"frame": "electrode"}
@@ -182,7 +185,7 @@ def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
         return fake_cnn(eimage)
 
     original = eimages["unit_001"].copy()
-    result = track_recording(eimages, recording_cnn, {"unit_001": "rgc", "unit_002": "rgc"}, bad_lanes_text="53, 59, 99")
+    result = track_recording(eimages, recording_cnn, {"unit_001": "rgc", "unit_002": "rgc"}, bad_lanes=parse_bad_lanes("53, 59, 99"))
     assert result.bad_lanes == [52, 58] and any("99" in w for w in result.warnings)
     np.testing.assert_array_equal(eimages["unit_001"], original)
     fixed = seen[0]
@@ -199,7 +202,7 @@ def test_bad_lanes_are_left_alone_when_the_fix_is_off():
     eimages = {"unit_001": _eimage((20, 20), rng)}
     seen = []
     result = track_recording(eimages, lambda e: seen.append(e.copy()) or fake_cnn(e), {"unit_001": "rgc"},
-                             bad_lanes_text="53", params=APTrackingParams(fix_bad_lanes=False))
+                             bad_lanes=parse_bad_lanes("53"), params=APTrackingParams(fix_bad_lanes=False))
     assert result.bad_lanes == [] and not any("Bad_lanes" in w for w in result.warnings)
     np.testing.assert_array_equal(seen[0], eimages["unit_001"])
 

@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mea_pipeline.dsgc.crossings import crossing_table
-from mea_pipeline.dsgc.pickle_table import load_on_off_table, pixel_rule
+from mea_pipeline.dsgc import crossings, pickle_table, selectivity
 from mea_pipeline.dsgc.sectioning import section_by_direction, spike_movie_frames, trial_spike_counts
 from mea_pipeline.dsgc.segments import DirectionLayout, direction_segments
-from mea_pipeline.dsgc.selectivity import direction_selectivity
 from mea_pipeline.errors import InputError
 from mea_pipeline.steps.dsgc import DsgcParams, sweep_layout
 from mea_pipeline.stimulus_library import StimulusLibrary
@@ -23,6 +21,28 @@ from mea_pipeline.synth.spec import MOVING_BAR
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 LAB_BAR_JSON = SHARED / "reference" / "stimuli" / "moving_h_bar_s5_d8_3x.json"
+# The science functions with the step's parameter values, but those given.
+P = DsgcParams()
+
+
+def crossing_table(movie, pixels, layout, **given):
+    rule = dict(area_box=P.area_box, prominence_fraction=P.prominence_fraction, off_fraction=P.off_fraction,
+                off_floor=P.off_floor)
+    return crossings.crossing_table(movie, pixels, layout, **(rule | given))
+
+
+def load_on_off_table(path, **given):
+    return pickle_table.load_on_off_table(path, **({"size": P.stimulus_px} | given))
+
+
+def pixel_rule(center_x_col, center_y_row):
+    """The rule for the lab's 15 x 15 checkers of 20 pixels."""
+    return pickle_table.pixel_rule(center_x_col, center_y_row, checker_px=20, size=P.stimulus_px)
+
+
+def direction_selectivity(counts, directions, **given):
+    return selectivity.direction_selectivity(counts, directions,
+                                             **({"n_permutations": P.n_permutations, "seed": P.seed} | given))
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +385,56 @@ def test_no_spikes_gives_nan_with_a_reason():
     result = direction_selectivity(np.zeros((8, 3)), DIRECTIONS)
     assert np.isnan(result["dsi_vector"]) and np.isnan(result["p_value"]) and result["n_spikes"] == 0
     assert "no spikes" in result["reason"]
+
+
+# --- the library check (pre-flight) -----------------------------------------------------------------
+
+class _Check:
+    """A stand-in for pre-flight's LibraryCheck: records findings; attempt turns InputError into an error."""
+
+    def __init__(self, library, movies, params, on_off_dict=None):
+        self.library, self.movies, self.params = library, movies, params
+        self.config = type("Config", (), {"playlist": "playlist.csv", "on_off_dict": on_off_dict})()
+        self.errors, self.warnings = [], []
+
+    def attempt(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, OSError) as error:
+            self.errors.append(str(error))
+            return None
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+    def error(self, message):
+        self.errors.append(message)
+
+
+def test_library_check_reads_the_bar_as_the_step_does(tmp_path):
+    from mea_pipeline.steps.dsgc import STEP
+
+    library = _library(tmp_path / "lib", movie_frames=3 * 52)
+    fine = _Check(library, ["bar"], DsgcParams(movie="bar", stimulus_px=4))
+    STEP.library_check(fine)
+    assert fine.errors == [] and fine.warnings == []
+
+    wrong_size = _Check(library, ["bar"], DsgcParams(movie="bar", stimulus_px=300))
+    STEP.library_check(wrong_size)
+    assert len(wrong_size.errors) == 1 and "bar.npy: frames are (4, 4)" in wrong_size.errors[0]
+    assert "parameter stimulus_px" in wrong_size.errors[0]
+
+    no_bar = _Check(library, ["noise"], DsgcParams(movie="bar"))
+    STEP.library_check(no_bar)
+    assert no_bar.errors == [] and "has no 'bar'" in no_bar.warnings[0] and "no_moving_bar" in no_bar.warnings[0]
+
+
+def test_library_check_with_the_labs_pickle_checks_it_against_the_sweeps(tmp_path):
+    from mea_pipeline.steps.dsgc import STEP
+
+    library = _library(tmp_path / "lib", movie_frames=None, lead_in=0)
+    table = tmp_path / "table.pkl"
+    table.write_bytes(pickle.dumps(_table()))        # 3 sweeps per pixel; the bar has 24
+    check = _Check(library, ["bar"], DsgcParams(movie="bar", stimulus_px=4), on_off_dict=table)
+    STEP.library_check(check)
+    assert len(check.errors) == 1 and "table.pkl" in check.errors[0] and "24" in check.errors[0]

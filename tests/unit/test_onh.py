@@ -141,7 +141,8 @@ def test_polar_coordinates_of_a_known_geometry():
 
     # ONH left of the reference point (33, 33): the image angle to it is 0 deg; a dorsal-temporal
     # piece (DV > 0, NT < 0) expects 135 deg, so every angle turns by +135.
-    correction = angle_correction((13.0, 33.0), dv=5.0, nt=-5.0)
+    correction = angle_correction((13.0, 33.0), dv=5.0, nt=-5.0,
+                                  reference_xy=APTrackingParams().angle_reference_point)
     assert correction == pytest.approx(135.0)
     polar = soma_polar_coordinates(30, 40, (30.0, 20.0), correction, 5.0, -5.0)
     assert polar["theta_deg_corrected"] == pytest.approx(180.0)

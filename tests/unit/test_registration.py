@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from mea_pipeline.ap_tracking.orientation import angle_correction
-from mea_pipeline.frames.registration import (AFFINE, cardinal_label, decompose, fit_registration, map_direction,
-                                              retina_direction)
+from mea_pipeline.ap_tracking.params import APTrackingParams
+from mea_pipeline.frames import registration
+from mea_pipeline.frames.registration import AFFINE, cardinal_label, decompose, map_direction, retina_direction
+from mea_pipeline.steps.dsgc import DsgcParams
 
 # Written out by hand (cos 30 = 0.8660254038, sin 30 = 0.5), not built with the code under test.
 ROTATE_30_SCALE_QUARTER = np.array([[0.2165063509, -0.125], [0.125, 0.2165063509]])
@@ -15,6 +17,16 @@ ROTATE_30_SCALE_QUARTER = np.array([[0.2165063509, -0.125], [0.125, 0.2165063509
 # 0.25 * [[c, -s], [s, c]] @ [[0, 1], [1, 0]] = 0.25 * [[-s, c], [c, s]].
 MIRROR_ROTATE_30_SCALE_QUARTER = np.array([[-0.125, 0.2165063509], [0.2165063509, 0.125]])
 OFFSET = np.array([12.0, -4.0])
+DSGC = DsgcParams()
+
+
+def fit_registration(stimulus_xy, electrode_xy, **given):
+    """The registration with the dsgc step's parameter values, but those ``given``."""
+    values = dict(kind=DSGC.registration_kind, min_points=DSGC.registration_min_units,
+                  outlier_threshold_um=DSGC.registration_outlier_um, pitch_um=DSGC.electrode_pitch_um,
+                  max_hypotheses=DSGC.registration_max_hypotheses, min_spread_ratio=DSGC.registration_min_spread,
+                  seed=DSGC.seed)
+    return registration.fit_registration(stimulus_xy, electrode_xy, **(values | given))
 
 
 def stimulus_points(n=14, seed=1):
@@ -123,7 +135,8 @@ def test_directions_through_known_matrices():
 def test_retina_directions_follow_the_labs_angle_correction():
     # ONH left of the reference point (33, 33): image angle 0; a dorsal-temporal piece (DV 5, NT -5)
     # expects 135 deg, so directions turn by +135 (0 = nasal, 90 = dorsal, 180 = temporal, 270 = ventral).
-    correction = angle_correction((13.0, 33.0), dv=5.0, nt=-5.0)
+    correction = angle_correction((13.0, 33.0), dv=5.0, nt=-5.0,
+                                  reference_xy=APTrackingParams().angle_reference_point)
     angle, label = retina_direction([45.0, 300.0, 135.0, 225.0, np.nan], correction)
     np.testing.assert_allclose(angle[:4], [180.0, 75.0, 270.0, 0.0], atol=1e-9)
     assert label.tolist() == ["temporal", "dorsal", "ventral", "nasal", ""]

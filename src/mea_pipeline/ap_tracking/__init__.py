@@ -1,1 +1,1 @@
-"""AP tracking (step 10): the lab's 3-D CNN run densely, post-processing, pathways, optic-nerve head."""
+"""AP tracking (step ap_tracking): the lab's 3-D CNN run densely, post-processing, pathways, optic-nerve head."""

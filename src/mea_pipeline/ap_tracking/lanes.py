@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,14 @@ def sheet_text(value) -> str:
     return str(value).strip()
 
 
-def parse_bad_lanes(text) -> tuple[list[int], list[str]]:
+class BadLanes(NamedTuple):
+    """The sheet's ``Bad_lanes``, parsed: the columns to flatten and the tokens that are not columns."""
+
+    columns: list[int]      # distinct 0-based column indices (axis 2), sorted
+    rejected: list[str]     # tokens that are not a positive whole number, in input order
+
+
+def parse_bad_lanes(text) -> BadLanes:
     """Parse the sheet's ``Bad_lanes`` cell.
 
     Parameters
@@ -43,11 +51,10 @@ def parse_bad_lanes(text) -> tuple[list[int], list[str]]:
 
     Returns
     -------
-    lanes : list of int
-        Distinct 0-based column indices (axis 2), sorted.
-    rejected : list of str
-        Tokens that are not a positive whole number, in input order (empty tokens, as left by
-        a trailing comma, are not reported).
+    BadLanes
+        ``columns``: distinct 0-based column indices (axis 2), sorted; ``rejected``: tokens that
+        are not a positive whole number, in input order (empty tokens, as left by a trailing
+        comma, are not reported).
     """
     lanes, rejected = set(), []
     for token in sheet_text(text).split(","):
@@ -58,7 +65,7 @@ def parse_bad_lanes(text) -> tuple[list[int], list[str]]:
             lanes.add(int(token) - 1)
         else:
             rejected.append(token)
-    return sorted(lanes), rejected
+    return BadLanes(sorted(lanes), rejected)
 
 
 def fix_bad_lanes(eimage: np.ndarray, lanes: list[int]) -> np.ndarray:

@@ -221,7 +221,7 @@ def _attempt(tracks: list[TrackedPathway], tau: float, p: APTrackingParams) -> d
     return attempt | {"onh": _refine_onh(cells, consensus, p)}
 
 
-def legacy_intersection(tracks: list[TrackedPathway], parallel_tolerance: float = 1e-10):
+def legacy_intersection(tracks: list[TrackedPathway], parallel_tolerance: float):
     """Mean of all pairwise line intersections weighted by the pair's mean R^2 (no constraint).
 
     Returns ``(x, y, mse)`` with mse the mean squared distance of the point to the lines, or

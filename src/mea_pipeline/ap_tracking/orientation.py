@@ -58,7 +58,7 @@ def parse_center_xy(text) -> RetinaPosition:
 
 
 def angle_correction(onh_xy: tuple[float, float], dv: float | None, nt: float | None,
-                     reference_xy: tuple[float, float] = (33.0, 33.0)) -> float | None:
+                     reference_xy: tuple[float, float]) -> float | None:
     """Rotation (degrees) that turns the image direction ONH -> reference point into the anatomical one.
 
     ``expected = atan2(DV, NT)`` is where the recorded piece lies as seen from the ONH, and the

@@ -1,4 +1,4 @@
-"""Parameters of AP tracking (step 10) after the CNN, with the lab's unified-pipeline values.
+"""Parameters of AP tracking (step ap_tracking) after the CNN, with the lab's unified-pipeline values.
 
 Coordinates: electrode indices of the (t, axis 1, axis 2) eimage; the lab calls axis 1 "row" and
 axis 2 "col". Points given as pairs below are ``(col, row)`` (the lab's Cartesian ONH
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class APTrackingParams:
-    """Every constant of the post-CNN part of step 10.
+    """Every constant of the post-CNN part of ap_tracking.
 
     Attributes
     ----------

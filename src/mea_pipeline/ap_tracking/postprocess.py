@@ -14,8 +14,8 @@ _IN_FRAME_CROSS = np.zeros((3, 3, 3), dtype=bool)
 _IN_FRAME_CROSS[1] = ndimage.generate_binary_structure(2, 1)
 
 
-def filter_noise(prediction: np.ndarray, threshold: float = 0.05, min_cluster_size: int = 3,
-                 temporal_window_size: int = 5) -> np.ndarray:
+def filter_noise(prediction: np.ndarray, threshold: float, min_cluster_size: int,
+                 temporal_window_size: int) -> np.ndarray:
     """Remove isolated specks from a probability volume (the lab's three-stage filter).
 
     1. Probabilities below ``threshold`` become 0; the others keep their value.
@@ -47,8 +47,8 @@ def filter_noise(prediction: np.ndarray, threshold: float = 0.05, min_cluster_si
     return filtered
 
 
-def axon_centroids(filtered: np.ndarray, soma_row: int, soma_col: int, start_frame: int = 10,
-                   exclude_radius: int = 5, max_displacement: float = 100.0) -> np.ndarray:
+def axon_centroids(filtered: np.ndarray, soma_row: int, soma_col: int, start_frame: int,
+                   exclude_radius: int, max_displacement: float) -> np.ndarray:
     """Probability-weighted centre of the largest signal patch of each frame, soma excluded.
 
     From ``start_frame`` on, each frame's square of half-width ``exclude_radius`` around the
@@ -84,7 +84,7 @@ def axon_centroids(filtered: np.ndarray, soma_row: int, soma_col: int, start_fra
     return np.array(track, dtype=np.float32).reshape(-1, 3)
 
 
-def longest_smooth_segment(centroids: np.ndarray, max_jump: float = 5.0) -> np.ndarray:
+def longest_smooth_segment(centroids: np.ndarray, max_jump: float) -> np.ndarray:
     """Drop outlier stretches: split the track at jumps over ``max_jump``, keep the longest part.
 
     Centroids are sorted by t (stable) first; the jump is the (row, col) distance between

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def coarse_soma(eimage: np.ndarray, std_threshold: float = 3.0,
-                temporal_range: tuple[int, int] = (5, 27)) -> tuple[int, int]:
+def coarse_soma(eimage: np.ndarray, std_threshold: float, temporal_range: tuple[int, int]) -> tuple[int, int]:
     """Centre of the electrodes that vary most around the spike.
 
     Within frames ``[start, stop)`` an electrode is responsive when its temporal std exceeds
@@ -32,7 +31,7 @@ def coarse_soma(eimage: np.ndarray, std_threshold: float = 3.0,
     return int(row), int(col)
 
 
-def refined_soma(eimage: np.ndarray, coarse: tuple[int, int], radius: int = 5) -> tuple[int, int, int]:
+def refined_soma(eimage: np.ndarray, coarse: tuple[int, int], radius: int) -> tuple[int, int, int]:
     """Most negative voxel near the coarse soma, over all frames.
 
     The search covers rows ``[row - radius, row + radius)`` and the same for columns, clipped
@@ -51,8 +50,8 @@ def refined_soma(eimage: np.ndarray, coarse: tuple[int, int], radius: int = 5) -
     return int(t), int(r0 + dr), int(c0 + dc)
 
 
-def axon_initial_segment(eimage: np.ndarray, soma: tuple[int, int, int], xy_radius: int = 5,
-                         t_radius: int = 5, fraction: float = 0.3) -> tuple[int, int, int] | None:
+def axon_initial_segment(eimage: np.ndarray, soma: tuple[int, int, int], xy_radius: int,
+                         t_radius: int, fraction: float) -> tuple[int, int, int] | None:
     """Electrode near the soma whose trough comes earliest.
 
     The soma trough ``m0`` is the minimum over all frames at the soma electrode. In the box of

@@ -1,6 +1,6 @@
 """AP tracking of one recording, CNN excluded: from eimages to pathways, ONH and polar positions.
 
-:func:`track_recording` runs the lab's step-10 flow on arrays (the CNN is the ``predict``
+:func:`track_recording` runs the lab's AP-tracking flow on arrays (the CNN is the ``predict``
 callable) and returns plain dataclasses; :meth:`UnitTrack.features` and
 :meth:`RecordingTrack.metadata` give the dicts to write under
 ``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys, dtypes and
@@ -37,9 +37,9 @@ import numpy as np
 
 from ..frames import ELECTRODE, RETINA
 from ..labels import NO_LABEL
-from .lanes import fix_bad_lanes, parse_bad_lanes, sheet_text
+from .lanes import BadLanes, fix_bad_lanes, sheet_text
 from .onh import OnhResult, TrackedPathway, find_onh
-from .orientation import RetinaPosition, angle_correction, parse_center_xy, polar_frames, soma_polar_coordinates
+from .orientation import RetinaPosition, angle_correction, polar_frames, soma_polar_coordinates
 from .params import APTrackingParams
 from .pathway import Pathway, direction_deg, fit_pathway
 from .postprocess import axon_centroids, filter_noise, longest_smooth_segment
@@ -50,7 +50,7 @@ _PATHWAY_KEYS = ("slope", "intercept", "r_value", "p_value", "std_err")
 
 @dataclass
 class UnitTrack:
-    """What step 10 found for one unit (positions as (t, row, col) tuples)."""
+    """What ap_tracking found for one unit (positions as (t, row, col) tuples)."""
 
     unit_id: str
     label: str
@@ -109,7 +109,7 @@ class UnitTrack:
 
 @dataclass
 class RecordingTrack:
-    """Step 10's result for one recording."""
+    """ap_tracking's result for one recording."""
 
     units: dict[str, UnitTrack]
     onh: OnhResult | None
@@ -267,10 +267,10 @@ def _first_pass(unit: UnitTrack, array: np.ndarray, predict: Callable[[np.ndarra
 
 
 def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarray], np.ndarray],
-                    labels: dict[str, str] | None = None, bad_lanes_text=None, center_xy_text=None,
-                    params: APTrackingParams = APTrackingParams(),
+                    labels: dict[str, str] | None = None, bad_lanes: BadLanes | None = None,
+                    retina: RetinaPosition | None = None, params: APTrackingParams = APTrackingParams(),
                     progress: Callable[[int, int], None] | None = None) -> RecordingTrack:
-    """Step 10 for one recording.
+    """AP tracking of one recording (the CNN given as ``predict``).
 
     Parameters
     ----------
@@ -279,9 +279,13 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     predict : callable
         The CNN: float32 (t, row, col) eimage -> axon probability volume of the same shape.
     labels : dict or None
-        Unit id -> manual cell-type label (step 9); None when there are none.
-    bad_lanes_text, center_xy_text :
-        The sheet's ``Bad_lanes`` and ``Center_xy`` cells (str, bytes or None).
+        Unit id -> manual cell-type label (cell_type_labels); None when there are none.
+    bad_lanes : BadLanes or None
+        The sheet's ``Bad_lanes``, parsed (:func:`~mea_pipeline.ap_tracking.lanes.parse_bad_lanes`);
+        None when the sheet gives none.
+    retina : RetinaPosition or None
+        Where the piece sits in the retina, from the sheet's ``Center_xy``
+        (:func:`~mea_pipeline.ap_tracking.orientation.parse_center_xy`); None when unknown.
     params : APTrackingParams
     progress : callable, optional
         ``progress(done, total)`` after each unit of the first pass (the CNN's share of the time).
@@ -291,7 +295,7 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     RecordingTrack
     """
     unit_ids = sorted(eimages)
-    lanes, rejected = parse_bad_lanes(bad_lanes_text) if params.fix_bad_lanes else ([], [])
+    lanes, rejected = bad_lanes if bad_lanes is not None and params.fix_bad_lanes else ([], [])
     warnings = []
     if rejected:
         warnings.append(f"Bad_lanes: ignored {rejected}: not 1-based column numbers; correct the sheet's Bad_lanes cell")
@@ -299,7 +303,7 @@ def track_recording(eimages: dict[str, np.ndarray], predict: Callable[[np.ndarra
     if width is not None and any(c >= width for c in lanes):
         warnings.append(f"Bad_lanes: columns {[c + 1 for c in lanes if c >= width]} are beyond the {width} columns; ignored")
         lanes = [c for c in lanes if c < width]
-    retina = parse_center_xy(center_xy_text)
+    retina = retina or RetinaPosition(None, None, None)
     if retina.lr not in (None, "L", "R"):
         warnings.append(f"Center_xy: eye '{retina.lr}' is neither L nor R; kept as given")
     selection = select_units(unit_ids, labels, params)

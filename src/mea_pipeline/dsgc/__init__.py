@@ -1,1 +1,1 @@
-"""Direction selectivity under the moving bar (step 11): bar crossings, sectioning, DSI."""
+"""Direction selectivity under the moving bar (step dsgc): bar crossings, sectioning, DSI."""

@@ -77,8 +77,8 @@ def _off_index(d: np.ndarray, on: int, off_fraction: float, off_floor: float) ->
     return on + 1 + int(below[0] if len(below) else np.argmin(after))
 
 
-def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int = 50,
-                   prominence_fraction: float = 0.3, off_fraction: float = 0.5, off_floor: float = -50.0
+def crossing_table(movie, pixels, layout: DirectionLayout, *, area_box: int,
+                   prominence_fraction: float, off_fraction: float, off_floor: float
                    ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """ON and OFF frames of every sweep at each of ``pixels``.
 

@@ -84,7 +84,7 @@ def _check_within_sweeps(path: Path, keys: list, on: np.ndarray, off: np.ndarray
                 f"do); the table was made for another stimulus or sweep layout{layout_note}")
 
 
-def load_on_off_table(path: str | Path, *, segments: np.ndarray | None = None, size: int = 300,
+def load_on_off_table(path: str | Path, *, size: int, segments: np.ndarray | None = None,
                       layout_note: str = "") -> dict:
     """Read and check the lab's ON/OFF crossing pickle.
 
@@ -147,8 +147,8 @@ def load_on_off_table(path: str | Path, *, segments: np.ndarray | None = None, s
     }
 
 
-def pixel_rule(center_x_col: float, center_y_row: float, checker_px: int = 20,
-               size: int = 300) -> tuple[int, int] | None:
+def pixel_rule(center_x_col: float, center_y_row: float, checker_px: int,
+               size: int) -> tuple[int, int] | None:
     """Stimulus pixel ``(row, col)`` of a receptive-field centre given in checker units.
 
     The lab's rule: ``int(c * checker_px + checker_px // 2)`` (the middle of the checker; ``int``
@@ -157,7 +157,7 @@ def pixel_rule(center_x_col: float, center_y_row: float, checker_px: int = 20,
     Parameters
     ----------
     center_x_col, center_y_row : float
-        Centre column and row in checker units (the step-7 Gaussian's ``center_x``, ``center_y``).
+        Centre column and row in checker units (rf_geometry's Gaussian's ``center_x``, ``center_y``).
     checker_px : int
         Stimulus pixels per checker side.
     size : int

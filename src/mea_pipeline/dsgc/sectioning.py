@@ -36,7 +36,7 @@ def direction_name(angle_deg: float) -> str:
 
 
 def section_by_direction(spike_frames: np.ndarray, on: np.ndarray, off: np.ndarray, layout: DirectionLayout,
-                         padding: int = 40, spike_samples: np.ndarray | None = None) -> dict:
+                         padding: int, spike_samples: np.ndarray | None = None) -> dict:
     """Spikes of each sweep, from ``padding`` frames before the bar reaches the RF to after it leaves.
 
     Parameters

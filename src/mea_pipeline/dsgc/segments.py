@@ -81,12 +81,14 @@ def direction_segments(config: dict, n_directions: int, movie_frames: int) -> Di
 
     Notes
     -----
-    ``start_frame`` counts from movie frame 0, as in step 3 (movie frame 0 = section start + 60).
+    ``start_frame`` counts from movie frame 0, as in section_spike_times (movie frame 0 = section
+    start + 60).
     The lab's JSON gives ``start_frame`` 60, ``trial_length_frame`` 4520 = 120 + 8 x 550 and
     ``repeat`` 3, but the lab's moving-bar ``.npy`` holds 13 560 = 3 x 4520 frames, its ON/OFF
-    dictionary generator cuts its sweeps at 4520 rep + 120 + 550 d of that file, and its step 11
+    dictionary generator cuts its sweeps at 4520 rep + 120 + 550 d of that file, and its dsgc step
     compares those frames with spikes counted from movie frame 0: the file holds no lead-in, its
-    trials start at its frame 0, and ``start_frame`` is step 3's offset, not part of the sweeps
+    trials start at its frame 0, and ``start_frame`` is section_spike_times' offset, not part of
+    the sweeps
     (ref-steps-6-11 6.1, 6.2, 6.4). The synthetic library's movies do hold their ``start_frame``
     lead-in. So the lead-in is decided by the file: ``start_frame`` when the file has room for it
     and every trial (``movie_frames >= start_frame + repeat * trial_length_frame``), 0 when it

@@ -26,8 +26,8 @@ def _vector_sums(mean_counts: np.ndarray, angles_rad: np.ndarray, harmonic: int)
     return mean_counts @ np.exp(1j * harmonic * angles_rad)
 
 
-def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_permutations: int = 1000,
-                          seed: int = 0) -> dict:
+def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_permutations: int,
+                          seed: int) -> dict:
     """Preferred direction, DSI (vector and classic), OSI and a permutation p-value.
 
     Parameters

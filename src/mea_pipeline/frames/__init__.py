@@ -1,6 +1,6 @@
 """The frames angles and positions are given in, and what each one's axes are.
 
-Step 10 works on the electrical image (electrode frame), step 7 and step 11 on the projected
+ap_tracking works on the electrical image (electrode frame), rf_geometry and dsgc on the projected
 stimulus (stimulus frame). Both say "0 degrees = +column, 90 degrees = +row", but those are the
 columns of different images: on a rig the stimulus may be rotated, scaled and mirrored against
 the electrodes. Every stored angle carries a ``frame`` attribute naming one of these.

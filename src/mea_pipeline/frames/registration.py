@@ -97,9 +97,9 @@ class Registration:
         return int(self.inliers.sum())
 
 
-def fit_registration(stimulus_xy, electrode_xy, *, kind: str = SIMILARITY, min_points: int = 6,
-                     outlier_threshold_um: float = 150.0, pitch_um: float = 16.0, max_hypotheses: int = 2000,
-                     min_spread_ratio: float = 0.1, seed: int = 0) -> Registration:
+def fit_registration(stimulus_xy, electrode_xy, *, kind: str, min_points: int,
+                     outlier_threshold_um: float, pitch_um: float, max_hypotheses: int,
+                     min_spread_ratio: float, seed: int) -> Registration:
     """Fit ``electrode_xy ~ matrix @ stimulus_xy + offset`` robustly; refuse with a reason when it cannot.
 
     Parameters
@@ -222,7 +222,7 @@ def retina_direction(electrode_deg, correction_deg: float) -> tuple[np.ndarray, 
     ``electrode angle + correction``: 0 deg = nasal, 90 = dorsal, 180 = temporal, 270 = ventral.
     It is a rotation only, as in the lab: one reference vector cannot tell a mirror between
     chip and retina (eye side, which face lies on the chip), and the eye (L/R) is not used.
-    Soma positions and preferred directions in this frame therefore agree with step 10's
+    Soma positions and preferred directions in this frame therefore agree with ap_tracking's
     ``theta_deg_corrected``.
 
     Parameters
@@ -230,7 +230,7 @@ def retina_direction(electrode_deg, correction_deg: float) -> tuple[np.ndarray, 
     electrode_deg : array_like
         Directions in the electrode frame (degrees); NaN stays NaN.
     correction_deg : float
-        Step 10's ``angle_correction_deg``.
+        ap_tracking's ``angle_correction_deg``.
 
     Returns
     -------

@@ -1,17 +1,17 @@
-"""Step 10: AP tracking: each unit's axon through its electrical image, and the optic-nerve head.
+"""ap_tracking: each unit's axon through its electrical image, and the optic-nerve head.
 
 The lab's 3-D CNN (``--ap-model``, default the packaged weights trained on synthetic images) runs
 densely over every selected unit's eimage (:func:`mea_pipeline.ap_tracking.dense.predict_dense`);
-:func:`mea_pipeline.ap_tracking.track.track_recording` does the rest: unit selection by the step-9
-label, the sheet's bad-lane fix on this step's own copy (step 1's ``eimage_sta/data`` is never
-rewritten), soma and AIS, noise filter, centroids, pathway fit, ONH with the R^2 ladder, retina
-orientation from the sheet's ``Center_xy`` and polar coordinates. The lab's keys keep the lab's
+:func:`mea_pipeline.ap_tracking.track.track_recording` does the rest: unit selection by
+cell_type_labels' label, the sheet's bad-lane fix on this step's own copy (load_recording's
+``eimage_sta/data`` is never rewritten), soma and AIS, noise filter, centroids, pathway fit, ONH
+with the R^2 ladder, retina orientation from the sheet's ``Center_xy`` and polar coordinates. The lab's keys keep the lab's
 dtypes and structure (ref-steps-6-11.md 5.11); every stored angle names its frame in a ``frame``
 attribute. Axis conventions are in :mod:`mea_pipeline.ap_tracking.track` and in
 ``docs/output_schema.md``.
 
 The packaged weights were trained on synthetic images only: run on a recording ``mea-pipeline synth``
-did not write (step 5's copy of the ``.cmcr`` root attributes lacks its mark), the step records one
+did not write (file_metadata's copy of the ``.cmcr`` root attributes lacks its mark), the step records one
 warning naming ``--ap-model``; ``model_source`` says which weights were used.
 """
 
@@ -20,12 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+import numpy as np
+
+from ..ap_tracking.lanes import parse_bad_lanes
+from ..ap_tracking.orientation import parse_center_xy
 from ..ap_tracking.params import APTrackingParams
 from ..frames import ELECTRODE, RETINA
 from ..schema import LAB, OURS, Out, outs
 from ..store import WithAttrs
 from . import cell_type_labels, file_metadata, gsheet_metadata, load_recording
-from .registry import Step, StepContext, reader
+from .registry import Qc, Step, StepContext, reader
 
 AP = "units/{unit}/features/ap_tracking"
 META = "metadata/ap_tracking"
@@ -47,17 +51,63 @@ class RetinaOrientation(NamedTuple):
     reason: str                             # why correction_deg is None ('' otherwise)
 
 
+class Onh(NamedTuple):
+    """The optic-nerve head step ap_tracking found: (col, row) electrodes and the method that found it."""
+
+    x: float
+    y: float
+    method: str
+
+
+class UnitPathway(NamedTuple):
+    """A unit's soma, status and (when tracked) axon centroids and pathway line, as stored."""
+
+    soma_row: int
+    soma_col: int
+    status: str
+    centroids: np.ndarray | None       # (N, 3) [t, row, col]; None when absent
+    slope: np.float64
+    intercept: np.float64
+
+
+@reader("ap_tracking")
+def onh(h5) -> Onh | None:
+    """The recording's optic-nerve head, None when the step found none."""
+    if ONH_X.at() not in h5:
+        return None
+    method = h5[ONH_METHOD.at()].asstr()[()] if ONH_METHOD.at() in h5 else ""
+    return Onh(float(h5[ONH_X.at()][()]), float(h5[ONH_Y.at()][()]), method)
+
+
+@reader("ap_tracking")
+def unit_pathway(h5, unit: str) -> UnitPathway | None:
+    """``unit``'s soma, status and pathway; None when the step wrote nothing for it."""
+    if SOMA_ROW.at(unit=unit) not in h5:
+        return None
+    status = h5[STATUS.at(unit=unit)].asstr()[()] if STATUS.at(unit=unit) in h5 else ""
+    centroids = h5[CENTROIDS.at(unit=unit)][()] if CENTROIDS.at(unit=unit) in h5 else None
+    # The line as stored (float64 scalars: with float32 centroids, the line's points stay float64).
+    return UnitPathway(int(h5[SOMA_ROW.at(unit=unit)][()]), int(h5[SOMA_COL.at(unit=unit)][()]), status, centroids,
+                       h5[SLOPE.at(unit=unit)][()], h5[INTERCEPT.at(unit=unit)][()])
+
+
+@reader("ap_tracking")
+def ran(h5) -> bool:
+    """Whether the file holds this step's output."""
+    return N_UNITS.at() in h5
+
+
 @reader("ap_tracking")
 def retina_orientation(h5) -> RetinaOrientation:
-    """The ONH and step 10's ``angle_correction_deg`` (from the ONH and the sheet's ``Center_xy``)."""
-    onh = f"{META}/all_ap_intersection"
-    if f"{onh}/x" not in h5:
-        reason = h5[f"{META}/onh_reason"].asstr()[()] if f"{META}/onh_reason" in h5 else "step 10 found none"
+    """The ONH and the step's ``angle_correction_deg`` (from the ONH and the sheet's ``Center_xy``)."""
+    found = onh(h5)
+    if found is None:
+        reason = h5[ONH_REASON.at()].asstr()[()] if ONH_REASON.at() in h5 else "ap_tracking found none"
         return RetinaOrientation(None, None, f"no optic-nerve head: {reason}")
-    onh_xy = (float(h5[f"{onh}/x"][()]), float(h5[f"{onh}/y"][()]))
-    if f"{META}/angle_correction_deg" not in h5:
-        return RetinaOrientation(onh_xy, None, "no retina orientation: the sheet's Center_xy gives no DV and NT")
-    return RetinaOrientation(onh_xy, float(h5[f"{META}/angle_correction_deg"][()]), "")
+    if ANGLE_CORRECTION.at() not in h5:
+        return RetinaOrientation((found.x, found.y), None,
+                                 "no retina orientation: the sheet's Center_xy gives no DV and NT")
+    return RetinaOrientation((found.x, found.y), float(h5[ANGLE_CORRECTION.at()][()]), "")
 
 
 def run(ctx: StepContext, p: APTrackingParams) -> dict:
@@ -73,10 +123,9 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
         ctx.warn(PACKAGED_WEIGHTS_WARNING)
     units = load_recording.unit_ids(ctx)
     eimages = {unit: load_recording.eimage(ctx, unit) for unit in units}
-    # The lab reads Center_XY first, then Center_xy.
-    center_xy = gsheet_metadata.cell(ctx, "Center_XY") or gsheet_metadata.cell(ctx, "Center_xy")
     track = track_recording(eimages, lambda eimage: predict_dense(model, eimage), cell_type_labels.axon_types(ctx),
-                            gsheet_metadata.cell(ctx, "Bad_lanes"), center_xy, p, progress=ctx.report_progress)
+                            bad_lanes=parse_bad_lanes(gsheet_metadata.cell(ctx, "Bad_lanes")),
+                            retina=parse_center_xy(_center_xy(ctx)), params=p, progress=ctx.report_progress)
     for warning in track.warnings:
         ctx.warn(warning)
     for unit_id, unit in track.units.items():
@@ -101,6 +150,69 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
             "onh_method": None if found is None else found.method}
 
 
+# -- QC: drawn from the file through the readers above --------------------------------------------
+
+# The array's 65 x 65 electrodes (the ONH may lie beyond them: the view widens to show it).
+ARRAY_EXTENT = (-0.5, 64.5)
+
+
+def qc_figure(h5):
+    """Axon centroids and fitted pathways of every tracked unit, somas, and the ONH on the array.
+
+    The circle is where the ONH search looks (parameters ``center_point`` and
+    ``max_distance_from_center``). None when the file holds no ap_tracking output.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
+
+    if not ran(h5):
+        return None
+    fig = Figure(figsize=(5.2, 5.2), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlim(*ARRAY_EXTENT)
+    ax.set_ylim(*ARRAY_EXTENT[::-1])
+    for unit in load_recording.unit_ids(h5):
+        track = unit_pathway(h5, unit)
+        if track is None:
+            continue
+        tracked = track.status == "tracked"
+        ax.plot(track.soma_col, track.soma_row, "o", ms=3, color="tab:red" if tracked else "0.6")
+        if tracked and track.centroids is not None:
+            points = track.centroids
+            ax.plot(points[:, 2], points[:, 1], ".", ms=2, color="tab:blue")
+            cols = np.array([points[:, 2].min(), points[:, 2].max()])
+            ax.plot(cols, track.slope * cols + track.intercept, "-", lw=0.6, color="tab:blue")
+    found = onh(h5)
+    title = "no optic-nerve head"
+    if found is not None:
+        ax.plot(found.x, found.y, "*", ms=14, color="gold", mec="k")
+        title = f"ONH ({found.x:.1f}, {found.y:.1f}) by {found.method}"
+        ax.set_xlim(min(ARRAY_EXTENT[0], found.x - 2), max(ARRAY_EXTENT[1], found.x + 2))
+        ax.set_ylim(max(ARRAY_EXTENT[1], found.y + 2), min(ARRAY_EXTENT[0], found.y - 2))
+    search = APTrackingParams()  # the defaults: the run's values are in its step record
+    ax.add_patch(Circle(search.center_point, search.max_distance_from_center, fill=False, ls=":", color="0.5"))
+    ax.set_aspect("equal")
+    ax.set_xlabel("col (eimage axis 2)")
+    ax.set_ylabel("row (eimage axis 1)")
+    ax.set_title(f"axon pathways (blue), somas (red: tracked); {title}", fontsize=8)
+    return fig
+
+
+def qc_numbers(h5) -> dict:
+    """``axons_tracked`` (units with status tracked) and ``onh`` ([x, y] rounded to 0.01, or None)."""
+    if not ran(h5):
+        return {}
+    tracks = (unit_pathway(h5, unit) for unit in load_recording.unit_ids(h5))
+    found = onh(h5)
+    return {"axons_tracked": sum(t is not None and t.status == "tracked" for t in tracks),
+            "onh": None if found is None else [round(found.x, 2), round(found.y, 2)]}
+
+
+def _center_xy(ctx: StepContext) -> str | None:
+    """The sheet's retina position cell: the lab reads ``Center_XY`` first, then ``Center_xy``."""
+    return gsheet_metadata.cell(ctx, "Center_XY") or gsheet_metadata.cell(ctx, "Center_xy")
+
+
 def _with_attrs(tree: Mapping, attrs: Mapping[str, Mapping], prefix: str = "") -> dict:
     """``tree`` with the datasets named in ``attrs`` (paths relative to the tree) carrying their attributes."""
     return {key: _with_attrs(value, attrs, f"{prefix}{key}/") if isinstance(value, Mapping)
@@ -112,16 +224,35 @@ ELECTRODES = "electrodes"
 RETINA_WHEN_ORIENTED = ("retina frame when the sheet's Center_xy gives the orientation (angle_correction_applied "
                         "present), else the electrode frame; the dataset's 'frame' attribute says which")
 
+# The outputs this step's readers read (and the writer, through the science's trees under AP and META).
+STATUS = Out(f"{AP}/status", "str", 0, "tracked, no_pathway or second_pass (units without output: "
+             f"{META}/unwritten_status)", required=False, origin=OURS)
+SOMA_ROW, SOMA_COL = outs(f"{AP}/refined_soma", ("x", "y"), "i", 0,
+    "{name} of the soma trough, int64 (x = row, eimage axis 1; y = col, axis 2)", required=False,
+    origin=LAB, units=ELECTRODES, frame=ELECTRODE)
+CENTROIDS = Out(f"{AP}/post_processed_data/axon_centroids", "f", 2, "float32 (N, 3) [t, row, col] of the axon, "
+                "longest smooth run (absent when N = 0)", required=False, origin=LAB,
+                units="frames, electrodes, electrodes", frame=ELECTRODE)
+SLOPE = Out(f"{AP}/ap_pathway/slope", "f", 0, "of the line row = slope * col + intercept (NaN without a pathway)",
+            required=False, origin=LAB, units="rows per column", frame=ELECTRODE)
+INTERCEPT = Out(f"{AP}/ap_pathway/intercept", "f", 0, "row of that line at col 0 (NaN without a pathway)",
+                required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE)
+ANGLE_CORRECTION = Out(f"{META}/angle_correction_deg", "f", 0, "rotation from the electrode frame into the retina "
+                       "frame (absent without the sheet's orientation or an ONH)", required=False, origin=OURS,
+                       units="degrees", frame=RETINA)
+ONH_REASON = Out(f"{META}/onh_reason", "str", 0, "why there is no ONH", required=False, origin=OURS)
+ONH_X, ONH_Y = outs(ONH, ("x", "y"), "f", 0, "ONH {name} (x = col, eimage axis 2; y = row, axis 1)", required=False,
+                    origin=LAB, units=ELECTRODES, frame=ELECTRODE)
+ONH_METHOD = Out(f"{ONH}/method", "str", 0, "iterative_refinement or legacy", required=False, origin=LAB)
+N_UNITS = Out(f"{META}/n_units", "i", 0, "units of the recording", origin=OURS)
+
 UNIT_OUTPUTS = (
-    Out(f"{AP}/status", "str", 0, "tracked, no_pathway or second_pass (units without output: "
-        f"{META}/unwritten_status)", required=False, origin=OURS),
+    STATUS,
     Out(f"{AP}/reason", "str", 0, "why a unit has no pathway ('' when tracked)", required=False, origin=OURS),
     Out(f"{AP}/notes", "str", 0, "e.g. non-finite eimage values replaced by 0", required=False, origin=OURS),
     Out(f"{AP}/refined_soma/t", "i", 0, "eimage sample of the soma trough (int64; the spike is at sample 10)",
         required=False, origin=LAB, units="frames (eimage samples)"),
-    *outs(f"{AP}/refined_soma", ("x", "y"), "i", 0,
-          "{name} of the soma trough, int64 (x = row, eimage axis 1; y = col, axis 2)", required=False,
-          origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    SOMA_ROW, SOMA_COL,
     Out(f"{AP}/axon_initial_segment", "group", None, "the lab's empty group when no electrode reaches 30 % of "
         "the soma trough", required=False, origin=LAB),
     Out(f"{AP}/axon_initial_segment/t", "i", 0, "eimage sample of the AIS trough (int64)", required=False,
@@ -133,13 +264,9 @@ UNIT_OUTPUTS = (
         required=False, origin=LAB, units="probability", frame=ELECTRODE),
     Out(f"{AP}/post_processed_data/filtered_prediction", "f", 3, "float32 prediction after the noise filter",
         required=False, origin=LAB, units="probability", frame=ELECTRODE),
-    Out(f"{AP}/post_processed_data/axon_centroids", "f", 2, "float32 (N, 3) [t, row, col] of the axon, longest "
-        "smooth run (absent when N = 0)", required=False, origin=LAB, units="frames, electrodes, electrodes",
-        frame=ELECTRODE),
-    Out(f"{AP}/ap_pathway/slope", "f", 0, "of the line row = slope * col + intercept (NaN without a pathway)",
-        required=False, origin=LAB, units="rows per column", frame=ELECTRODE),
-    Out(f"{AP}/ap_pathway/intercept", "f", 0, "row of that line at col 0 (NaN without a pathway)",
-        required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
+    CENTROIDS,
+    SLOPE,
+    INTERCEPT,
     *outs(f"{AP}/ap_pathway", ("r_value", "p_value", "std_err"), "f", 0,
           "{name} of the line fit (scipy linregress; NaN without a pathway)", required=False, origin=LAB),
     Out(f"{AP}/direction_deg", "f", 0, "axon direction from the soma, degrees, 0 = +col, 90 = +row (NaN "
@@ -186,7 +313,7 @@ META_OUTPUTS = (
     Out(f"{META}/selection_note", "str", 0, "the selection with its counts", origin=OURS),
     Out(f"{META}/device", "str", 0, "where the CNN ran (cpu, cuda, mps)", origin=OURS),
     Out(f"{META}/axis_convention", "str", 0, "the axes of the keys above, in words", origin=OURS),
-    Out(f"{META}/n_units", "i", 0, "units of the recording", origin=OURS),
+    N_UNITS,
     Out(f"{META}/n_units_first_pass", "i", 0, "units selected for the CNN (with or without a usable eimage)",
         origin=OURS),
     Out(f"{META}/n_units_with_pathway", "i", 0, "units with a fitted pathway (status tracked)", origin=OURS),
@@ -199,13 +326,10 @@ META_OUTPUTS = (
     Out(f"{META}/unwritten_status", "str", 1, "their status, in the same order: no_eimage or not_tracked",
         origin=OURS),
     Out(f"{META}/unwritten_reason", "str", 1, "their reason, in the same order", origin=OURS),
-    Out(f"{META}/angle_correction_deg", "f", 0, "rotation from the electrode frame into the retina frame "
-        "(absent without the sheet's orientation or an ONH)", required=False, origin=OURS, units="degrees",
-        frame=RETINA),
-    Out(f"{META}/onh_reason", "str", 0, "why there is no ONH", required=False, origin=OURS),
-    *outs(ONH, ("x", "y"), "f", 0, "ONH {name} (x = col, eimage axis 2; y = row, axis 1)", required=False,
-          origin=LAB, units=ELECTRODES, frame=ELECTRODE),
-    Out(f"{ONH}/method", "str", 0, "iterative_refinement or legacy", required=False, origin=LAB),
+    ANGLE_CORRECTION,
+    ONH_REASON,
+    ONH_X, ONH_Y,
+    ONH_METHOD,
     Out(f"{ONH}/rmse", "f", 0, "root mean squared distance of the centroids to their ONH rays; 0.0 for legacy, "
         "as in the lab (see mse)", required=False, origin=LAB, units=ELECTRODES),
     Out(f"{ONH}/n_cells_used", "i", 0, "cells the ONH was fitted with (legacy: all pathways)", required=False,
@@ -234,5 +358,6 @@ STEP = Step(
     upstream=("load_recording", "file_metadata", "gsheet_metadata", "cell_type_labels"),
     reads=frozenset({"ap_model"}), params=APTrackingParams, version="3", run=run,
     outputs=UNIT_OUTPUTS + META_OUTPUTS,
+    qc=Qc(topic="ap_tracking", figure=qc_figure, numbers=qc_numbers),
     description="AP tracking: CNN axon prediction (dense), pathways, optic-nerve head, soma polar coordinates",
 )

@@ -1,23 +1,23 @@
-"""Step 11: moving-bar responses sectioned by direction, and direction selectivity.
+"""dsgc: moving-bar responses sectioned by direction, and direction selectivity.
 
 For the moving-bar movie (default ``moving_h_bar_s5_d8_3x``), every unit's spikes are cut into one
 window per sweep, from ``padding_frames`` before the bar reaches the unit's receptive-field centre
-to ``padding_frames`` after it leaves (the lab's unified step, on the spikes step 3 assigned to the
-movie's trials), and the counts give the preferred
+to ``padding_frames`` after it leaves (the lab's unified step, on the spikes section_spike_times
+assigned to the movie's trials), and the counts give the preferred
 direction, both DSIs, the OSI and a permutation p-value (:mod:`mea_pipeline.dsgc`).
 
 Where the bar is: the per-pixel crossing frames are computed from the movie ``<movie>.npy`` of the
 stimulus library at the pixels the units need, or read from the lab's pickle (``--on-off-dict``,
 read with a data-only unpickler; every entry's frames must lie inside their sweeps). The RF centre
-is step 7's Gaussian centre, else its argmax centre, mapped to stimulus pixels by the lab's rule
+is rf_geometry's Gaussian centre, else its argmax centre, mapped to stimulus pixels by the lab's rule
 (middle of the checker); a unit without either is skipped with its reason. A recording whose
 playlist has no moving bar completes with that reason.
 
 Lab keys (ref-steps-6-11 6.5): ``direction_section/_attrs/`` is a group of int64 datasets
 (direction_list, n_directions, n_repetitions, padding_frames, cell_center_row/col), and each
 direction group holds ``trials/<k>`` (repetition k) and ``section_bounds`` in movie-relative
-frames (movie frame 0 = the section start + its pre-margin, as in steps 3-4), int64. The same
-windows in acquisition samples and the selectivity indices are ours, beside them.
+frames (movie frame 0 = the section start + its pre-margin, as in section_spike_times and
+dense_noise_sta), int64. The same windows in acquisition samples and the selectivity indices are ours, beside them.
 
 Directions are in the stimulus frame (:data:`mea_pipeline.frames.STIMULUS`): 0 = bar moving toward
 +column of the projector image (right on the screen), 90 = toward +row (down); every stored angle
@@ -31,21 +31,22 @@ electrodes, and each preferred direction is also given in the electrode and reti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..dsgc.pickle_table import load_on_off_table, pixel_rule
 from ..dsgc.sectioning import section_by_direction, spike_movie_frames, trial_spike_counts
-from ..dsgc.segments import DirectionLayout, direction_segments
+from ..dsgc.segments import DirectionLayout
 from ..dsgc.selectivity import direction_selectivity
-from ..errors import InputError
 from ..frames import STIMULUS
 from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
 from ..store import WithAttrs
 from . import load_recording, rf_geometry, section_spike_times, section_time
-from .dsgc_frames import FRAME_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
-from .registry import Step, StepContext
+from .dsgc_frames import FRAME_OUTPUTS, REGISTRATION_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
+from .dsgc_library import check_library, sweep_layout
+from .registry import Qc, Step, StepContext, reader
 
 ANGLE_CONVENTION = "degrees; 0 = bar moving toward +column (right), 90 = toward +row (down)"
 META = "metadata/dsgc"
@@ -55,7 +56,7 @@ ANGLE_ATTRS = {"frame": STIMULUS}
 
 @dataclass(frozen=True)
 class DsgcParams:
-    """Step 11's parameters (lab values as defaults).
+    """dsgc's parameters (lab values as defaults).
 
     ``area_box``, ``prominence_fraction``, ``off_fraction`` and ``off_floor`` are the crossing rule
     of the lab's ON/OFF dictionary (:mod:`mea_pipeline.dsgc.crossings`); they do not apply to a
@@ -74,7 +75,7 @@ class DsgcParams:
     n_permutations: int = 1000
     seed: int = 0
     # Stimulus -> electrode registration (mea_pipeline.frames.registration) from units with both an RF
-    # centre (step 7) and a soma centre (step 6); it also carries the preferred direction between frames.
+    # centre (rf_geometry) and a soma centre (soma_geometry); it also carries the preferred direction between frames.
     registration_kind: str = SIMILARITY
     registration_min_units: int = 6
     registration_outlier_um: float = 150.0
@@ -89,51 +90,12 @@ def unit_pixels(ctx: StepContext, units: list[str], rf_movie: str | None, p: Dsg
     for unit in units:
         center = rf_geometry.rf_center(ctx, unit, rf_movie) if rf_movie else None
         if center is None:
-            missing[unit] = ("no RF centre: step 7 measured no dense-noise STA" if rf_movie is None
+            missing[unit] = ("no RF centre: rf_geometry measured no dense-noise STA" if rf_movie is None
                              else "no RF centre: no Gaussian fit and no STA signal")
             continue
         checker = p.stimulus_px // center.grid[1]
         pixels[unit] = pixel_rule(center.col, center.row, checker_px=checker, size=p.stimulus_px) + (center.source,)
     return pixels, missing
-
-
-def sweep_layout(library: StimulusLibrary, p: DsgcParams, *, need_movie: bool
-                 ) -> tuple[DirectionLayout, np.ndarray | None, str]:
-    """The moving bar's sweeps, its movie (when needed or present) and where its frame count came from.
-
-    Both crossing sources get the same sweeps for the same stimulus. Where the sweeps start
-    depends on whether the movie file holds the JSON's ``start_frame`` lead-in, which only its
-    frame count tells (:func:`~mea_pipeline.dsgc.segments.direction_segments`): the lab's file
-    has 13 560 = 3 x 4520 frames and no lead-in, so its sweeps start at 4520 rep + 120 + 550 d,
-    exactly where the lab's pickle generator cut them (ref-steps-6-11 6.1-6.2), while a synthetic
-    file holds its lead-in. The count is the ``.npy``'s when the library has it, else
-    ``movie_length.csv``'s (the frames of the movie's content, the ones the ``.npy`` holds), never
-    an assumed lead-in, which would put the lab's sweeps 60 frames late.
-
-    Raises
-    ------
-    InputError
-        The movie is needed but missing or not ``stimulus_px`` square, the JSON layout is invalid
-        or does not fit the movie, or a direction is not a whole degree (the lab's
-        ``direction_list`` is int64).
-    """
-    path = library.movie_array_path(p.movie)
-    movie = library.movie_array(p.movie) if need_movie or path.is_file() else None
-    if movie is not None:
-        n_frames, counted = movie.shape[0], f"{path.name} has {movie.shape[0]} frames"
-        if need_movie and movie.shape[1:] != (p.stimulus_px, p.stimulus_px):
-            raise InputError(f"{path}: frames are {movie.shape[1:]}, the step expects "
-                             f"{p.stimulus_px} x {p.stimulus_px} pixels (parameter stimulus_px)")
-    else:
-        n_frames = library.movie_lengths([p.movie])[p.movie]
-        counted = f"movie_length.csv gives {n_frames} frames (no {path.name})"
-    layout = direction_segments(library.movie_config(p.movie), p.n_directions, movie_frames=n_frames)
-    if not np.array_equal(layout.directions, np.round(layout.directions)):
-        raise InputError(f"{library.movie_config_path(p.movie)}: directions {layout.directions.tolist()} must be "
-                         "whole degrees (the lab's direction_section/_attrs/direction_list is int64)")
-    source = (f"{p.movie}.json sweeps, {counted}: the first trial starts at movie frame {layout.lead_in}; "
-              f"trial i = repetition i // {len(layout.directions)}, direction i % {len(layout.directions)}")
-    return layout, movie, source
 
 
 def run(ctx: StepContext, p: DsgcParams) -> dict:
@@ -144,7 +106,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     rf_movie = next((m for m in rf_geometry.rf_movies(ctx) if p.rf_movie_pattern in m), None)
     registration = register_stimulus(ctx, units, rf_movie, p)
     if p.movie not in section_time.sectioned_movies(ctx):
-        reason = f"the playlist has no '{p.movie}' (or step 2 could not section it): no direction sectioning"
+        reason = f"the playlist has no '{p.movie}' (or section_time could not section it): no direction sectioning"
         ctx.warn(reason)
         ctx.tx.write_tree(META, {"movie": p.movie, "status": "no_moving_bar", "reason": reason})
         return {"result": "no_moving_bar", "n_units_sectioned": 0}
@@ -170,8 +132,8 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     skipped = {}
     for done, unit in enumerate(units):
         ctx.report_progress(done, len(units))
-        base = f"units/{unit}/features/{p.movie}/dsgc"
-        # The lab's spikes: those of step 3's trials of the movie (a window reaching past them, at
+        base = FEATURES.format(unit=unit, movie=p.movie)
+        # The lab's spikes: those of section_spike_times' trials of the movie (a window reaching past them, at
         # the movie's ends, holds only these).
         spikes = section_spike_times.full_spike_times(ctx, unit, p.movie)
         if reason := _skip_reason(unit, missing, pixels, crossings, spikes, p.movie):
@@ -182,7 +144,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
         on, off = crossings[(row, col)]
         sections = section_by_direction(spike_movie_frames(spikes, frames, frame0), on, off, layout,
                                         p.padding_frames, spike_samples=spikes)
-        section = f"units/{unit}/spike_times_sectioned/{p.movie}/direction_section"
+        section = DS.format(unit=unit, movie=p.movie)
         _write_sections(ctx, section, sections, frames, frame0)
         _write_lab_attrs(ctx, f"{section}/_attrs", layout, p.padding_frames, row, col)
         ctx.tx.set_attrs(section, {
@@ -218,7 +180,7 @@ def _skip_reason(unit: str, missing: dict, pixels: dict, crossings: dict, spikes
     if pixels[unit][:2] not in crossings:
         return f"the ON/OFF table has no pixel {pixels[unit][:2]}"
     if spikes is None:
-        return f"step 3 did not section '{movie}'"
+        return f"section_spike_times did not section '{movie}'"
     return None
 
 
@@ -249,12 +211,93 @@ DS = "units/{unit}/spike_times_sectioned/{movie}/direction_section"
 DIRECTION = DS + "/{field}"
 FEATURES = "units/{unit}/features/{movie}/dsgc"
 FRAMES = "movie frames"
+STATUS = Out(FEATURES + "/status", "str", 0, "ok or skipped", origin=OURS)
+REASON = Out(FEATURES + "/reason", "str", 0, "why skipped, or why an index is NaN ('' otherwise)", origin=OURS)
+DIRECTION_LIST = Out(FEATURES + "/direction_list", "f", 1, "direction of each row of the counts",
+                     required=False, origin=OURS, units="deg", frame=STIMULUS)
+SPIKE_COUNTS = Out(FEATURES + "/spike_counts", "f", 1, "mean spike count of each direction's windows",
+                   required=False, origin=OURS, units="spikes")
+DSI_VECTOR = Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum",
+                 required=False, origin=OURS)
+P_VALUE = Out(FEATURES + "/p_value", "f", 0, "of dsi_vector under a seeded permutation of the trial labels",
+              required=False, origin=OURS)
+MOVIE = Out(META + "/movie", "str", 0, "the moving-bar movie (parameter movie)", origin=OURS)
+
+
+class Tuning(NamedTuple):
+    """One unit's stored direction tuning under the moving bar (status ok)."""
+
+    direction_list: np.ndarray      # degrees, stimulus frame
+    spike_counts: np.ndarray        # mean count per direction
+    dsi_vector: np.floating
+    p_value: np.floating
+
+
+@reader("dsgc")
+def bar_movie(h5) -> str | None:
+    """The moving-bar movie the step looked for (parameter ``movie``); None when the step has not run."""
+    return h5[MOVIE.at()].asstr()[()] if MOVIE.at() in h5 else None
+
+
+@reader("dsgc")
+def tuning(h5, unit: str, movie: str) -> Tuning | None:
+    """``unit``'s tuning under ``movie``; None when it was skipped or not sectioned."""
+    status = STATUS.at(unit=unit, movie=movie)
+    if status not in h5 or h5[status].asstr()[()] != "ok":
+        return None
+    return Tuning(*(h5[out.at(unit=unit, movie=movie)][()] for out in (DIRECTION_LIST, SPIKE_COUNTS, DSI_VECTOR,
+                                                                          P_VALUE)))
+
+
+# -- QC: drawn from the file through the readers above --------------------------------------------
+
+def qc_figure(h5):
+    """Polar plot of the mean spike count per direction of the most direction-selective units."""
+    from ..qc.figures import MAX_PANELS, grid
+
+    movie = bar_movie(h5)
+    if movie is None:
+        return None
+    results = {}
+    for unit in load_recording.unit_ids(h5):
+        found = tuning(h5, unit, movie)
+        if found is not None and np.isfinite(found.dsi_vector):
+            results[unit] = found
+    if not results:
+        return None
+    shown = sorted(sorted(results, key=lambda u: -results[u].dsi_vector)[:MAX_PANELS])
+    fig, axes = grid(len(shown), polar=True)
+    for ax, unit in zip(axes, shown):
+        found = results[unit]
+        angles = np.deg2rad(np.append(found.direction_list, found.direction_list[0]))
+        counts = np.append(found.spike_counts, found.spike_counts[0])
+        ax.plot(angles, counts, "-", color="tab:purple", lw=1)
+        ax.fill(angles, counts, alpha=0.2, color="tab:purple")
+        # Screen angles: 90 deg = toward +row = down, so the polar axes run clockwise.
+        ax.set_theta_direction(-1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{unit} DSI {found.dsi_vector:.2f} p {found.p_value:.3f}", fontsize=6)
+    fig.suptitle(f"spikes per bar direction ({movie}; 0 deg = right, 90 deg = down)", fontsize=8)
+    return fig
+
+
+def qc_numbers(h5) -> dict:
+    """``dsgc_sectioned`` (units with status ok) and ``dsgc_p_below_0_05`` (of those, p < 0.05)."""
+    movie = bar_movie(h5)
+    if movie is None:
+        return {}
+    found = [t for t in (tuning(h5, unit, movie) for unit in load_recording.unit_ids(h5)) if t is not None]
+    return {"dsgc_sectioned": len(found), "dsgc_p_below_0_05": sum(bool(np.asarray(t.p_value) < 0.05) for t in found)}
+
+
 STEP = Step(
     name="dsgc", position=11,
     upstream=("load_recording", "section_time", "section_spike_times", "soma_geometry", "rf_geometry",
               "ap_tracking"),
     reads=frozenset({"stimuli", "on_off_dict"}), params=DsgcParams, version="2", run=run,
-    outputs=FRAME_OUTPUTS + (
+    library_check=check_library, qc=Qc(topic="dsgc", figure=qc_figure, numbers=qc_numbers),
+    outputs=FRAME_OUTPUTS + REGISTRATION_OUTPUTS + (
         Out(DS + "/_attrs/direction_list", "i", 1, "direction of each direction group, in the stimulus' order",
             required=False, origin=LAB, units="deg", frame=STIMULUS),
         *outs(DS + "/_attrs", ("n_directions", "n_repetitions"), "i", 0, "{name} of the moving bar",
@@ -274,33 +317,29 @@ STEP = Step(
             required=False, origin=OURS, units="samples"),
         Out(DIRECTION + "/section_bounds_samples", "i", 2, "the same windows as acquisition samples (frame onsets)",
             required=False, origin=OURS, units="samples"),
-        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (step 7's centre used)",
+        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (rf_geometry's centre used)",
             required=False, origin=OURS),
         Out(DS + "@angle_convention", "str", None, "how the direction groups' angles are measured",
             required=False, origin=OURS, frame=STIMULUS),
         Out(DS + "@frame", "str", None, "frame of the directions and pixels: 'stimulus'", required=False, origin=OURS),
         Out(DS + "@trials_unit", "str", None, "what trials and trials_samples count", required=False, origin=OURS),
-        Out(FEATURES + "/status", "str", 0, "ok or skipped", origin=OURS),
-        Out(FEATURES + "/reason", "str", 0, "why skipped, or why an index is NaN ('' otherwise)", origin=OURS),
+        STATUS,
+        REASON,
         Out(FEATURES + "/preferred_direction_deg", "f", 0, "angle of the vector sum of the mean counts",
             required=False, origin=OURS, units="deg", frame=STIMULUS),
-        Out(FEATURES + "/direction_list", "f", 1, "direction of each row of the counts", required=False,
-            origin=OURS, units="deg", frame=STIMULUS),
-        Out(FEATURES + "/spike_counts", "f", 1, "mean spike count of each direction's windows", required=False,
-            origin=OURS, units="spikes"),
+        DIRECTION_LIST,
+        SPIKE_COUNTS,
         Out(FEATURES + "/spike_counts_per_trial", "i", 2, "(n_directions, n_repetitions) spikes per window",
             required=False, origin=OURS, units="spikes"),
-        Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum",
-            required=False, origin=OURS),
+        DSI_VECTOR,
         Out(FEATURES + "/dsi_classic", "f", 0, "(pref - null) / (pref + null) of the mean counts", required=False,
             origin=OURS),
         Out(FEATURES + "/osi", "f", 0, "length of the second-harmonic vector sum / the sum of the mean counts",
             required=False, origin=OURS),
-        Out(FEATURES + "/p_value", "f", 0, "of dsi_vector under a seeded permutation of the trial labels",
-            required=False, origin=OURS),
+        P_VALUE,
         Out(FEATURES + "/n_spikes", "i", 0, "spikes in all windows", required=False, origin=OURS, units="spikes"),
         Out(FEATURES + "/n_permutations", "i", 0, "permutations behind p_value", required=False, origin=OURS),
-        Out(META + "/movie", "str", 0, "the moving-bar movie (parameter movie)", origin=OURS),
+        MOVIE,
         Out(META + "/status", "str", 0, "ok or no_moving_bar", origin=OURS),
         Out(META + "/reason", "str", 0, "why nothing was sectioned ('' otherwise)", origin=OURS),
         Out(META + "/crossing_source", "str", 0, "'movie <.npy path>' or 'pickle <.pkl path>'", required=False,

@@ -1,10 +1,10 @@
-"""Step 11's frames: the stimulus -> electrode registration and each preferred direction in the
+"""dsgc's frames: the stimulus -> electrode registration and each preferred direction in the
 electrode and retina frames (PRODUCT.md 3.12).
 
-The units with both an RF centre (step 7, the RF's own: ``gaussian_fit_unblurred``) and a soma
-centre (step 6) register the stimulus to the electrodes (:mod:`mea_pipeline.frames.registration`,
+The units with both an RF centre (rf_geometry, the RF's own: ``gaussian_fit_unblurred``) and a
+soma centre (soma_geometry) register the stimulus to the electrodes (:mod:`mea_pipeline.frames.registration`,
 stored under ``metadata/stimulus_registration``); through it each preferred direction is also
-given in the electrode frame and, with step 10's optic-nerve head and the sheet's ``Center_xy``,
+given in the electrode frame and, with ap_tracking's optic-nerve head and the sheet's ``Center_xy``,
 in the retina frame. Every stored angle names its frame in a ``frame`` attribute.
 """
 
@@ -119,7 +119,7 @@ FRAME_OUTPUTS = (
         "part (0 = toward +column, 90 = toward +row of the eimage); NaN when there is no registration",
         required=False, origin=OURS, units="degrees", frame=ELECTRODE),
     Out(FEATURES + "/preferred_direction_retina_deg", "f", 0,
-        "the electrode-frame direction plus step 10's angle_correction_deg (the lab's rule for soma polar "
+        "the electrode-frame direction plus ap_tracking's angle_correction_deg (the lab's rule for soma polar "
         "coordinates): 0 = nasal, 90 = dorsal, 180 = temporal, 270 = ventral; NaN without ONH and Center_xy",
         required=False, origin=OURS, units="degrees", frame=RETINA),
     Out(FEATURES + "/preferred_direction_retina_label", "str", 0,
@@ -127,34 +127,58 @@ FRAME_OUTPUTS = (
         required=False, origin=OURS, frame=RETINA),
     *outs(FEATURES, ("preferred_direction_electrode_reason", "preferred_direction_retina_reason"), "str", 0,
           "why the direction in that frame is NaN ('' when it has a value)", required=False, origin=OURS),
-) + tuple(Out(f"{REGISTRATION}/{key}", dtype, ndim, doc, origin=OURS, units=units, frame=frame)
-          for key, dtype, ndim, units, frame, doc in (
-    ("status", "str", 0, "", "", "ok or refused (then NaN numbers and the reason)"),
-    ("reason", "str", 0, "", "", "why the registration was refused ('' when ok)"),
-    ("kind", "str", 0, "", "", "similarity (rotation, uniform scale, translation, reflection allowed) or affine"),
-    ("convention", "str", 0, "", "", "how matrix and offset map stimulus pixels to electrodes"),
-    ("matrix", "f", 2, "electrodes per stimulus pixel", "",
-     "(2, 2) linear part: electrode_xy = matrix @ stimulus_xy + offset, xy = (column, row)"),
-    ("offset", "f", 1, "electrodes", ELECTRODE, "(2,) translation, (column, row)"),
-    ("reflected", "b", 0, "", "", "the stimulus is mirrored against the electrodes (det(matrix) < 0)"),
-    ("scale", "f", 0, "electrodes per stimulus pixel", "", "sqrt(|det(matrix)|)"),
-    ("scale_um_per_px", "f", 0, "um per stimulus pixel", "", "scale times electrode_pitch_um"),
-    ("rotation_deg", "f", 0, "degrees", ELECTRODE,
-     "electrode-frame angle of the stimulus +column axis, or of its +row axis when reflected (matrix = "
-     "scale * R(rotation_deg) @ T, T swapping column and row)"),
-    ("residual_um", "f", 0, "um", "", "RMS distance of the mapped RF centres from the somas of the units used"),
-    ("residual_other_handedness_um", "f", 0, "um", "",
-     "the same for the best fit of the other handedness on the same units (how clearly the data decide "
-     "reflected); NaN for affine"),
-    ("n_units_paired", "i", 0, "", "", "units with both an RF centre (step 7) and a soma centre (step 6)"),
-    ("n_units_used", "i", 0, "", "", "paired units within registration_outlier_um of the fit"),
-    ("units", "str", 1, "", "", "the paired units, in the order of the arrays below"),
-    ("outlier_units", "str", 1, "", "", "paired units farther than registration_outlier_um from the fit"),
-    ("stimulus_xy_px", "f", 2, "stimulus pixels", STIMULUS, "(n, 2) RF centres of the paired units, (column, row)"),
-    ("electrode_xy", "f", 2, "electrodes", ELECTRODE, "(n, 2) soma centres of the paired units, (column, row)"),
-    ("residuals_um", "f", 1, "um", "", "(n,) distance of each paired unit's mapped RF centre from its soma"),
-    ("rf_movie", "str", 0, "", "", "the dense-noise movie whose RF centres were used ('' if none)"),
-    ("electrode_pitch_um", "f", 0, "um", "", "electrode pitch (parameter electrode_pitch_um)"),
-    ("retina_reason", "str", 0, "", "",
-     "why directions have no retina frame (no ONH, or no DV and NT in Center_xy); '' when they have"),
-))
+)
+
+REGISTRATION_OUTPUTS = (
+    Out(f"{REGISTRATION}/status", "str", 0, "ok or refused (then NaN numbers and the reason)",
+        origin=OURS),
+    Out(f"{REGISTRATION}/reason", "str", 0, "why the registration was refused ('' when ok)",
+        origin=OURS),
+    Out(f"{REGISTRATION}/kind", "str", 0, "similarity (rotation, uniform scale, translation, reflection allowed) or "
+        "affine",
+        origin=OURS),
+    Out(f"{REGISTRATION}/convention", "str", 0, "how matrix and offset map stimulus pixels to electrodes",
+        origin=OURS),
+    Out(f"{REGISTRATION}/matrix", "f", 2, "(2, 2) linear part: electrode_xy = matrix @ stimulus_xy + offset, xy = "
+        "(column, row)",
+        origin=OURS, units="electrodes per stimulus pixel"),
+    Out(f"{REGISTRATION}/offset", "f", 1, "(2,) translation, (column, row)",
+        origin=OURS, units="electrodes", frame=ELECTRODE),
+    Out(f"{REGISTRATION}/reflected", "b", 0, "the stimulus is mirrored against the electrodes (det(matrix) < 0)",
+        origin=OURS),
+    Out(f"{REGISTRATION}/scale", "f", 0, "sqrt(|det(matrix)|)",
+        origin=OURS, units="electrodes per stimulus pixel"),
+    Out(f"{REGISTRATION}/scale_um_per_px", "f", 0, "scale times electrode_pitch_um",
+        origin=OURS, units="um per stimulus pixel"),
+    Out(f"{REGISTRATION}/rotation_deg", "f", 0, "electrode-frame angle of the stimulus +column axis, or of its +row "
+        "axis when reflected (matrix = scale * R(rotation_deg) @ T, T swapping column and row)",
+        origin=OURS, units="degrees", frame=ELECTRODE),
+    Out(f"{REGISTRATION}/residual_um", "f", 0, "RMS distance of the mapped RF centres from the somas of the units "
+        "used",
+        origin=OURS, units="um"),
+    Out(f"{REGISTRATION}/residual_other_handedness_um", "f", 0, "the same for the best fit of the other handedness on "
+        "the same units (how clearly the data decide reflected); NaN for affine",
+        origin=OURS, units="um"),
+    Out(f"{REGISTRATION}/n_units_paired", "i", 0, "units with both an RF centre (rf_geometry) and a soma centre "
+        "(soma_geometry)",
+        origin=OURS),
+    Out(f"{REGISTRATION}/n_units_used", "i", 0, "paired units within registration_outlier_um of the fit",
+        origin=OURS),
+    Out(f"{REGISTRATION}/units", "str", 1, "the paired units, in the order of the arrays below",
+        origin=OURS),
+    Out(f"{REGISTRATION}/outlier_units", "str", 1, "paired units farther than registration_outlier_um from the fit",
+        origin=OURS),
+    Out(f"{REGISTRATION}/stimulus_xy_px", "f", 2, "(n, 2) RF centres of the paired units, (column, row)",
+        origin=OURS, units="stimulus pixels", frame=STIMULUS),
+    Out(f"{REGISTRATION}/electrode_xy", "f", 2, "(n, 2) soma centres of the paired units, (column, row)",
+        origin=OURS, units="electrodes", frame=ELECTRODE),
+    Out(f"{REGISTRATION}/residuals_um", "f", 1, "(n,) distance of each paired unit's mapped RF centre from its soma",
+        origin=OURS, units="um"),
+    Out(f"{REGISTRATION}/rf_movie", "str", 0, "the dense-noise movie whose RF centres were used ('' if none)",
+        origin=OURS),
+    Out(f"{REGISTRATION}/electrode_pitch_um", "f", 0, "electrode pitch (parameter electrode_pitch_um)",
+        origin=OURS, units="um"),
+    Out(f"{REGISTRATION}/retina_reason", "str", 0, "why directions have no retina frame (no ONH, or no DV and NT in "
+        "Center_xy); '' when they have",
+        origin=OURS),
+)
