@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, Ellipse
+from matplotlib.patches import Ellipse
 
 from ..steps import load_recording
 
@@ -88,66 +88,4 @@ def rf_figure(h5, movie: str) -> Figure | None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"STA at its peak frame and the 2-sigma RF ellipse ({movie})", fontsize=8)
-    return fig
-
-
-def ap_figure(h5) -> Figure | None:
-    """Axon centroids and fitted pathways of every tracked unit, somas, and the ONH on the array."""
-    if "metadata/ap_tracking" not in h5:
-        return None
-    fig = Figure(figsize=(5.2, 5.2), layout="constrained")
-    ax = fig.subplots()
-    ax.set_xlim(-0.5, 64.5)
-    ax.set_ylim(64.5, -0.5)
-    for unit in load_recording.unit_ids(h5):
-        track = h5.get(f"units/{unit}/features/ap_tracking")
-        if track is None or "refined_soma" not in track:
-            continue
-        row, col = track["refined_soma/x"][()], track["refined_soma/y"][()]
-        tracked = _text(track, "status") == "tracked"
-        ax.plot(col, row, "o", ms=3, color="tab:red" if tracked else "0.6")
-        if tracked and "post_processed_data/axon_centroids" in track:
-            points = track["post_processed_data/axon_centroids"][()]
-            ax.plot(points[:, 2], points[:, 1], ".", ms=2, color="tab:blue")
-            slope, intercept = track["ap_pathway/slope"][()], track["ap_pathway/intercept"][()]
-            cols = np.array([points[:, 2].min(), points[:, 2].max()])
-            ax.plot(cols, slope * cols + intercept, "-", lw=0.6, color="tab:blue")
-    onh = h5.get("metadata/ap_tracking/all_ap_intersection")
-    title = "no optic-nerve head"
-    if onh is not None:
-        ax.plot(onh["x"][()], onh["y"][()], "*", ms=14, color="gold", mec="k")
-        title = f"ONH ({onh['x'][()]:.1f}, {onh['y'][()]:.1f}) by {_text(onh, 'method')}"
-        ax.set_xlim(min(-0.5, onh["x"][()] - 2), max(64.5, onh["x"][()] + 2))
-        ax.set_ylim(max(64.5, onh["y"][()] + 2), min(-0.5, onh["y"][()] - 2))
-    ax.add_patch(Circle((32.5, 32.5), 50, fill=False, ls=":", color="0.5"))
-    ax.set_aspect("equal")
-    ax.set_xlabel("col (eimage axis 2)")
-    ax.set_ylabel("row (eimage axis 1)")
-    ax.set_title(f"axon pathways (blue), somas (red: tracked); {title}", fontsize=8)
-    return fig
-
-
-def dsgc_figure(h5, movie: str) -> Figure | None:
-    """Polar plot of the mean spike count per direction of the most direction-selective units."""
-    results = {}
-    for unit in load_recording.unit_ids(h5):
-        group = h5.get(f"units/{unit}/features/{movie}/dsgc")
-        if group is not None and _text(group, "status") == "ok" and np.isfinite(group["dsi_vector"][()]):
-            results[unit] = group
-    if not results:
-        return None
-    shown = sorted(sorted(results, key=lambda u: -results[u]["dsi_vector"][()])[:MAX_PANELS])
-    fig, axes = grid(len(shown), polar=True)
-    for ax, unit in zip(axes, shown):
-        group = results[unit]
-        angles = np.deg2rad(np.append(group["direction_list"][()], group["direction_list"][0]))
-        counts = np.append(group["spike_counts"][()], group["spike_counts"][0])
-        ax.plot(angles, counts, "-", color="tab:purple", lw=1)
-        ax.fill(angles, counts, alpha=0.2, color="tab:purple")
-        # Screen angles: 90 deg = toward +row = down, so the polar axes run clockwise.
-        ax.set_theta_direction(-1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"{unit} DSI {group['dsi_vector'][()]:.2f} p {group['p_value'][()]:.3f}", fontsize=6)
-    fig.suptitle(f"spikes per bar direction ({movie}; 0 deg = right, 90 deg = down)", fontsize=8)
     return fig
