@@ -96,7 +96,7 @@ class TrainingSpec:
         return asdict(self)
 
 
-def fit_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> tuple[APTrackingCNN, dict]:
+def fit_model(spec: TrainingSpec, seed: int, log=None) -> tuple[APTrackingCNN, dict]:
     """Render the training cubes, fit the CNN and keep the epoch that tracks best (repeatable for a spec and seed).
 
     Returns
@@ -126,7 +126,7 @@ def fit_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> t
         "chosen_epoch": chooser.best_epoch}
 
 
-def train_model(spec: TrainingSpec = TrainingSpec(), seed: int = 0, log=None) -> tuple[APTrackingCNN, dict]:
+def train_model(spec: TrainingSpec, seed: int, log=None) -> tuple[APTrackingCNN, dict]:
     """Train the CNN (:func:`fit_model`) and report how the chosen weights do on data they never saw.
 
     Parameters

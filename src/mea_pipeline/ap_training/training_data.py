@@ -26,9 +26,12 @@ import numpy as np
 from scipy import signal
 
 from ..ap_tracking.cnn import CUBE, HALF
+from ..ap_tracking.params import APTrackingParams
 from ..eimage import EimageParams
 from ..synth.cells import CHIP, MAX_AXON, Cell
 from ..synth.templates import unit_template, window
+
+TRACKING = APTrackingParams()  # the centroid frames and soma square step ap_tracking uses by default
 
 SAMPLING_RATE_HZ = 20_000.0
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
@@ -135,15 +138,15 @@ def trough_labels(axon: np.ndarray, soma: np.ndarray, noise, positive_depth: flo
     return labels
 
 
-def visible_axon_frames(axon: np.ndarray, noise_std: float, soma_axis1: int, soma_axis2: int,
-                        start_frame: int = 10, exclude_radius: int = 5) -> int:
-    """Frames from ``start_frame`` on where the noise-free axon is a noise std deep outside the soma's square.
+def visible_axon_frames(axon: np.ndarray, noise_std: float, soma_axis1: int, soma_axis2: int) -> int:
+    """Frames from the first centroid frame on where the noise-free axon is a noise std deep outside the soma's square.
 
-    The square is the one step 10's centroids ignore (``exclude_radius`` around the soma); a unit
-    whose axon is visible in fewer frames than a pathway needs centroids cannot be tracked by
-    any network.
+    The frames and the square are the ones ap_tracking's centroids use and ignore (its default
+    ``centroid_start_frame`` and ``exclude_radius``); a unit whose axon is visible in fewer
+    frames than a pathway needs centroids cannot be tracked by any network.
     """
-    visible = axon[start_frame:] <= -noise_std
+    exclude_radius = TRACKING.exclude_radius
+    visible = axon[TRACKING.centroid_start_frame:] <= -noise_std
     visible[:, max(soma_axis1 - exclude_radius, 0):soma_axis1 + exclude_radius + 1,
             max(soma_axis2 - exclude_radius, 0):soma_axis2 + exclude_radius + 1] = False
     return int(np.count_nonzero(visible.any(axis=(1, 2))))
