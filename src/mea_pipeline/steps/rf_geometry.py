@@ -11,45 +11,17 @@ Centres are in checker units of the noise movie: ``center_x`` = column, ``center
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from ..frames import STIMULUS
+from ..geometry.rf import RfGeometryParams
 from ..schema import FIXED, LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
 from ..store import WithAttrs
 from . import dense_noise_sta, load_recording, section_spike_times, section_time
 from .registry import Step, StepContext, reader
-
-
-@dataclass(frozen=True)
-class RfGeometryParams:
-    frame_range: tuple[int, int] = (40, 60)
-    threshold_fraction: float = 0.5
-    baseline_frames: int = 10
-    sigma_t: float = 2.0
-    savgol_window: int = 7
-    savgol_order: int = 3
-    padding: int = 5
-    spatial_sigma: float = 1.5
-    size_sigma: float = 0.5
-    center_fit_radius: float = 5.0
-    max_sigma: float = 7.5
-    # The lab's evaluation budgets (curve_fit maxfev).
-    gaussian_max_nfev: int = 5000
-    dog_max_nfev: int = 5000
-    on_off_max_nfev: int = 3000
-    # Our fit of the unblurred map: synthetic and typical ganglion-cell centres are about one
-    # checker; below 0.5 checker a sampled Gaussian is one pixel.
-    unblurred_sigma_start: float = 1.5
-    unblurred_min_sigma: float = 0.5
-    unblurred_max_nfev: int = 2000
-    lnl_fitting: bool = True
-    lnl_bins: int = 50
-    lnl_min_spikes: int = 10
 
 
 @reader("rf_geometry")
@@ -96,8 +68,6 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
     movies = dense_noise_sta.sta_movies(ctx)
     if not movies:
         ctx.warn("step 4 computed no dense-noise STA; no RF geometry")
-    lnl_args = {"n_bins": p.lnl_bins, "min_spikes": p.lnl_min_spikes}
-    geometry_args = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if not f.name.startswith("lnl")}
     library = StimulusLibrary(ctx.config.stimuli)
     frames = section_time.frame_timestamps(ctx)
     frame_period_s = float(np.median(np.diff(frames))) / load_recording.sampling_rate(ctx)
@@ -109,11 +79,12 @@ def run(ctx: StepContext, p: RfGeometryParams) -> dict:
         for done, unit in enumerate(units):
             ctx.report_progress(done, len(units))
             sta = dense_noise_sta.sta(ctx, unit, movie)
-            result = rf_geometry(sta, **geometry_args)
+            result = rf_geometry(sta, p)
             if noise is not None and sta is not None:
                 spikes = section_spike_times.trial_spikes(ctx, unit, movie, 0)
                 result["lnl"] = lnl_fit(sta, noise, dense_noise_sta.spike_frames(spikes, frames, frame0),
-                                        frames_before=sta.shape[0], frame_period_s=frame_period_s, **lnl_args)
+                                        frames_before=sta.shape[0], frame_period_s=frame_period_s,
+                                        n_bins=p.lnl_bins, min_spikes=p.lnl_min_spikes)
             ctx.tx.write_tree(f"units/{unit}/features/sta_{movie}/sta_geometry", _angles_named(result))
             fitted += result["gaussian_fit"]["fit_status"] == "ok"
     # The lab's layout describes one STA feature; the parameters are the same for every movie.
