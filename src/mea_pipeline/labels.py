@@ -1,4 +1,4 @@
-"""Manual cell-type labels (step 9) from the lab's folders of sorted unit images.
+"""Manual cell-type labels (cell_type_labels) from the lab's folders of sorted unit images.
 
 Layout: ``<labels_root>/<recording_id>/{RGC,AC,Other,Unknown}/**/*_unit<N>.png``. The image's
 folder is its class; the search inside a class folder is recursive; a unit filed under several

@@ -1,4 +1,4 @@
-"""Step 7 on a synthetic recording: every unit against the generator's receptive field and spikes."""
+"""rf_geometry on a synthetic recording: every unit against the generator's receptive field and spikes."""
 
 from __future__ import annotations
 
@@ -92,3 +92,26 @@ def test_ln_model_of_every_unit_in_hz_of_the_display_frames(processed):
             assert model_rate.mean() == pytest.approx(mean_rate, rel=0.03), name
             assert 0.5 < lnl["a_norm"][()] <= 1.05, name   # 1 = a perfect STA of the unit-variance drive
             assert lnl["bits_per_spike"][()] > 0, name
+
+
+def test_the_declaration_names_every_key_the_maths_returns():
+    """The writer puts each value of rf_geometry() and lnl_fit() at its declared output: the two key sets agree."""
+    from mea_pipeline.geometry.lnl import lnl_fit
+    from mea_pipeline.geometry.rf import RfGeometryParams, rf_geometry
+    from mea_pipeline.steps.rf_geometry import LN_MODEL, PER_STA, STA_GEOMETRY
+
+    def leaves(tree, below=""):
+        for name, value in tree.items():
+            yield from leaves(value, f"{below}{name}/") if isinstance(value, dict) else [below + name]
+
+    p = RfGeometryParams()
+    sta = np.random.default_rng(0).normal(127.5, 5.0, (60, 15, 15)).astype(np.float32)
+    movie = np.random.default_rng(1).integers(0, 2, (500, 15, 15)).astype(np.uint8) * 255
+    result = rf_geometry(sta, p)
+    result["lnl"] = lnl_fit(sta, movie, np.arange(60, 500, 3), frames_before=60, frame_period_s=1 / 60,
+                            n_bins=p.lnl_bins, min_spikes=p.lnl_min_spikes)
+    assert set(leaves(result)) == set(STA_GEOMETRY)
+    assert set(leaves(rf_geometry(None, p))) == {key for key in STA_GEOMETRY if not key.startswith("lnl/")}
+    assert all(STA_GEOMETRY[key] in LN_MODEL for key in STA_GEOMETRY if key.startswith("lnl/"))
+    # Written only with a dense-noise STA, each says so.
+    assert all(not out.required and "written" in out.doc for out in PER_STA + LN_MODEL)

@@ -1,4 +1,4 @@
-"""Step 6 on synthetic recordings: the soma is where the generator put it, the footprint as large as it made it.
+"""soma_geometry on synthetic recordings: the soma is where the generator put it, the footprint as large as it made it.
 
 The generator (:mod:`mea_pipeline.synth.templates`) puts every soma exactly on an electrode and
 spreads its spike over the 7 x 7 electrodes around it with the weight ``exp(-(dr^2 + dc^2) / 2)``

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from mea_pipeline.errors import InputError
-from mea_pipeline.geometry.lnl import LNL_FLOAT_KEYS, lnl_fit
+from mea_pipeline.geometry.lnl import LNL_FLOAT_KEYS
+from mea_pipeline.geometry.lnl import lnl_fit as fit_with
+from mea_pipeline.geometry.rf import RfGeometryParams
 
 GRID, LAGS = 15, 60
 DT = 1 / 60.0           # display frame period: the bins the spikes are counted in
@@ -32,6 +34,12 @@ def ln_cell(n_frames=20000, seed=5):
     counts[LAGS:] = rng.poisson(np.exp(b + a * g) * DT)
     spike_frames = np.repeat(np.arange(n_frames), counts)
     return movie.reshape(n_frames, GRID, GRID), flt.reshape(LAGS, GRID, GRID), spike_frames, a, b, g
+
+
+def lnl_fit(sta, movie, spike_frames, *, frame_period_s, min_spikes=RfGeometryParams.lnl_min_spikes):
+    """The LN fit as rf_geometry makes it: the STA's length, the step's default bins and spike floor."""
+    return fit_with(sta, movie, spike_frames, frames_before=len(sta), frame_period_s=frame_period_s,
+                    n_bins=RfGeometryParams.lnl_bins, min_spikes=min_spikes)
 
 
 @pytest.fixture(scope="module")

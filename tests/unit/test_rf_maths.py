@@ -1,13 +1,14 @@
 """Step 7 maths (RF geometry and the lab's fits) against STAs and maps made from a known model."""
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy.signal import lfilter
 
 from mea_pipeline.errors import InputError
-from mea_pipeline.geometry.rf import rf_geometry
+from mea_pipeline.geometry.rf import RfGeometryParams, rf_geometry
 from mea_pipeline.geometry.rf_fits import fit_dog, fit_gaussian, fit_on_off
 from mea_pipeline.synth.cells import Cell, receptive_fields, temporal_kernel
 
@@ -140,11 +141,11 @@ def test_lab_fits_recover_exact_maps():
 def test_size_uses_the_rf_frame_range_clipped_to_the_sta():
     sta = elliptical_sta(7, 7, 1.5, 1.5, 0.0)
     geometry = rf_geometry(sta)
-    assert geometry["area"] == rf_geometry(sta, frame_range=(40, 59))["area"]
+    assert geometry["area"] == rf_geometry(sta, replace(RfGeometryParams(), frame_range=(40, 59)))["area"]
     # A round RF of sigma 1.5 checkers blurred by 1.5 and 0.5: a compact region, not the whole grid.
     assert 9 <= geometry["area"] <= 60 and abs(geometry["size_x"] - geometry["size_y"]) <= 1
     # Frames 10-14 (the soma's range, used by the lab's unified pipeline) hold only noise here.
-    assert rf_geometry(sta, frame_range=(10, 14))["area"] != geometry["area"]
+    assert rf_geometry(sta, replace(RfGeometryParams(), frame_range=(10, 14)))["area"] != geometry["area"]
 
 
 @pytest.mark.parametrize("sta, status", [(None, "no_sta"), (np.full((60, 15, 15), np.nan, np.float32), "no_sta"),
@@ -176,7 +177,8 @@ def test_pure_noise_finishes_quickly_with_a_status():
 
 
 def test_a_tiny_evaluation_budget_reports_a_failed_fit():
-    geometry = rf_geometry(elliptical_sta(7, 7, 1.5, 1.0, 0.4), gaussian_max_nfev=2, unblurred_max_nfev=2)
+    geometry = rf_geometry(elliptical_sta(7, 7, 1.5, 1.0, 0.4),
+                           replace(RfGeometryParams(), gaussian_max_nfev=2, unblurred_max_nfev=2))
     fit = geometry["gaussian_fit"]
     assert fit["fit_status"].startswith("failed:") and np.isnan(fit["sigma_x"]) and np.isnan(fit["center_x"])
     assert geometry["gaussian_fit_unblurred"]["fit_status"].startswith("failed:")

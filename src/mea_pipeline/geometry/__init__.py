@@ -1,1 +1,1 @@
-"""Soma (step 6) and receptive-field (step 7) geometry: plain functions of arrays."""
+"""Soma (soma_geometry) and receptive-field (rf_geometry) geometry: plain functions of arrays."""

@@ -1,4 +1,4 @@
-"""Step 7 LN model: generator signal from the STA, histogram nonlinearity, exponential Poisson fit."""
+"""rf_geometry's LN model: generator signal from the STA, histogram nonlinearity, exponential Poisson fit."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ SLOPE_BOUNDS = (-10.0, 10.0)
 INTERCEPT_BOUNDS = (-20.0, 20.0)
 
 
-def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, frames_before: int = 60,
-            frame_period_s: float, n_bins: int = 50, min_spikes: int = 10) -> dict:
+def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, frames_before: int,
+            frame_period_s: float, n_bins: int, min_spikes: int) -> dict:
     """Linear-nonlinear Poisson model of one unit under the dense noise (the lab's LN fit).
 
     The generator signal of movie frame ``t`` (for ``frames_before <= t < n_frames``) is
@@ -41,8 +41,14 @@ def lnl_fit(sta: np.ndarray, movie: np.ndarray, spike_frames: np.ndarray, *, fra
         The noise movie (uint8 or float; may be a memmap, it is read in chunks).
     spike_frames : ndarray of int
         Movie frame on screen at each spike (movie-relative).
+    frames_before : int
+        STA frames (the STA's length; the first ``frames_before`` movie frames have no full window).
     frame_period_s : float
         Duration of one movie frame (s).
+    n_bins : int
+        Bins of the histogram nonlinearity.
+    min_spikes : int
+        Spikes in the valid frame range below which the model is not fitted.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Centre and size logic shared by soma geometry (step 6) and RF geometry (step 7).
+"""Centre and size logic shared by soma_geometry and rf_geometry.
 
 Both steps find a centre as the argmax of a per-pixel peak-to-peak map of temporally smoothed
 traces, and a size as the connected threshold region of a frame-range max - min map that

@@ -1,6 +1,8 @@
-"""Step 7 maths: receptive-field centre, size and model fits of one unit from its dense-noise STA."""
+"""rf_geometry maths: receptive-field centre, size and model fits of one unit from its dense-noise STA."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,13 +17,71 @@ from .rf_unblurred import UNBLURRED_KEYS, fit_unblurred_gaussian
 DEFAULT_STA_SHAPE = (60, 15, 15)
 
 
-def rf_geometry(sta: np.ndarray | None, *, frame_range: tuple[int, int] = (40, 60),
-                threshold_fraction: float = 0.5, baseline_frames: int = 10, sigma_t: float = 2.0,
-                savgol_window: int = 7, savgol_order: int = 3, padding: int = 5, spatial_sigma: float = 1.5,
-                size_sigma: float = 0.5, center_fit_radius: float = 5.0, max_sigma: float = 7.5,
-                gaussian_max_nfev: int = 5000, dog_max_nfev: int = 5000, on_off_max_nfev: int = 3000,
-                unblurred_sigma_start: float = 1.5, unblurred_min_sigma: float = 0.5,
-                unblurred_max_nfev: int = 2000) -> dict:
+@dataclass(frozen=True)
+class RfGeometryParams:
+    """Every constant of rf_geometry, with the lab's values where the lab has one.
+
+    Attributes
+    ----------
+    frame_range : tuple[int, int]
+        Size: STA frames (inclusive, clipped) whose max - min is thresholded; the RF's own range.
+    threshold_fraction : float
+        Size: the region is where the smoothed map exceeds this fraction of its maximum.
+    baseline_frames : int
+        Each pixel's mean over the first this many frames is removed.
+    sigma_t : float
+        Sigma (frames) of the temporal Gaussian smoothing.
+    savgol_window, savgol_order : int
+        Savitzky-Golay smoothing of every trace before its max - min is taken.
+    padding : int
+        Zero padding (checkers) around the STA before the spatial blur and the fits.
+    spatial_sigma : float
+        Sigma (checkers) of the 2-D Gaussian blur of every frame.
+    size_sigma : float
+        Sigma (checkers) of the smoothing of the size map.
+    center_fit_radius : float
+        Half-width (checkers) of the box the fitted centres are bounded to.
+    max_sigma : float
+        Upper bound (checkers) of every fitted sigma.
+    gaussian_max_nfev, dog_max_nfev, on_off_max_nfev : int
+        The lab's evaluation budgets (curve_fit maxfev) of its three fits.
+    unblurred_sigma_start, unblurred_min_sigma : float
+        Our fit of the unblurred map: start sigma and lower sigma bound (checkers); synthetic and
+        typical ganglion-cell centres are about one checker, and below 0.5 checker a sampled
+        Gaussian is one pixel.
+    unblurred_max_nfev : int
+        Evaluation budget of that fit.
+    lnl_fitting : bool
+        Whether the LN model is fitted (:func:`mea_pipeline.geometry.lnl.lnl_fit`).
+    lnl_bins : int
+        Bins of the LN model's histogram nonlinearity.
+    lnl_min_spikes : int
+        Spikes in the valid frame range below which the LN model is not fitted.
+    """
+
+    frame_range: tuple[int, int] = (40, 60)
+    threshold_fraction: float = 0.5
+    baseline_frames: int = 10
+    sigma_t: float = 2.0
+    savgol_window: int = 7
+    savgol_order: int = 3
+    padding: int = 5
+    spatial_sigma: float = 1.5
+    size_sigma: float = 0.5
+    center_fit_radius: float = 5.0
+    max_sigma: float = 7.5
+    gaussian_max_nfev: int = 5000
+    dog_max_nfev: int = 5000
+    on_off_max_nfev: int = 3000
+    unblurred_sigma_start: float = 1.5
+    unblurred_min_sigma: float = 0.5
+    unblurred_max_nfev: int = 2000
+    lnl_fitting: bool = True
+    lnl_bins: int = 50
+    lnl_min_spikes: int = 10
+
+
+def rf_geometry(sta: np.ndarray | None, params: RfGeometryParams = RfGeometryParams()) -> dict:
     """Receptive-field geometry of one unit: the lab's keys, and our unblurred Gaussian beside them.
 
     Preprocessing (lab): NaN -> 0, per-pixel baseline (mean of the first ``baseline_frames``
@@ -44,6 +104,8 @@ def rf_geometry(sta: np.ndarray | None, *, frame_range: tuple[int, int] = (40, 6
     ----------
     sta : ndarray (frames, rows, cols) or None
         Dense-noise STA, last frame = the one just before the spike; None when the unit has none.
+    params : RfGeometryParams
+        The constants named above are its fields.
 
     Returns
     -------
@@ -67,31 +129,34 @@ def rf_geometry(sta: np.ndarray | None, *, frame_range: tuple[int, int] = (40, 6
     if not varies_in_time(sta):
         return _not_computed(sta.shape, "flat_sta", "the STA is flat (no checker varies in time)")
 
-    centered = remove_baseline(sta, baseline_frames)
-    preprocessed = preprocess_sta(centered, padding=padding, spatial_sigma=spatial_sigma, sigma_t=sigma_t)
-    peak_to_peak = peak_to_peak_map(preprocessed, savgol_window, savgol_order)
+    p = params
+    centered = remove_baseline(sta, p.baseline_frames)
+    preprocessed = preprocess_sta(centered, padding=p.padding, spatial_sigma=p.spatial_sigma, sigma_t=p.sigma_t)
+    peak_to_peak = peak_to_peak_map(preprocessed, p.savgol_window, p.savgol_order)
     center = argmax_center(peak_to_peak)
-    size = threshold_size(frame_range_diff(preprocessed, frame_range), center, size_sigma, threshold_fraction)
+    size = threshold_size(frame_range_diff(preprocessed, p.frame_range), center, p.size_sigma, p.threshold_fraction)
 
-    gaussian = fit_gaussian(peak_to_peak, center, center_radius=center_fit_radius, max_sigma=max_sigma,
-                            shift=padding, max_nfev=gaussian_max_nfev)
-    dog = fit_dog(peak_to_peak, center, center_radius=center_fit_radius, max_sigma=max_sigma, shift=padding,
-                  max_nfev=dog_max_nfev)
-    on_off = fit_on_off(signed_extreme_map(preprocessed, savgol_window, savgol_order),
-                        center_radius=center_fit_radius, max_sigma=max_sigma, shift=padding, max_nfev=on_off_max_nfev)
+    gaussian = fit_gaussian(peak_to_peak, center, center_radius=p.center_fit_radius, max_sigma=p.max_sigma,
+                            shift=p.padding, max_nfev=p.gaussian_max_nfev)
+    dog = fit_dog(peak_to_peak, center, center_radius=p.center_fit_radius, max_sigma=p.max_sigma, shift=p.padding,
+                  max_nfev=p.dog_max_nfev)
+    on_off = fit_on_off(signed_extreme_map(preprocessed, p.savgol_window, p.savgol_order),
+                        center_radius=p.center_fit_radius, max_sigma=p.max_sigma, shift=p.padding,
+                        max_nfev=p.on_off_max_nfev)
     profile = spatial_profile(centered, preprocessed[:, center[0], center[1]])
-    unpadded_center = (int(np.clip(center[0] - padding, 0, sta.shape[1] - 1)),
-                       int(np.clip(center[1] - padding, 0, sta.shape[2] - 1)))
+    unpadded_center = (int(np.clip(center[0] - p.padding, 0, sta.shape[1] - 1)),
+                       int(np.clip(center[1] - p.padding, 0, sta.shape[2] - 1)))
     unblurred = fit_unblurred_gaussian(
-        profile, unpadded_center, center_radius=center_fit_radius,
-        center_limits=tuple((-float(padding), float(n - 1 + padding)) for n in sta.shape[1:]),
-        sigma_start=unblurred_sigma_start, sigma_bounds=(unblurred_min_sigma, max_sigma), max_nfev=unblurred_max_nfev)
+        profile, unpadded_center, center_radius=p.center_fit_radius,
+        center_limits=tuple((-float(p.padding), float(n - 1 + p.padding)) for n in sta.shape[1:]),
+        sigma_start=p.unblurred_sigma_start, sigma_bounds=(p.unblurred_min_sigma, p.max_sigma),
+        max_nfev=p.unblurred_max_nfev)
 
-    inner = (slice(padding, padding + sta.shape[1]), slice(padding, padding + sta.shape[2]))
+    inner = (slice(p.padding, p.padding + sta.shape[1]), slice(p.padding, p.padding + sta.shape[2]))
     return {
-        "center_row": float(center[0] - padding), "center_col": float(center[1] - padding), **size,
+        "center_row": float(center[0] - p.padding), "center_col": float(center[1] - p.padding), **size,
         "peak_frame": peak_frame(preprocessed), "diff_map": peak_to_peak[inner],
-        "sta_time_course": _time_course_at_fit(preprocessed, gaussian, padding),
+        "sta_time_course": _time_course_at_fit(preprocessed, gaussian, p.padding),
         "status": "ok", "reason": "", "gaussian_fit": gaussian, "gaussian_fit_unblurred": unblurred, "DoG": dog,
         "ONOFF_model": on_off,
     }

@@ -1,4 +1,4 @@
-"""Step 7's lab fits: rotated 2-D Gaussian and concentric DoG on the peak-to-peak map, ON/OFF Gaussians.
+"""rf_geometry's lab fits: rotated 2-D Gaussian and concentric DoG on the peak-to-peak map, ON/OFF Gaussians.
 
 These fill the lab's keys (``gaussian_fit``, ``DoG``, ``ONOFF_model``), so they are the lab's
 fits: the same map, model and parameter order, start values, bounds and evaluation budget, solved

@@ -1,4 +1,4 @@
-"""Step 7 preprocessing: the lab's filtered STA and the maps the receptive-field fits work on."""
+"""rf_geometry preprocessing: the lab's filtered STA and the maps the receptive-field fits work on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 7's own fit (beside the lab's): a rotated Gaussian on the unblurred spatial RF.
+"""rf_geometry's own fit (beside the lab's): a rotated Gaussian on the unblurred spatial RF.
 
 The lab's ``gaussian_fit`` is fitted to the peak-to-peak map of the STA blurred by 1.5 checkers,
 so its sigmas are the RF's widened by the blur (``sigma_M² ≈ sigma² + 1.5²``), and undoing that

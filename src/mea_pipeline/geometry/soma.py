@@ -1,4 +1,4 @@
-"""Step 6 maths: soma centre, extent and area of one unit from its electrical image."""
+"""soma_geometry maths: soma centre, extent and area of one unit from its electrical image."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SOMA_GEOMETRY_KEYS = ("center_row", "center_col", *SIZE_KEYS, "center_row_subpix
 
 @dataclass(frozen=True)
 class SomaGeometryParams:
-    """Every constant of step 6, with the lab's values (``ap_sta.py``: ``TemporalConfig``, ``GeometryConfig``).
+    """Every constant of soma_geometry, with the lab's values (``ap_sta.py``: ``TemporalConfig``, ``GeometryConfig``).
 
     Attributes
     ----------

@@ -1,1 +1,1 @@
-"""The lab's Google-Sheet metadata (step 8): fetch once per batch, snapshot, match a recording."""
+"""The lab's Google-Sheet metadata (gsheet_metadata): fetch once per batch, snapshot, match a recording."""

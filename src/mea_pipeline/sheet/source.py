@@ -4,8 +4,8 @@
 config key ``gsheet_credentials`` or the environment variable ``MEA_PIPELINE_GSHEET_CREDENTIALS``)
 it fetches every ``Data_*`` worksheet of the spreadsheet ``--gsheet-title`` and writes a dated
 snapshot next to the outputs; every recording of the batch then reads that snapshot. Without
-credentials, or when the API fails, the recordings read ``--gsheet-csv``; step 8 records which
-source it used.
+credentials, or when the API fails, the recordings read ``--gsheet-csv``; gsheet_metadata records
+which source it used.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def resolve_sheet(config: PipelineConfig, output_dir: Path) -> tuple[PipelineCon
     from .table import write_snapshot
 
     credentials = credentials_path(config)
-    fallback = f"--gsheet-csv {config.gsheet_csv}" if config.gsheet_csv else "no sheet (step 8 records a warning)"
+    fallback = (f"--gsheet-csv {config.gsheet_csv}" if config.gsheet_csv
+                else "no sheet (gsheet_metadata records a warning)")
     if credentials is None:
         return (dataclasses.replace(config, sheet_source="csv" if config.gsheet_csv else None),
                 f"sheet: no credentials, using {fallback}")
