@@ -319,6 +319,14 @@ def schema():
     print(render_markdown(registry()), end="")
 
 
+@app.command("prefect-yaml")
+def prefect_yaml():
+    """Print the work-pool deployments (deployments/prefect.yaml) from the deployment definitions."""
+    from mea_pipeline.deployments.specs import prefect_yaml as work_pool_file
+
+    print(work_pool_file(), end="")
+
+
 @app.command("train-ap-model")
 def train_ap_model(
     out: Path = typer.Option(..., "--out", help="Weight file to write; <name>.validation.json goes beside it"),
