@@ -1,36 +1,38 @@
 """Pre-flight from the command line: before a batch or a single recording starts, and ``mea-pipeline check``.
 
 Run before Prefect starts, so a bad input is one line at once (exit code 2), not after a server
-start; the batch flow checks again for runs that have no command line in front (deployments).
+start. A batch is planned (:func:`mea_pipeline.batch_plan.plan_batch`) and checked here once and
+handed to the flow as it is; ``check`` prints the same plan.
 """
 
 from __future__ import annotations
 
 from mea_pipeline.batch_options import BatchOptions
+from mea_pipeline.batch_plan import DUPLICATE, SKIP, CheckedBatch, plan_batch, scan_to_csv
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.mapping import parse_path_map, recordings
 from mea_pipeline.preflight import check_batch, check_recording
-from mea_pipeline.runner import is_complete, still_to_run
 
 
-def selected_recordings(options: BatchOptions) -> list[RecordingInputs]:
-    """The mapping CSV's ``[start, end)`` rows (none when the batch scans folders as it starts)."""
-    if options.scan_roots:
-        return []
-    return recordings(options.csv, options.output, parse_path_map(list(options.path_map)), options.start, options.end)
-
-
-def batch_preflight(options: BatchOptions, config: PipelineConfig) -> None:
-    """Raise the batch's first input error (PreflightError), if any.
+def checked_batch(options: BatchOptions, config: PipelineConfig) -> CheckedBatch:
+    """Plan the batch and run its pre-flight; raise the first input error (PreflightError), if any.
 
     Only the recordings the batch will run are checked (all of them with ``--overwrite`` or
-    ``--recheck``): a rerun of a finished batch checks nothing. A batch that scans folders for its
-    recordings checks its shared inputs here, its recordings once the flow has scanned.
+    ``--recheck``): a rerun of a finished batch checks nothing. A batch that scans folders for
+    its recordings scans them now, next to the outputs.
     """
-    selection = selected_recordings(options)
-    pending = still_to_run(selection, config, options.steps, options.overwrite or options.recheck)
-    if pending or not selection:
-        check_batch(config, options.steps, options.output, pending).raise_for_errors()
+    csv = None
+    if options.scan_roots:
+        csv, line, problems = scan_to_csv(options.scan_roots, options.output)
+        print(line, flush=True)
+        for problem in problems:
+            print(f"warning: {problem}", flush=True)
+    plan = plan_batch(options, config, csv)
+    if plan.to_run:
+        report = check_batch(config, options.steps, options.output, plan.preflight_rows)
+        report.raise_for_errors()
+        for warning in report.warnings:
+            print(f"warning: {warning}", flush=True)
+    return CheckedBatch(plan, config)
 
 
 def recording_preflight(recording: RecordingInputs, config: PipelineConfig, steps: str | None) -> None:
@@ -41,32 +43,38 @@ def recording_preflight(recording: RecordingInputs, config: PipelineConfig, step
 
 
 def run_check(options: BatchOptions, config: PipelineConfig) -> int:
-    """Print every finding, one line each, for the batch and each selected recording.
+    """Print every finding, one line each, for the batch and each recording it would run.
 
     Returns the exit code a batch would have: 2 when a shared input is bad (the batch would not
-    start), 1 when some recording would fail at its pre-flight, 0 when every recording is ready
-    or already complete.
+    start), 1 when some recording would fail at its pre-flight, 0 when every recording is ready,
+    already complete or a repeated row.
     """
-    selection = selected_recordings(options)
-    report = check_batch(config, options.steps, options.output, selection)
+    # A batch that scans folders finds its recordings as it starts: only its shared inputs are checked.
+    plan = None if options.scan_roots else plan_batch(options, config)
+    decisions = plan.decisions if plan else ()
+    report = check_batch(config, options.steps, options.output, plan.preflight_rows if plan else ())
     for finding in report.findings:
         print(f"{finding.level}: {finding.message}")
     if report.errors:
         print(f"check: {len(report.errors)} error(s) in the batch's inputs; the batch would not start")
         return 2
-    ready = 0
-    for index, recording in enumerate(selection, start=1):
-        position = f"[{index}/{len(selection)}] {recording.recording_id}"
-        if not options.overwrite and is_complete(recording, config, options.steps):
-            print(f"{position}: output complete (the batch skips it)")
-            ready += 1
+    total, failing = len(decisions), 0
+    for index, decision in enumerate(decisions, start=1):
+        recording = decision.recording
+        position = f"[{index}/{total}] {recording.recording_id}"
+        if decision.action == SKIP:
+            print(f"{position}: {decision.reason} (the batch skips it)")
+            continue
+        if decision.action == DUPLICATE:
+            print(f"{position}: {decision.reason}")
             continue
         found = check_recording(recording, config, options.steps)
         for finding in found.findings:
             print(f"{position}: {finding.level}: {finding.message.removeprefix(recording.recording_id + ': ')}")
-        if not found.errors:
+        if found.errors:
+            failing += 1
+        else:
             print(f"{position}: ready")
-            ready += 1
-    print(f"check: {ready} of {len(selection)} recording(s) ready"
-          + (f", {len(selection) - ready} would fail at pre-flight" if ready < len(selection) else ""))
-    return 0 if ready == len(selection) else 1
+    print(f"check: {total - failing} of {total} recording(s) ready"
+          + (f", {failing} would fail at pre-flight" if failing else ""))
+    return 1 if failing else 0

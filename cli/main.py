@@ -31,15 +31,15 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     """Run the batch flow and return its summary (also used by ``demo``).
 
     ``options`` are batch options (None = from ``[batch]`` of the config file); ``inputs`` are
-    input flags (stimuli, playlist, labels, ...).
+    input flags (stimuli, playlist, labels, ...). The batch is planned and checked here, before a
+    Prefect server starts (a missing CSV or a bad config key is one line at once), and the flow
+    runs that plan: the config is loaded and the pre-flight run once.
     """
     options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
-    # The flow resolves both again (a deployment has no CLI in front of it); checked here first so
-    # a missing CSV or a bad config key is one line at once, not after a Prefect server start.
     resolved = BatchOptions.load(config_file, **options)
-    from .checks import batch_preflight
+    from .checks import checked_batch
 
-    batch_preflight(resolved, load_config(config_file, inputs or {}))
+    checked = checked_batch(resolved, load_config(config_file, inputs or {}))
     prefect_environment(debug)
     from prefect import tags
 
@@ -53,9 +53,10 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
 
         flow = batch_all_steps.with_options(task_runner=DaskTaskRunner(address=resolved.dask_address))
     options.pop("dask_address", None)  # chosen here, as the flow's task runner
+    # The options given name the run (batch_run_name); the flow runs the checked plan.
     with tags(*run_tags(resolved, trigger="cli")), run_log(resolved.output, debug) as log:
         state = flow(config_file=str(config_file) if config_file else None, inputs=inputs or {},
-                     return_state=True, **options)
+                     checked=checked, return_state=True, **options)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
         raise summary
@@ -325,6 +326,14 @@ def schema():
     from mea_pipeline.schema import render_markdown
 
     print(render_markdown(registry()), end="")
+
+
+@app.command("prefect-yaml")
+def prefect_yaml():
+    """Print the work-pool deployments (deployments/prefect.yaml) from the deployment definitions."""
+    from mea_pipeline.deployments.specs import prefect_yaml as work_pool_file
+
+    print(work_pool_file(), end="")
 
 
 @app.command("train-ap-model")

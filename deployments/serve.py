@@ -1,5 +1,7 @@
 """The pipeline's deployments, served from one long-lived process (``mea-pipeline serve``).
 
+The served deployments of :data:`~mea_pipeline.deployments.specs.DEPLOYMENTS`:
+
 * ``batch_all_steps/nightly``: on a cron schedule (default 02:00 Europe/Berlin), every recording of
   the configured mapping CSV, or of the data folders scanned that night, without a complete output.
 * ``batch_all_steps/rerun-failed``: exactly the recordings whose output records a failed step, each
@@ -16,29 +18,21 @@ from __future__ import annotations
 from prefect import serve
 from prefect.schedules import Cron
 
+from mea_pipeline.deployments.specs import BATCH_FLOW, DEPLOYMENTS, NIGHTLY_CRON, NIGHTLY_TIMEZONE, TAGS
 from mea_pipeline.flows.batch_all_steps import batch_all_steps
 
-TAGS = ["mea-pipeline"]
 
-
-def deployments(base: dict, cron: str = "0 2 * * *", timezone: str = "Europe/Berlin", task_runner=None) -> list:
-    """The three deployments; ``base`` holds the parameters every run gets (csv, output, config_file, inputs)."""
+def deployments(base: dict, cron: str = NIGHTLY_CRON, timezone: str = NIGHTLY_TIMEZONE, task_runner=None) -> list:
+    """The served deployments; ``base`` holds the parameters every run gets (csv, output, config_file, inputs)."""
     flow = batch_all_steps if task_runner is None else batch_all_steps.with_options(task_runner=task_runner)
-    nightly = flow.to_deployment(
-        name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters=base,
-        concurrency_limit=1, tags=TAGS + ["trigger:nightly"],
-        description="Nightly: every recording without a complete output yet",
-    )
-    rerun = flow.to_deployment(
-        name="rerun-failed", parameters=base | {"only_failed": True}, concurrency_limit=1,
-        tags=TAGS + ["trigger:rerun-failed"],
-        description="Rerun exactly the recordings whose output records a failed step, from that step on",
-    )
-    manual = flow.to_deployment(
-        name="batch", parameters=base, tags=TAGS + ["trigger:manual"],
-        description="A batch with any parameters (start, end, steps, overwrite, recording_ids, ...)",
-    )
-    return [nightly, rerun, manual]
+    served = [spec for spec in DEPLOYMENTS if spec.served]
+    if any(spec.entrypoint != BATCH_FLOW for spec in served):
+        raise ValueError("serve serves the batch flow's deployments only")
+    return [flow.to_deployment(
+        name=spec.name, description=spec.description, parameters=base | spec.parameters,
+        schedules=[Cron(cron, timezone=timezone)] if spec.nightly else None,
+        concurrency_limit=spec.concurrency_limit, tags=[*TAGS, *spec.tags],
+    ) for spec in served]
 
 
 def serve_deployments(base: dict, cron: str, timezone: str, task_runner=None) -> None:

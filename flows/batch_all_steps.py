@@ -3,9 +3,11 @@
     python flows/batch_all_steps.py --csv mapping.csv --start 0 --end 3 --debug
 
 is the same as ``mea-pipeline batch ...``. The batch options (``[batch]`` of ``config_file``
-overridden by the parameters given) are resolved here, inside the flow, so the command line,
-the script and every deployment behave alike. Recordings whose output is complete are skipped
-(unless ``overwrite``); at most ``concurrency`` recordings run at once and at most ``raw_reads``
+overridden by the parameters given) are resolved, the recordings planned
+(:func:`mea_pipeline.batch_plan.plan_batch`: complete outputs are skipped unless ``overwrite``)
+and the batch's pre-flight run once, inside the flow, so the script and every deployment behave
+alike; the command line does the same before Prefect starts and hands the result over
+(``checked``). At most ``concurrency`` recordings run at once and at most ``raw_reads``
 recordings read raw files at once; one failing recording never stops the others. When a
 selected step reads the lab's sheet, it is fetched once for the whole batch (a dated snapshot
 next to the outputs) and every recording reads that snapshot.
@@ -13,71 +15,54 @@ next to the outputs) and every recording reads that snapshot.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.context import FlowRunContext, SettingsContext, get_settings_context
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-from prefect.states import Completed, Failed
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import CommitMode, transaction
 
-from mea_pipeline.batch_options import MAX_CONCURRENCY, BatchOptions
-from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.mapping import parse_path_map, recordings, scan
-from mea_pipeline.runner import (StepFailed, is_complete, output_summary, recorded_warnings, still_to_run, up_to_date,
-                                 warning_lines)
+from mea_pipeline.batch_options import BatchOptions
+from mea_pipeline.batch_plan import RUN, CheckedBatch, RecordingDecision, plan_batch, scan_to_csv
+from mea_pipeline.config import PipelineConfig
+from mea_pipeline.runner import StepFailed, output_summary, recorded_warnings, up_to_date
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
-from mea_pipeline.store import OutputFile
 
+from mea_pipeline.flows.batch_report import BatchProgress, counts, report, say
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
 from mea_pipeline.flows.process_recording import process_recording
-from mea_pipeline.flows.recording_guard import guarded
+from mea_pipeline.flows.recording_guard import guarded, skipped_row
 from mea_pipeline.flows.server_setup import prepare_server
 from mea_pipeline.tasks.preflight import preflight
 
-PROGRESS_EVERY_S = 2.0  # the batch's progress bar in the UI is updated at most this often
 
-
-def has_failed_step(path: Path) -> bool:
-    return any(state.startswith("failed") for state in OutputFile(path).step_states().values())
-
-
-def say(logger, line: str) -> None:
-    """A progress line on the terminal (as the lab's script prints it) and in the run's logs."""
-    print(line, flush=True)
-    logger.info(line)
-
-
-@task(name="recording", task_run_name="recording-{recording.recording_id}")
+@task(name="recording", task_run_name="recording-{decision.recording.recording_id}")
 @guarded
-def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None,
-                  force: bool, recheck: bool, position: str, via_deployment: str | None = None):
-    """Run one recording's subflow (here, or as a run of ``via_deployment`` on a worker); its row
-    of the summary, as a Failed state when it failed.
+def run_recording(decision: RecordingDecision, config: PipelineConfig, options: BatchOptions, position: str):
+    """Run one recording's subflow (here, or as a run of ``options.via_deployment`` on a worker);
+    its row of the summary, as a Failed state when it failed.
 
     Failing this task (not only its subflow) shows the recording red in the batch's graph.
     """
     logger = get_run_logger()
+    recording, steps, via_deployment = decision.recording, options.steps, options.via_deployment
     say(logger, f"{position} {recording.recording_id}")
     t0 = time.perf_counter()
     row = {"recording_id": recording.recording_id}
-    if recheck and not force and up_to_date(recording, config, steps):
+    if options.recheck and not options.overwrite and up_to_date(recording, config, steps):
         # Nothing to compute: no subflow, no task runs.
         say(logger, f"  {recording.recording_id}: up to date (every step's inputs unchanged)")
         return row | {"status": "success", "note": "up to date", "seconds": round(time.perf_counter() - t0, 2),
-                      **_counts(recording.output_path)}
+                      **counts(recording.output_path)}
     if via_deployment:
-        state = run_on_deployment(via_deployment, recording, config, steps, force).state
+        state = run_on_deployment(via_deployment, recording, config, steps, options.overwrite).state
     else:
         # The parent flow's heartbeat already tells the server this process is alive; a subflow's
         # own heartbeat thread would add ~1 s per recording at exit (Prefect joins its sleep).
@@ -85,7 +70,7 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         # this task fails with a failed recording, which would roll back the records of the steps
         # that succeeded, and a rerun from the failed step would recompute them.
         with without_heartbeat(), transaction(commit_mode=CommitMode.EAGER):
-            state = process_recording(recording, config, steps, force, return_state=True)
+            state = process_recording(recording, config, steps, options.overwrite, return_state=True)
     row["seconds"] = round(time.perf_counter() - t0, 2)
     # What the selected steps' records now hold (a worker's run included): the summary lists each once.
     row["warnings"] = recorded_warnings(recording.output_path, steps)
@@ -100,7 +85,7 @@ def run_recording(recording: RecordingInputs, config: PipelineConfig, steps: str
         step, recorded = recorded_failure(state, recording.output_path, steps)
         message = message or recorded
     say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
-    row |= {"status": "failed", "failed_step": step, "message": message, **_counts(recording.output_path)}
+    row |= {"status": "failed", "failed_step": step, "message": message, **counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)
 
 
@@ -157,19 +142,6 @@ def run_tags(options: BatchOptions, trigger: str) -> list[str]:
     return ["mea-pipeline", f"trigger:{trigger}", source, rows]
 
 
-def scanned_csv(roots, output: str, logger) -> Path:
-    """Scan the data folders now and write the mapping CSV next to the outputs (``scan-YYYY-MM-DD.csv``)."""
-    table, problems = scan(list(roots))
-    path = Path(output) / f"scan-{date.today().isoformat()}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    say(logger, f"scanned {', '.join(map(str, roots))}: {int(table['matched'].sum()) if len(table) else 0} "
-                f"recordings -> {path}")
-    for problem in problems:
-        logger.warning(problem)
-    return path
-
-
 def batch_run_name() -> str:
     """A readable run name from the parameters given: ``batch-<csv or config>-rows-<start>-<end>``."""
     given = flow_run.parameters
@@ -179,8 +151,7 @@ def batch_run_name() -> str:
     return f"batch-{source}{rows}"
 
 
-@flow(name="batch_all_steps", flow_run_name=batch_run_name,
-      task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY))
+@flow(name="batch_all_steps", flow_run_name=batch_run_name)
 def batch_all_steps(
     csv: str | None = None,
     output: str | None = None,
@@ -198,6 +169,7 @@ def batch_all_steps(
     config_file: str | None = None,
     inputs: dict[str, str] | None = None,
     via_deployment: str | None = None,
+    checked: CheckedBatch | None = None,
 ):
     """Process rows [start, end) of the matched recordings; returns the batch summary.
 
@@ -207,117 +179,68 @@ def batch_all_steps(
     (e.g. a re-sorted .cmtr) instead of skipping complete outputs; ``only_failed`` and
     ``recording_ids`` narrow the selection; ``scan_roots`` scans data folders for the recordings
     instead of reading ``csv``; ``via_deployment`` (``<flow>/<deployment>``) hands each recording
-    to Prefect workers as a run of that deployment.
+    to Prefect workers as a run of that deployment. ``checked``: the same, already planned and
+    pre-flighted by the command line (the other parameters then only name the run).
     """
     logger = get_run_logger()
-    options = BatchOptions.load(
-        config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,
-        concurrency=concurrency, raw_reads=raw_reads, path_map=path_map, only_failed=only_failed,
-        recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots, via_deployment=via_deployment)
-    config = PipelineConfig.load(config_file, REGISTRY, inputs or {})
-    csv = scanned_csv(options.scan_roots, options.output, logger) if options.scan_roots else options.csv
-    selection = recordings(csv, options.output, parse_path_map(list(options.path_map)), options.start, options.end)
-    if options.recording_ids:
-        wanted = set(options.recording_ids)
-        selection = [r for r in selection if r.recording_id in wanted]
-    if options.only_failed:
-        selection = [r for r in selection if has_failed_step(r.output_path)]
-    pending = still_to_run(selection, config, options.steps, options.overwrite or options.recheck)
-    if pending:
-        # What will run is checked; a rerun of a finished batch reads no input (not even the CNN weights).
-        preflight(config, options.steps, options.output, pending)
+    if checked is None:
+        options = BatchOptions.load(
+            config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,
+            concurrency=concurrency, raw_reads=raw_reads, path_map=path_map, only_failed=only_failed,
+            recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots, via_deployment=via_deployment)
+        checked = plan_and_check(options, PipelineConfig.load(config_file, REGISTRY, inputs or {}), logger)
+    plan, config, options = checked.plan, checked.config, checked.plan.options
     prepare_server(options.raw_reads)
-    if selection and options.via_deployment:
+    if plan.decisions and options.via_deployment:
         check_deployment(options.via_deployment, logger)
-    if selection and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
+    if plan.to_run and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
         config = sheet_snapshot(config, options.output)
 
-    total = len(selection)
-    rows, running = [], []
-    progress = create_progress_artifact(progress=0.0, description=f"recordings of this batch ({total})") \
-        if total else None
-    t0 = last_progress = time.perf_counter()
-
-    def finished(row: dict) -> None:
-        nonlocal last_progress
-        rows.append(row)
-        # Each update is a round trip to the server (~40 ms): a rerun that skips hundreds of
-        # recordings in a second updates the bar once it is done, not once per recording.
-        if progress is not None and (len(rows) == total or time.perf_counter() - last_progress >= PROGRESS_EVERY_S):
-            update_progress_artifact(artifact_id=progress, progress=100.0 * len(rows) / total)
-            last_progress = time.perf_counter()
-
-    started: set[str] = set()
-    for index, recording in enumerate(selection, start=1):
-        position = f"[{index}/{total}]"
-        if recording.recording_id in started:
-            # A recording named again by the CSV runs once (its lock would also keep the rows apart).
-            say(logger, f"{position} {recording.recording_id}: skipped (named again by the mapping CSV; it runs once)")
-            finished({"recording_id": recording.recording_id, "status": "skipped", "note": "duplicate row",
-                      **_counts(recording.output_path)})
-            continue
-        started.add(recording.recording_id)
-        # is_complete trusts the file's records without reading the raw files (they may be
-        # offline); --recheck instead compares every step's cache key, raw files included, so
-        # only recordings whose inputs changed run again.
-        if not (options.overwrite or options.recheck) and is_complete(recording, config, options.steps):
-            say(logger, f"{position} {recording.recording_id}: skipped (output complete)")
-            finished({"recording_id": recording.recording_id, "status": "skipped", **_counts(recording.output_path)})
-            continue
-        args = (recording, config, options.steps, options.overwrite, options.recheck, position,
-                options.via_deployment)
-        if options.concurrency == 1 and runs_tasks_here():
-            # In the flow's own thread, where a step's timeout can interrupt it.
-            finished(run_recording(*args, return_state=True).result(raise_on_failure=False))
-            continue
-        if len(running) >= options.concurrency:
-            # The parameter bounds the recordings in flight, whatever runner the flow has.
-            done = next(as_completed(running))
-            finished(done.result(raise_on_failure=False))
-            running.remove(done)
-        running.append(run_recording.submit(*args))
-    for future in running:
-        finished(future.result(raise_on_failure=False))
-    rows.sort(key=lambda row: row["recording_id"])
-
-    summary = {
-        "total": total,
-        "success": sum(r["status"] == "success" for r in rows),
-        "skipped": sum(r["status"] == "skipped" for r in rows),
-        "failed": sum(r["status"] == "failed" for r in rows),
-        "seconds": round(time.perf_counter() - t0, 2),
-        "options": dataclasses.asdict(options),
-        "recordings": rows,
-    }
-    _report(summary, logger)
-    if not summary["failed"]:
-        return Completed(message=f"{summary['success']} successful, {summary['skipped']} skipped", data=summary)
-    failed = [f"{r['recording_id']} ({r.get('failed_step') or '?'})" for r in rows if r["status"] == "failed"]
-    shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
-    return Failed(message=f"{summary['failed']}/{total} recordings failed: {shown}", data=summary)
+    progress = BatchProgress(len(plan.decisions))
+    with recording_runs(options.concurrency) as start_run:
+        runs = []
+        for index, decision in enumerate(plan.decisions, start=1):
+            position = f"[{index}/{len(plan.decisions)}]"
+            if decision.action == RUN:
+                runs.append(start_run(decision=decision, config=config, options=options, position=position))
+            else:
+                progress.finished(skipped_row(logger, position, decision.recording, decision.reason))
+        for run in runs:
+            progress.finished(run.result(raise_on_failure=False))
+    return report(progress.summary(options), logger)
 
 
-def _counts(path: Path) -> dict:
-    summary = output_summary(path)
-    return {"n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
+def plan_and_check(options: BatchOptions, config: PipelineConfig, logger) -> CheckedBatch:
+    """What the command line does before Prefect starts, for a run without one (script, deployment)."""
+    csv = None
+    if options.scan_roots:
+        csv, line, problems = scan_to_csv(options.scan_roots, options.output)
+        say(logger, line)
+        for problem in problems:
+            logger.warning(problem)
+    plan = plan_batch(options, config, csv)
+    if plan.to_run:  # a rerun of a finished batch reads no input (not even the CNN weights)
+        preflight(config, options.steps, options.output, plan.preflight_rows)
+    return CheckedBatch(plan, config)
 
 
-def _report(summary: dict, logger) -> None:
-    lines = [
-        "=" * 60,
-        f"Batch finished in {summary['seconds']:.1f} s: {summary['success']} successful, "
-        f"{summary['skipped']} skipped, {summary['failed']} failed (of {summary['total']})",
-    ]
-    lines += [f"  FAILED {r['recording_id']} at {r.get('failed_step') or '?'}: {r['message']}"
-              for r in summary["recordings"] if r["status"] == "failed"]
-    lines += [f"  {line}" for line in warning_lines(r.get("warnings", []) for r in summary["recordings"])]
-    say(logger, "\n".join(lines))
-    create_table_artifact(
-        key="batch-summary",
-        table=[{k: r.get(k, "") for k in ("recording_id", "status", "n_units", "n_steps", "failed_step",
-                                            "message", "seconds")} for r in summary["recordings"]],
-        description=lines[1],
-    )
+@contextmanager
+def recording_runs(concurrency: int):
+    """``start(**parameters)`` of the batch's recording task, bounding how many run at once.
+
+    One at a time, each recording runs in the flow's own thread, where a step's timeout can
+    interrupt it; more run on a thread pool of ``concurrency`` threads. A flow whose task runner
+    sends tasks to other processes (Dask) submits every recording to it: its workers bound how
+    many run at once. Each start returns what ``.result(raise_on_failure=False)`` turns into the
+    recording's summary row.
+    """
+    if not runs_tasks_here():
+        yield run_recording.submit
+    elif concurrency == 1:
+        yield lambda **parameters: run_recording(**parameters, return_state=True)
+    else:
+        with ThreadPoolTaskRunner(max_workers=concurrency) as pool:
+            yield lambda **parameters: pool.submit(run_recording, parameters)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 :func:`guarded` wraps the batch's per-recording task. The recording's lock
 (:mod:`mea_pipeline.recording_lock`) is taken first, so two batches on one output folder, or a
 recording named twice by the mapping CSV, never run it at once: the second reports it as busy
-and skips it. With the lock held, an output another run completed meanwhile is skipped (the
-batch's own look came before the lock), and the recording's pre-flight check runs: a missing or
-unreadable raw file fails the recording with its reason before any step reads raw data, and the
-reason is recorded on its first selected step in the output file.
+and skips it. With the lock held, the batch's plan is trusted unless the output file changed
+since the plan looked at it: then another run wrote it meanwhile, and an output it completed is
+skipped. Then the recording's pre-flight check runs: a missing or unreadable raw file fails the
+recording with its reason before any step reads raw data, and the reason is recorded on its
+first selected step in the output file.
 """
 
 from __future__ import annotations
@@ -17,41 +18,53 @@ import time
 from prefect import get_run_logger
 from prefect.states import Failed
 
+from mea_pipeline.batch_options import BatchOptions
+from mea_pipeline.batch_plan import RecordingDecision
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.faults import describe
 from mea_pipeline.preflight import check_recording
 from mea_pipeline.recording_lock import RecordingBusy, RecordingLock
-from mea_pipeline.runner import is_complete, output_summary
+from mea_pipeline.runner import is_complete
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.store import OutputFile
 
+from mea_pipeline.flows.batch_report import counts, say
+
 
 def guarded(run_recording):
-    """Decorate ``run_recording(recording, config, steps, force, recheck, position, via_deployment)``
-    (the batch's task). With ``via_deployment`` the lock is held here while a worker runs the recording."""
+    """Decorate ``run_recording(decision, config, options, position)`` (the batch's task). With
+    ``options.via_deployment`` the lock is held here while a worker runs the recording."""
 
     @functools.wraps(run_recording)
-    def run(recording: RecordingInputs, config: PipelineConfig, steps: str | None, force: bool, recheck: bool,
-            position: str, via_deployment: str | None = None):
+    def run(decision: RecordingDecision, config: PipelineConfig, options: BatchOptions, position: str):
         logger = get_run_logger()
+        recording = decision.recording
         t0 = time.perf_counter()
         try:
             lock = RecordingLock(recording.output_path).acquire()
         except RecordingBusy as busy:
-            return _skipped(logger, position, recording, f"busy: {busy.reason}")
+            return skipped_row(logger, position, recording, f"busy: {busy.reason}")
         except OSError as exc:
             return _failed(logger, position, recording, "lock", describe(exc), t0)
         with lock:
-            if not (force or recheck) and is_complete(recording, config, steps):
-                return _skipped(logger, position, recording, "output complete: another run finished it")
-            errors = check_recording(recording, config, steps).errors
+            rerun = options.overwrite or options.recheck
+            if not rerun and decision.output_changed() and is_complete(recording, config, options.steps):
+                return skipped_row(logger, position, recording, "output complete: another run finished it")
+            errors = check_recording(recording, config, options.steps).errors
             if errors:
                 reason = "; ".join(e.removeprefix(f"{recording.recording_id}: ") for e in errors)
-                _note_failure(recording, steps, reason)
+                _note_failure(recording, options.steps, reason)
                 return _failed(logger, position, recording, "preflight", reason, t0)
-            return run_recording(recording, config, steps, force, recheck, position, via_deployment)
+            return run_recording(decision, config, options, position)
 
     return run
+
+
+def skipped_row(logger, position: str, recording: RecordingInputs, note: str) -> dict:
+    """The summary row of a recording the batch skips, its line printed."""
+    say(logger, f"{position} {recording.recording_id}: skipped ({note})")
+    return {"recording_id": recording.recording_id, "status": "skipped", "note": note,
+            **counts(recording.output_path)}
 
 
 def _note_failure(recording: RecordingInputs, steps: str | None, reason: str) -> None:
@@ -63,23 +76,8 @@ def _note_failure(recording: RecordingInputs, steps: str | None, reason: str) ->
         pass  # e.g. the output path is a folder: the batch's line still says why
 
 
-def _say(logger, line: str) -> None:
-    print(line, flush=True)
-    logger.info(line)
-
-
-def _counts(recording: RecordingInputs) -> dict:
-    summary = output_summary(recording.output_path)
-    return {"n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
-
-
-def _skipped(logger, position: str, recording: RecordingInputs, note: str) -> dict:
-    _say(logger, f"{position} {recording.recording_id}: skipped ({note})")
-    return {"recording_id": recording.recording_id, "status": "skipped", "note": note, **_counts(recording)}
-
-
 def _failed(logger, position: str, recording: RecordingInputs, step: str, message: str, t0: float):
-    _say(logger, f"{position} {recording.recording_id}: FAILED at {step}: {message}")
+    say(logger, f"{position} {recording.recording_id}: FAILED at {step}: {message}")
     row = {"recording_id": recording.recording_id, "status": "failed", "failed_step": step, "message": message,
-           "seconds": round(time.perf_counter() - t0, 2), **_counts(recording)}
+           "seconds": round(time.perf_counter() - t0, 2), **counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step}: {message}", data=row)

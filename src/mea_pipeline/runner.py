@@ -192,13 +192,6 @@ def warning_lines(per_recording: Iterable[list], registry: Registry = REGISTRY,
     return lines
 
 
-def still_to_run(selection: list[RecordingInputs], config: PipelineConfig, steps: str | None = None,
-                 rerun: bool = False) -> list[RecordingInputs]:
-    """The recordings a batch will run: every one when ``rerun`` (``--overwrite``, ``--recheck``),
-    else those whose output is not complete (:func:`is_complete`; the batch skips the others)."""
-    return [rec for rec in selection if rerun or not is_complete(rec, config, steps)]
-
-
 def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                 registry: Registry = REGISTRY) -> bool:
     """True when every selected step is done in the output file with its current parameters.

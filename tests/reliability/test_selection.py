@@ -87,3 +87,38 @@ def test_one_unmapped_windows_path_fails_that_recording_with_the_hint(tiny, tmp_
     assert f"[1/2] {table['recording_id'][0]}: ready" in out
     line = next(line for line in out.splitlines() if line.startswith("[2/2]"))
     matrix.record("R15", line, out + err, names=("cmcr file not found", "--path-map 'M:\\=/mnt/m/'"))
+
+
+def test_a_batch_asks_each_question_once(tiny, tmp_path, prefect_server, capsys, monkeypatch):
+    """One CLI batch loads the config once, runs the batch's pre-flight once and asks each
+    recording's completeness once (the plan's answer reaches the per-recording guard)."""
+    from mea_pipeline import batch_plan, config as config_module, runner
+    from mea_pipeline.cli import checks
+    from mea_pipeline.flows import recording_guard
+    from mea_pipeline.tasks import preflight as preflight_task
+
+    asked = {"config": 0, "preflight": 0, "complete": 0}
+
+    def counting(key, real):
+        def count(*args, **kwargs):
+            asked[key] += 1
+            return real(*args, **kwargs)
+        return count
+
+    real_load = config_module.PipelineConfig.load.__func__
+    monkeypatch.setattr(config_module.PipelineConfig, "load", classmethod(counting("config", real_load)))
+    monkeypatch.setattr(checks, "check_batch", counting("preflight", checks.check_batch))
+    monkeypatch.setattr(preflight_task, "check_batch", counting("preflight", preflight_task.check_batch))
+    complete = counting("complete", runner.is_complete)
+    monkeypatch.setattr(batch_plan, "is_complete", complete)
+    monkeypatch.setattr(recording_guard, "is_complete", complete)
+    args = ("batch", "--config", tiny["config_file"], "--csv", tiny["mapping_csv"], "--output", tmp_path / "out",
+            "--steps", "1")
+    code, out, err = cli(capsys, *args)
+    assert code == 0, out + err
+    # No output yet: nothing to ask about completeness; the outputs the batch wrote are its own.
+    assert asked == {"config": 1, "preflight": 1, "complete": 0}
+    asked.update(dict.fromkeys(asked, 0))
+    code, out, err = cli(capsys, *args)
+    assert code == 0 and "0 successful, 2 skipped" in out
+    assert asked == {"config": 1, "preflight": 0, "complete": 2}
