@@ -78,9 +78,9 @@ def test_a_warning_every_recording_records_is_one_summary_line_with_its_count():
     recordings[0].append(weights)   # twice in one record still counts one recording
     recordings.append([["gsheet_metadata", "sheet row matched by substring only"]])
     lines = warning_lines(recordings, limit=5)
-    assert lines[0] == f"warning: step 10 ap_tracking on 37 recordings: {PACKAGED_WEIGHTS_WARNING}"
+    assert lines[0] == f"warning: ap_tracking on 37 recordings: {PACKAGED_WEIGHTS_WARNING}"
     assert sum("--ap-model" in line for line in lines) == 1
-    assert lines[1:5] == [f"warning: step 6 soma_geometry on 1 recording: unit_00{i}: no soma geometry"
+    assert lines[1:5] == [f"warning: soma_geometry on 1 recording: unit_00{i}: no soma geometry"
                           for i in range(4)]
     # 33 more soma warnings and the sheet's: counted in one line, each still in its recording's record
     assert len(lines) == 6 and lines[5].startswith("warning: 34 other step warning(s)")

@@ -171,12 +171,11 @@ def recorded_warnings(path: Path, steps: str | None = None, registry: Registry =
     return [[record.step, warning] for record in records if record is not None for warning in record.warnings]
 
 
-def warning_lines(per_recording: Iterable[list], registry: Registry = REGISTRY,
-                  limit: int = WARNING_LINES) -> list[str]:
+def warning_lines(per_recording: Iterable[list], limit: int = WARNING_LINES) -> list[str]:
     """The step warnings of several recordings, one line per distinct warning with its count of recordings.
 
     ``per_recording`` holds each recording's ``[step, warning]`` pairs (:func:`recorded_warnings`).
-    A warning about the run's inputs (e.g. step 10's packaged weights) has the same words on every
+    A warning about the run's inputs (e.g. ap_tracking's packaged weights) has the same words on every
     recording, so a batch of 37 shows it once, "on 37 recordings"; the most frequent come first and
     past ``limit`` lines one line counts the rest (every step record still holds its own).
     """
@@ -184,7 +183,7 @@ def warning_lines(per_recording: Iterable[list], registry: Registry = REGISTRY,
     for pairs in per_recording:
         counts.update(list(dict.fromkeys(tuple(pair) for pair in pairs)))   # a recording counts once
     ranked = counts.most_common()   # ties keep the order first seen
-    lines = [f"warning: step {registry.number(step)} {step} on {n} recording{'s' if n != 1 else ''}: {warning}"
+    lines = [f"warning: {step} on {n} recording{'s' if n != 1 else ''}: {warning}"
              for (step, warning), n in ranked[:limit]]
     if len(ranked) > limit:
         lines.append(f"warning: {len(ranked) - limit} other step warning(s): in each recording's step records "

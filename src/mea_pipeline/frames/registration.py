@@ -214,7 +214,7 @@ def map_direction(angle_deg, matrix) -> np.ndarray:
 def retina_direction(electrode_deg, correction_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Electrode-frame directions in the retina frame, and the nearest anatomical direction.
 
-    The lab's convention (``soma_polar_coordinates`` of step 10, ref-steps-6-11.md 5.10): the
+    The lab's convention (``soma_polar_coordinates`` of ap_tracking, ref-steps-6-11.md 5.10): the
     sheet's ``Center_xy`` gives where the recorded piece lies from the optic-nerve head, as
     ``(NT, DV)`` with nasal and dorsal positive (the sheet's DV sign flipped); the correction
     ``atan2(DV, NT) - angle(ONH -> reference point)`` turns electrode-frame angles into that
