@@ -86,7 +86,7 @@ def test_recording_missing_from_the_sheet_is_a_warning(tiny, tmp_path, capsys):
                          "--csv", tiny["mapping_csv"], "--output", tmp_path / "out")
     assert code == 0  # step 8 completes with the warning (tests/steps/test_sheet_and_labels.py)
     line = next(line for line in out.splitlines() if "no row of" in line)
-    matrix.record("R45", line, out + err, names=("sheet.csv", "File_name", "step 8 records a warning"))
+    matrix.record("R45", line, out + err, names=("sheet.csv", "File_name", "the steps that read the sheet record a warning"))
 
 
 def test_recording_without_a_label_folder_is_a_warning(tiny, tmp_path, capsys):

@@ -29,7 +29,7 @@ def check_frame_size(movie: np.ndarray, path, p: "DsgcParams") -> None:
         Naming the file, its frame size and the parameter.
     """
     if movie.shape[1:] != (p.stimulus_px, p.stimulus_px):
-        raise InputError(f"{path}: frames are {movie.shape[1:]}, the step expects "
+        raise InputError(f"{path}: frames are {movie.shape[1:]}, dsgc expects "
                          f"{p.stimulus_px} x {p.stimulus_px} pixels (parameter stimulus_px)")
 
 
