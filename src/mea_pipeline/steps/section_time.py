@@ -33,7 +33,7 @@ class SectionTimeParams:
     playlist_repeats: int = 1
 
 
-def rising_edges(signal: np.ndarray, fraction: float = 0.5, top_percentile: float = 99.9) -> np.ndarray:
+def rising_edges(signal: np.ndarray, fraction: float, top_percentile: float) -> np.ndarray:
     """Sample index of each pulse's rising edge: the last sample before the signal crosses its mid level.
 
     That is the lab's frame timestamp: the index ``i`` of the first difference
