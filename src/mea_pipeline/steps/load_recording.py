@@ -13,7 +13,7 @@ import numpy as np
 from ..eimage_params import EimageParams
 from ..frames import ELECTRODE
 from ..schema import FIXED, LAB, OURS, Out, outs
-from .registry import Step, StepContext, reader
+from .registry import Qc, Step, StepContext, reader
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,13 @@ def eimage(h5, unit: str) -> np.ndarray:
     return h5[EIMAGE.at(unit=unit)][()]
 
 
+def qc_numbers(h5) -> dict:
+    """The QC report's key numbers: how many units, and their spikes in all."""
+    units = unit_ids(h5)
+    return {"units": len(units),
+            "spikes": int(sum(spike_count(h5, u) for u in units if SPIKE_TIMES.at(unit=u) in h5))}
+
+
 def _write_attrs(tx, values: dict) -> None:
     """Set attributes given as {concrete ``group@attr`` path: value}, one call per group."""
     groups: dict[str, dict] = {}
@@ -198,4 +205,5 @@ STEP = Step(
         EIMAGE_SKIP_HIGHPASS, EIMAGE_SAMPLING_RATE, EIMAGE_WINDOW_RANGE, EIMAGE_N_SAMPLES_USED,
     ),
     description="Spike times (IncludePeak == 1), firing rate and the electrical-image STA of every unit",
+    qc=Qc(numbers=qc_numbers),
 )
