@@ -84,6 +84,20 @@ def sta(h5, unit: str, movie: str) -> np.ndarray | None:
     return h5[path][()] if path in h5 else None
 
 
+def check_noise_movies(check, pattern: str) -> None:
+    """Pre-flight: the ``.npy`` of every playlist movie whose name contains ``pattern``, read as :func:`run` reads it.
+
+    rf_geometry's LN fitting reads the same movies: its check calls this with
+    ``check.params_of("dense_noise_sta").movie_pattern``.
+    """
+    for movie in (m for m in check.movies if pattern in m):
+        check.attempt(check.library.movie_array, movie)
+
+
+def _check_library(check) -> None:
+    check_noise_movies(check, check.params.movie_pattern)
+
+
 def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
     library = StimulusLibrary(ctx.config.stimuli)
     frame_samples = section_time.frame_timestamps(ctx)
@@ -113,4 +127,5 @@ STEP = Step(
     reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="2", run=run,
     outputs=(STA, N_SPIKES_USED, N_SPIKES_EXCLUDED, COVER_RANGE, MOVIE_NAME, MOVIES),
     description="Dense-noise spike-triggered average (float32, frames_before x rows x cols) per unit",
+    library_check=_check_library,
 )

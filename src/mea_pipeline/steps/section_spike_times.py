@@ -72,6 +72,12 @@ def full_spike_times(h5, unit: str, movie: str) -> np.ndarray | None:
     return h5[path][()].astype(np.int64) if path in h5 else None
 
 
+def check_trial_layouts(check) -> None:
+    """Pre-flight: every playlist movie's ``section_kwargs``, read as :func:`run` reads them."""
+    for movie in check.movies:
+        check.attempt(check.library.trial_layout, movie)
+
+
 def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
     library = StimulusLibrary(ctx.config.stimuli)
     rate = load_recording.sampling_rate(ctx)
@@ -111,4 +117,5 @@ STEP = Step(
     outputs=(FULL_SPIKE_TIMES, TRIAL_SPIKE_TIMES, TRIALS_START_END, N_TRIALS, PAD_MARGIN, PRE_SAMPLES, POST_SAMPLES,
              SECTIONED_MOVIES, FAILED_MOVIES),
     description="Spike times per movie and trial (absolute sample indices)",
+    library_check=check_trial_layouts,
 )
