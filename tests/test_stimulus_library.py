@@ -29,10 +29,11 @@ def make_library(folder: Path) -> StimulusLibrary:
 def test_section_frames_match_the_lab_worked_example(tmp_path):
     library = make_library(tmp_path)
     movies = library.playlist("test_playlist")
-    sections = section_frames(movies, library.movie_lengths(movies))
+    # The lab's player: 180 grey frames around each movie, sections 60 frames before and 120 after.
+    sections = section_frames(movies, library.movie_lengths(movies), pad_frame=180, pre_margin=60, post_margin=120)
     assert {m: s.tolist() for m, s in sections.items()} == {
         "movie_a": [[120, 901]], "movie_b": [[1081, 2462]], "movie_c": [[2642, 3723]]}
-    assert expected_frame_count(movies, library.movie_lengths(movies)) == 3 * 361 + 2700
+    assert expected_frame_count(movies, library.movie_lengths(movies), pad_frame=180) == 3 * 361 + 2700
 
 
 def test_playlist_is_parsed_not_evaluated():

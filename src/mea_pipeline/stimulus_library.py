@@ -196,8 +196,8 @@ class StimulusLibrary:
         return digest.hexdigest()
 
 
-def section_frames(movies: list[str], lengths: dict[str, int], pad_frame: int = 180,
-                   pre_margin: int = 60, post_margin: int = 120) -> dict[str, np.ndarray]:
+def section_frames(movies: list[str], lengths: dict[str, int], pad_frame: int, pre_margin: int,
+                   post_margin: int) -> dict[str, np.ndarray]:
     """Section [start, end] in display frames of every playlist occurrence of each movie.
 
     Each movie is framed by ``pad_frame`` grey frames on both sides plus one; its section starts
@@ -215,6 +215,6 @@ def section_frames(movies: list[str], lengths: dict[str, int], pad_frame: int = 
     return {m: np.asarray(v, dtype=np.int64) for m, v in sections.items()}
 
 
-def expected_frame_count(movies: list[str], lengths: dict[str, int], pad_frame: int = 180) -> int:
-    """Display frames the playlist emits after the start-up pulses."""
+def expected_frame_count(movies: list[str], lengths: dict[str, int], pad_frame: int) -> int:
+    """Display frames the playlist emits after the start-up pulses (``pad_frame`` as in :func:`section_frames`)."""
     return sum(2 * pad_frame + lengths[m] + 1 for m in movies)

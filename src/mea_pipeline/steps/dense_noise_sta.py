@@ -1,4 +1,5 @@
-"""Step 4: spike-triggered average of every dense-noise movie (60 display frames before the spike).
+"""dense_noise_sta: spike-triggered average of every dense-noise movie (``frames_before`` display frames
+before the spike).
 
 For each playlist movie whose name contains ``movie_pattern`` the movie's ``.npy`` is read from
 the stimulus library; a missing movie fails the step naming the file it expected.
@@ -52,18 +53,49 @@ def dense_noise_sta(frames_per_unit: list[np.ndarray], movie: np.ndarray, frames
     return sta.reshape((len(frames_per_unit), frames_before) + movie.shape[1:]).astype(np.float32), n_used
 
 
+# The outputs, each declared once: the writer and the readers name paths through these.
+_NOISE_ONLY = " (absent when no sectioned playlist movie contains movie_pattern)"
+STA = Out("units/{unit}/features/sta_{movie}/data", "f", 3,
+          "float32 (frames_before, rows, cols) mean movie frames before the spike's frame (index -1 = the frame just "
+          "before it; the spike's own frame excluded), in the movie's pixel values, not mean-subtracted; NaN if no "
+          "spike" + _NOISE_ONLY, required=False, origin=LAB, units="movie pixel value (0-255)", frame=STIMULUS)
+N_SPIKES_USED, N_SPIKES_EXCLUDED = outs(
+    "units/{unit}/features/sta_{movie}/metadata", ("n_spikes_used", "n_spikes_excluded"), "i", 0,
+    "trial-0 spikes {name} (used: all frames_before frames inside the movie)" + _NOISE_ONLY, required=False,
+    origin=LAB, units="spikes")
+COVER_RANGE = Out("units/{unit}/features/sta_{movie}/metadata/cover_range", "i", 1,
+                  "[-frames_before, 0]" + _NOISE_ONLY, required=False, origin=LAB, units="frames")
+MOVIE_NAME = Out("units/{unit}/features/sta_{movie}/metadata/movie_name", "str", 0, "the noise movie" + _NOISE_ONLY,
+                 required=False, origin=LAB)
+MOVIES = Out("metadata/dense_noise_sta/movies", "str", 1, "movies an STA was computed for", origin=OURS)
+
+
 @reader("dense_noise_sta")
 def sta_movies(h5) -> list[str]:
     """Movies this step computed an STA for."""
-    path = "metadata/dense_noise_sta/movies"
+    path = MOVIES.at()
     return list(h5[path].asstr()[()]) if path in h5 else []
 
 
 @reader("dense_noise_sta")
 def sta(h5, unit: str, movie: str) -> np.ndarray | None:
     """The unit's STA of ``movie`` (frames_before, rows, cols) float32, None if absent."""
-    path = f"units/{unit}/features/sta_{movie}/data"
+    path = STA.at(unit=unit, movie=movie)
     return h5[path][()] if path in h5 else None
+
+
+def check_noise_movies(check, pattern: str) -> None:
+    """Pre-flight: the ``.npy`` of every playlist movie whose name contains ``pattern``, read as :func:`run` reads it.
+
+    rf_geometry's LN fitting reads the same movies: its check calls this with
+    ``check.params_of("dense_noise_sta").movie_pattern``.
+    """
+    for movie in (m for m in check.movies if pattern in m):
+        check.attempt(check.library.movie_array, movie)
+
+
+def _check_library(check) -> None:
+    check_noise_movies(check, check.params.movie_pattern)
 
 
 def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
@@ -80,35 +112,20 @@ def run(ctx: StepContext, p: DenseNoiseStaParams) -> dict:
         frames = [spike_frames(s, frame_samples, movie_frame0) for s in spikes]
         sta, n_used = dense_noise_sta(frames, movie, p.frames_before)
         for index, unit in enumerate(unit_names):
-            base = f"units/{unit}/features/sta_{movie_name}"
-            ctx.tx.write(f"{base}/data", sta[index])
-            ctx.tx.write_tree(f"{base}/metadata", {
-                "n_spikes_used": int(n_used[index]),
-                "n_spikes_excluded": int(len(spikes[index]) - n_used[index]),
-                "cover_range": np.asarray([-p.frames_before, 0], dtype=np.int64),
-                "movie_name": movie_name,
-            })
-    ctx.tx.write("metadata/dense_noise_sta/movies", movies)
+            for out, value in {
+                STA: sta[index], N_SPIKES_USED: int(n_used[index]),
+                N_SPIKES_EXCLUDED: int(len(spikes[index]) - n_used[index]),
+                COVER_RANGE: np.asarray([-p.frames_before, 0], dtype=np.int64), MOVIE_NAME: movie_name,
+            }.items():
+                ctx.tx.write(out.at(unit=unit, movie=movie_name), value)
+    ctx.tx.write(MOVIES.at(), movies)
     return {"movies": movies, "n_units": len(unit_names)}
 
 
 STEP = Step(
     name="dense_noise_sta", position=4, upstream=("load_recording", "section_time", "section_spike_times"),
     reads=frozenset({"stimuli"}), params=DenseNoiseStaParams, version="2", run=run,
-    outputs=(
-        Out("units/{unit}/features/sta_{movie}/data", "f", 3,
-            "float32 (frames_before, rows, cols) mean movie frames before the spike's frame (index -1 = the "
-            "frame just before it; the spike's own frame excluded), in the movie's pixel values, not "
-            "mean-subtracted; NaN if no spike", required=False, origin=LAB, units="movie pixel value (0-255)",
-            frame=STIMULUS),
-        *outs("units/{unit}/features/sta_{movie}/metadata", ("n_spikes_used", "n_spikes_excluded"), "i", 0,
-              "trial-0 spikes {name} (used: all frames_before frames inside the movie)", required=False,
-              origin=LAB, units="spikes"),
-        Out("units/{unit}/features/sta_{movie}/metadata/cover_range", "i", 1, "[-frames_before, 0]",
-            required=False, origin=LAB, units="frames"),
-        Out("units/{unit}/features/sta_{movie}/metadata/movie_name", "str", 0, "the noise movie",
-            required=False, origin=LAB),
-        Out("metadata/dense_noise_sta/movies", "str", 1, "movies an STA was computed for", origin=OURS),
-    ),
+    outputs=(STA, N_SPIKES_USED, N_SPIKES_EXCLUDED, COVER_RANGE, MOVIE_NAME, MOVIES),
     description="Dense-noise spike-triggered average (float32, frames_before x rows x cols) per unit",
+    library_check=_check_library,
 )

@@ -1,4 +1,4 @@
-"""Step 3: each unit's spikes cut by movie and trial, from the movies' ``section_kwargs``.
+"""section_spike_times: each unit's spikes cut by movie and trial, from the movies' ``section_kwargs``.
 
 Movies are sectioned independently: a movie whose JSON is missing or malformed is recorded as
 failed (a warning and ``metadata/spike_sectioning/failed_movies``) and the others go on.
@@ -38,18 +38,44 @@ def cut_trials(spikes: np.ndarray, bounds: np.ndarray, pre: int, post: int) -> l
     return [spikes[a:b].astype(np.int64) for a, b in zip(lo, hi)]
 
 
+# The outputs, each declared once: the writer and the readers name paths through these.
+_SECTIONED = "units/{unit}/spike_times_sectioned/{movie}"
+FULL_SPIKE_TIMES = Out(f"{_SECTIONED}/full_spike_times", "i", 1,
+                       "sorted union of the trial spikes (absolute sample indices)", origin=LAB, units="samples")
+TRIAL_SPIKE_TIMES = Out(f"{_SECTIONED}/trials_spike_times/{{trial}}", "i", 1,
+                        "spikes of one trial, start - pre_samples <= t < end + post_samples (absolute sample "
+                        "indices)", origin=LAB, units="samples")
+TRIALS_START_END = Out(f"{_SECTIONED}/trials_start_end", "i", 2,
+                       "(n_trials, 2) trial [start, end) samples, without padding", origin=LAB, units="samples")
+N_TRIALS = Out(f"{_SECTIONED}/_attrs/n_trials", "i", 0,
+               "trials (group_count x repeat of the movie's section_kwargs)", origin=LAB)
+PAD_MARGIN = Out(f"{_SECTIONED}/_attrs/pad_margin", "f", 1, "[before, after] padding of each trial (pad_margin_s)",
+                 origin=LAB, units="s")
+PRE_SAMPLES, POST_SAMPLES = outs(f"{_SECTIONED}/_attrs", ("pre_samples", "post_samples"), "i", 0,
+                                 "padding {name} = int(pad_margin * acquisition_rate)", origin=LAB, units="samples")
+SECTIONED_MOVIES = Out("metadata/spike_sectioning/sectioned_movies", "str", 1, "movies sectioned", origin=OURS)
+FAILED_MOVIES = Out("metadata/spike_sectioning/failed_movies", "str", 1, "movies whose JSON was missing or invalid",
+                    origin=OURS)
+
+
 @reader("section_spike_times")
 def trial_spikes(h5, unit: str, movie: str, trial: int) -> np.ndarray:
     """Spike samples of one trial (empty when the movie was not sectioned for the unit)."""
-    path = f"units/{unit}/spike_times_sectioned/{movie}/trials_spike_times/{trial}"
+    path = TRIAL_SPIKE_TIMES.at(unit=unit, movie=movie, trial=trial)
     return h5[path][()].astype(np.int64) if path in h5 else np.zeros(0, np.int64)
 
 
 @reader("section_spike_times")
 def full_spike_times(h5, unit: str, movie: str) -> np.ndarray | None:
     """Spike samples of all of a movie's trials (None when the movie was not sectioned for the unit)."""
-    path = f"units/{unit}/spike_times_sectioned/{movie}/full_spike_times"
+    path = FULL_SPIKE_TIMES.at(unit=unit, movie=movie)
     return h5[path][()].astype(np.int64) if path in h5 else None
+
+
+def check_trial_layouts(check) -> None:
+    """Pre-flight: every playlist movie's ``section_kwargs``, read as :func:`run` reads them."""
+    for movie in check.movies:
+        check.attempt(check.library.trial_layout, movie)
 
 
 def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
@@ -70,41 +96,26 @@ def run(ctx: StepContext, p: SectionSpikeTimesParams) -> dict:
             continue
         for name, spikes in units.items():
             trials = cut_trials(spikes, bounds, pre, post)
-            base = f"units/{name}/spike_times_sectioned/{movie}"
+            where = {"unit": name, "movie": movie}
             full = np.unique(np.concatenate(trials)) if trials else np.zeros(0, np.int64)
-            ctx.tx.write(f"{base}/full_spike_times", full.astype(np.int64))
-            ctx.tx.write_tree(f"{base}/trials_spike_times", {str(i): t for i, t in enumerate(trials)})
-            ctx.tx.write(f"{base}/trials_start_end", bounds)
-            ctx.tx.write_tree(f"{base}/_attrs", {
-                "n_trials": len(bounds), "pad_margin": np.asarray(p.pad_margin_s, dtype=np.float64),
-                "pre_samples": pre, "post_samples": post,
-            })
+            ctx.tx.write(FULL_SPIKE_TIMES.at(**where), full.astype(np.int64))
+            for trial, spikes_of_trial in enumerate(trials):
+                ctx.tx.write(TRIAL_SPIKE_TIMES.at(**where, trial=trial), spikes_of_trial)
+            ctx.tx.write(TRIALS_START_END.at(**where), bounds)
+            for out, value in {N_TRIALS: len(bounds), PAD_MARGIN: np.asarray(p.pad_margin_s, dtype=np.float64),
+                               PRE_SAMPLES: pre, POST_SAMPLES: post}.items():
+                ctx.tx.write(out.at(**where), value)
         sectioned.append(movie)
-    ctx.tx.write("metadata/spike_sectioning/sectioned_movies", sectioned)
-    ctx.tx.write("metadata/spike_sectioning/failed_movies", failed)
+    ctx.tx.write(SECTIONED_MOVIES.at(), sectioned)
+    ctx.tx.write(FAILED_MOVIES.at(), failed)
     return {"movies": sectioned, "failed_movies": failed}
 
 
 STEP = Step(
     name="section_spike_times", position=3, upstream=("load_recording", "section_time"),
     reads=frozenset({"stimuli"}), params=SectionSpikeTimesParams, version="2", run=run,
-    outputs=(
-        Out("units/{unit}/spike_times_sectioned/{movie}/full_spike_times", "i", 1,
-            "sorted union of the trial spikes (absolute sample indices)", origin=LAB, units="samples"),
-        Out("units/{unit}/spike_times_sectioned/{movie}/trials_spike_times/{trial}", "i", 1,
-            "spikes of one trial, start - pre_samples <= t < end + post_samples (absolute sample indices)",
-            origin=LAB, units="samples"),
-        Out("units/{unit}/spike_times_sectioned/{movie}/trials_start_end", "i", 2,
-            "(n_trials, 2) trial [start, end) samples, without padding", origin=LAB, units="samples"),
-        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/n_trials", "i", 0,
-            "trials (group_count x repeat of the movie's section_kwargs)", origin=LAB),
-        Out("units/{unit}/spike_times_sectioned/{movie}/_attrs/pad_margin", "f", 1,
-            "[before, after] padding of each trial (pad_margin_s)", origin=LAB, units="s"),
-        *outs("units/{unit}/spike_times_sectioned/{movie}/_attrs", ("pre_samples", "post_samples"), "i", 0,
-              "padding {name} = int(pad_margin * acquisition_rate)", origin=LAB, units="samples"),
-        Out("metadata/spike_sectioning/sectioned_movies", "str", 1, "movies sectioned", origin=OURS),
-        Out("metadata/spike_sectioning/failed_movies", "str", 1, "movies whose JSON was missing or invalid",
-            origin=OURS),
-    ),
+    outputs=(FULL_SPIKE_TIMES, TRIAL_SPIKE_TIMES, TRIALS_START_END, N_TRIALS, PAD_MARGIN, PRE_SAMPLES, POST_SAMPLES,
+             SECTIONED_MOVIES, FAILED_MOVIES),
     description="Spike times per movie and trial (absolute sample indices)",
+    library_check=check_trial_layouts,
 )

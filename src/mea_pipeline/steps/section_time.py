@@ -1,4 +1,4 @@
-"""Step 2: display-frame timestamps and the section of every playlist movie.
+"""section_time: display-frame timestamps and the section of every playlist movie.
 
 Frame timestamps are the rising edges of the frame-sync channel; the rig's start-up pulses
 before the playlist's first frame are dropped. Sections follow the playlist and movie-length
@@ -33,7 +33,7 @@ class SectionTimeParams:
     playlist_repeats: int = 1
 
 
-def rising_edges(signal: np.ndarray, fraction: float = 0.5, top_percentile: float = 99.9) -> np.ndarray:
+def rising_edges(signal: np.ndarray, fraction: float, top_percentile: float) -> np.ndarray:
     """Sample index of each pulse's rising edge: the last sample before the signal crosses its mid level.
 
     That is the lab's frame timestamp: the index ``i`` of the first difference
@@ -67,6 +67,40 @@ def light_template(light: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.nanmean(stacked, axis=0, dtype=np.float64).astype(np.float32)
 
 
+# The outputs, each declared once: the writer and the readers name paths through these.
+FRAME_TIMESTAMPS = Out("metadata/frame_timestamps", "u", 1,
+                       "sample of each display frame: the last sample before its frame-sync pulse rises (the lab's "
+                       "convention), start-up pulses dropped", origin=LAB, units="samples")
+FRAME_TIME = Out("metadata/frame_time", "f", 1, "frame_timestamps / acquisition_rate", origin=LAB, units="s")
+FRAME_TIMES_DEFAULT = Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps", origin=LAB,
+                          units="samples")
+DETECTED_FRAMES, EXPECTED_FRAMES, FRAME_DIFFERENCE = outs(
+    "metadata/frame_qc", ("detected_frames", "expected_frames", "difference"), "i", 0,
+    "display frames: {name} (expected from the playlist)", origin=OURS, units="frames")
+STARTUP_PULSES_DROPPED = Out("metadata/frame_qc/startup_pulses_dropped", "i", 0,
+                             "frame-sync pulses dropped before frame 0", origin=OURS, units="pulses")
+PAD_FRAME, PRE_MARGIN_FRAME, POST_MARGIN_FRAME = outs(
+    "metadata/section_margins", ("pad_frame", "pre_margin_frame", "post_margin_frame"), "i", 0,
+    "{name} used (movie frame 0 = section start + pre_margin_frame)", origin=OURS, units="frames")
+PLAYLIST = Out("metadata/section_time_playlist", "str", 0, "playlist used", origin=LAB)
+REPEATS = Out("metadata/section_time_repeats", "i", 0, "times the playlist was played (playlist_repeats)",
+              origin=LAB)
+MOVIES = Out("metadata/section_time_movies", "str", 1, "playlist movies in order", origin=OURS)
+LIGHT_1KHZ, LIGHT_10HZ = outs("stimulus/light_reference", ("1khz_ch1", "10hz_ch1"), "f", 1,
+                              "light channel as block means of the raw samples ({name})", origin=LAB,
+                              units="ADC counts")
+SYNC_1KHZ, SYNC_10HZ = outs("stimulus/light_reference", ("1khz_ch2", "10hz_ch2"), "f", 1,
+                            "frame-sync channel as block means of the raw samples ({name})", origin=LAB,
+                            units="ADC counts")
+SECTION_FRAMES = Out("stimulus/section_frames/{movie}", "i", 2,
+                     "(occurrences, 2) section [start, end] in display frames", origin=OURS, units="frames")
+SECTION_TIME = Out("stimulus/section_time/{movie}", "i", 2, "(occurrences, 2) section [start, end] in samples",
+                   origin=LAB, units="samples")
+LIGHT_TEMPLATE = Out("stimulus/light_template/{movie}", "f", 1,
+                     "mean raw light channel over the occurrences, at the acquisition rate, float32", origin=LAB,
+                     units="ADC counts")
+
+
 def run(ctx: StepContext, p: SectionTimeParams) -> dict:
     # Imported when the step runs: reading the registry (status, schema) stays fast.
     from ..mcs_io import CmcrFile
@@ -91,25 +125,22 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
                  f"'{ctx.config.playlist}' expects {expected}")
 
     tx = ctx.tx
-    tx.write("metadata/frame_timestamps", frames.astype(np.uint64))
-    tx.write("metadata/frame_time", frames / rate)
-    tx.write("stimulus/frame_times/default", frames.astype(np.uint64))
-    tx.write_tree("metadata/frame_qc", {
-        "detected_frames": len(frames), "expected_frames": expected,
-        "difference": len(frames) - expected, "startup_pulses_dropped": min(p.startup_pulses, len(edges)),
-    })
-    tx.write_tree("metadata/section_margins", {
-        "pad_frame": p.pad_frame, "pre_margin_frame": p.pre_margin_frame, "post_margin_frame": p.post_margin_frame,
-    })
-    tx.write("metadata/section_time_playlist", ctx.config.playlist)
-    tx.write("metadata/section_time_repeats", int(p.playlist_repeats))
-    tx.write("metadata/section_time_movies", movies)
+    tx.write(FRAME_TIMESTAMPS.at(), frames.astype(np.uint64))
+    tx.write(FRAME_TIME.at(), frames / rate)
+    tx.write(FRAME_TIMES_DEFAULT.at(), frames.astype(np.uint64))
+    for out, value in {
+        DETECTED_FRAMES: len(frames), EXPECTED_FRAMES: expected, FRAME_DIFFERENCE: len(frames) - expected,
+        STARTUP_PULSES_DROPPED: min(p.startup_pulses, len(edges)),
+        PAD_FRAME: p.pad_frame, PRE_MARGIN_FRAME: p.pre_margin_frame, POST_MARGIN_FRAME: p.post_margin_frame,
+        PLAYLIST: ctx.config.playlist, REPEATS: int(p.playlist_repeats), MOVIES: movies,
+    }.items():
+        tx.write(out.at(), value)
 
     factor_1khz = max(1, int(round(rate / 1000)))
-    tx.write("stimulus/light_reference/1khz_ch1", block_mean(light, factor_1khz))
-    tx.write("stimulus/light_reference/1khz_ch2", block_mean(frame_sync, factor_1khz))
-    tx.write("stimulus/light_reference/10hz_ch1", block_mean(light, factor_1khz * 100))
-    tx.write("stimulus/light_reference/10hz_ch2", block_mean(frame_sync, factor_1khz * 100))
+    tx.write(LIGHT_1KHZ.at(), block_mean(light, factor_1khz))
+    tx.write(SYNC_1KHZ.at(), block_mean(frame_sync, factor_1khz))
+    tx.write(LIGHT_10HZ.at(), block_mean(light, factor_1khz * 100))
+    tx.write(SYNC_10HZ.at(), block_mean(frame_sync, factor_1khz * 100))
 
     sectioned = []
     for movie, occurrences in section_frames(played, lengths, p.pad_frame, p.pre_margin_frame,
@@ -119,9 +150,9 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
                      f"{len(frames)} frames were detected; movie not sectioned")
             continue
         samples = frames[occurrences]
-        tx.write(f"stimulus/section_frames/{movie}", occurrences)
-        tx.write(f"stimulus/section_time/{movie}", samples.astype(np.int64))
-        tx.write(f"stimulus/light_template/{movie}", light_template(light, samples))
+        tx.write(SECTION_FRAMES.at(movie=movie), occurrences)
+        tx.write(SECTION_TIME.at(movie=movie), samples.astype(np.int64))
+        tx.write(LIGHT_TEMPLATE.at(movie=movie), light_template(light, samples))
         sectioned.append(movie)
     return {"n_frames": int(len(frames)), "expected_frames": int(expected), "movies": sectioned}
 
@@ -129,13 +160,13 @@ def run(ctx: StepContext, p: SectionTimeParams) -> dict:
 @reader("section_time")
 def frame_timestamps(h5) -> np.ndarray:
     """Sample index of every display frame (int64)."""
-    return h5["metadata/frame_timestamps"][()].astype(np.int64)
+    return h5[FRAME_TIMESTAMPS.at()][()].astype(np.int64)
 
 
 @reader("section_time")
 def sectioned_movies(h5) -> list[str]:
     """Movies this step sectioned, in playlist order."""
-    return [m for m in h5["metadata/section_time_movies"].asstr()[()] if m in h5["stimulus/section_frames"]]
+    return [m for m in h5[MOVIES.at()].asstr()[()] if SECTION_FRAMES.at(movie=m) in h5]
 
 
 @reader("section_time")
@@ -145,41 +176,17 @@ def movie_frame0(h5, movie: str) -> int:
     The section starts ``pre_margin_frame`` frames before the movie; the margin used is read
     back from this step's output, so downstream steps never re-declare it.
     """
-    pre_margin = int(h5["metadata/section_margins/pre_margin_frame"][()])
-    return int(h5[f"stimulus/section_frames/{movie}"][0, 0]) + pre_margin
+    pre_margin = int(h5[PRE_MARGIN_FRAME.at()][()])
+    return int(h5[SECTION_FRAMES.at(movie=movie)][0, 0]) + pre_margin
 
 
 STEP = Step(
     name="section_time", position=2, upstream=(), reads=frozenset({"cmcr", "stimuli"}),
     params=SectionTimeParams, version="3", run=run,
     outputs=(
-        Out("metadata/frame_timestamps", "u", 1,
-            "sample of each display frame: the last sample before its frame-sync pulse rises (the lab's "
-            "convention), start-up pulses dropped", origin=LAB, units="samples"),
-        Out("metadata/frame_time", "f", 1, "frame_timestamps / acquisition_rate", origin=LAB, units="s"),
-        Out("stimulus/frame_times/default", "u", 1, "same as metadata/frame_timestamps", origin=LAB,
-            units="samples"),
-        *outs("metadata/frame_qc", ("detected_frames", "expected_frames", "difference"), "i", 0,
-              "display frames: {name} (expected from the playlist)", origin=OURS, units="frames"),
-        Out("metadata/frame_qc/startup_pulses_dropped", "i", 0, "frame-sync pulses dropped before frame 0",
-            origin=OURS, units="pulses"),
-        *outs("metadata/section_margins", ("pad_frame", "pre_margin_frame", "post_margin_frame"), "i", 0,
-              "{name} used (movie frame 0 = section start + pre_margin_frame)", origin=OURS, units="frames"),
-        Out("metadata/section_time_playlist", "str", 0, "playlist used", origin=LAB),
-        Out("metadata/section_time_repeats", "i", 0, "times the playlist was played (playlist_repeats)",
-            origin=LAB),
-        Out("metadata/section_time_movies", "str", 1, "playlist movies in order", origin=OURS),
-        *outs("stimulus/light_reference", ("1khz_ch1", "10hz_ch1"), "f", 1,
-              "light channel as block means of the raw samples ({name})", origin=LAB, units="ADC counts"),
-        *outs("stimulus/light_reference", ("1khz_ch2", "10hz_ch2"), "f", 1,
-              "frame-sync channel as block means of the raw samples ({name})", origin=LAB, units="ADC counts"),
-        Out("stimulus/section_frames/{movie}", "i", 2, "(occurrences, 2) section [start, end] in display frames",
-            origin=OURS, units="frames"),
-        Out("stimulus/section_time/{movie}", "i", 2, "(occurrences, 2) section [start, end] in samples",
-            origin=LAB, units="samples"),
-        Out("stimulus/light_template/{movie}", "f", 1,
-            "mean raw light channel over the occurrences, at the acquisition rate, float32", origin=LAB,
-            units="ADC counts"),
+        FRAME_TIMESTAMPS, FRAME_TIME, FRAME_TIMES_DEFAULT, DETECTED_FRAMES, EXPECTED_FRAMES, FRAME_DIFFERENCE,
+        STARTUP_PULSES_DROPPED, PAD_FRAME, PRE_MARGIN_FRAME, POST_MARGIN_FRAME, PLAYLIST, REPEATS, MOVIES,
+        LIGHT_1KHZ, LIGHT_10HZ, SYNC_1KHZ, SYNC_10HZ, SECTION_FRAMES, SECTION_TIME, LIGHT_TEMPLATE,
     ),
     description="Frame timestamps from the frame-sync channel, QC against the playlist, movie sections",
 )
