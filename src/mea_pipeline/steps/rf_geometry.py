@@ -294,6 +294,12 @@ def rf_numbers(h5) -> dict:
     return {"rfs_fitted": sum(_fit_ok(h5, u, movie, "gaussian_fit") for u in load_recording.unit_ids(h5))}
 
 
+def check_library(check) -> None:
+    """Pre-flight: with LN fitting on, the dense-noise movies the LN model reads (dense_noise_sta's)."""
+    if check.params.lnl_fitting:
+        dense_noise_sta.check_noise_movies(check, check.params_of("dense_noise_sta").movie_pattern)
+
+
 STEP = Step(
     name="rf_geometry", position=7,
     upstream=("load_recording", "section_time", "section_spike_times", "dense_noise_sta"),
@@ -301,5 +307,6 @@ STEP = Step(
     outputs=(*PER_STA, *LN_MODEL, STA_FEATURE_NAME, FRAME_RANGE, THRESHOLD_FRACTION, LNL_FITTING_ENABLED, MOVIES,
              FRAME_PERIOD_S),
     description="Receptive-field geometry (Gaussian, DoG, ON/OFF fits, size, time course) and LN model per STA",
+    library_check=check_library,
     qc=Qc(topic="rf", figure=rf_figure, numbers=rf_numbers),
 )
