@@ -15,9 +15,17 @@ from .inputs import INPUTS
 
 def field_docs(params_type: type) -> dict[str, str]:
     """Descriptions of a Params dataclass's fields from its NumPy-style docstring (``name : type``
-    followed by indented lines); fields it does not describe are left out."""
-    doc = params_type.__doc__ or ""
-    if doc.startswith(params_type.__name__ + "("):  # the signature dataclasses write when there is no docstring
+    followed by indented lines), and its base classes' for inherited fields; fields no docstring
+    describes are left out."""
+    docs: dict[str, str] = {}
+    for cls in reversed(params_type.__mro__):
+        docs |= _docstring_fields(cls)
+    return docs
+
+
+def _docstring_fields(cls: type) -> dict[str, str]:
+    doc = cls.__dict__.get("__doc__") or ""
+    if doc.startswith(cls.__name__ + "("):  # the signature dataclasses write when there is no docstring
         return {}
     docs: dict[str, str] = {}
     current = None
