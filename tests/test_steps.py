@@ -185,7 +185,7 @@ def test_missing_noise_movie_fails_step4_naming_the_file(processed, tmp_path):
     noise = next(stimuli.glob("*dense_noise*.npy"))
     noise.unlink()
     inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], stimuli=stimuli)
+    config = processed["config"].with_inputs(stimuli=stimuli)
     with pytest.raises(StepFailed, match=noise.name) as failure:
         run_recording(inputs, config, steps="4")
     assert failure.value.step == "dense_noise_sta"
@@ -199,7 +199,7 @@ def test_bad_movie_json_fails_only_that_movie(processed, tmp_path):
     bad_movie = processed["truth"]["movies"][1]
     (stimuli / f"{bad_movie}.json").write_text(json.dumps({"section_kwargs": {"start_frame": 0}}))
     inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], stimuli=stimuli)
+    config = processed["config"].with_inputs(stimuli=stimuli)
     run_step("section_spike_times", inputs, config)
     record = OutputFile(inputs.output_path).verified_records()["section_spike_times"]
     assert record.summary["failed_movies"] == [bad_movie]
@@ -212,7 +212,7 @@ def test_bad_movie_json_fails_only_that_movie(processed, tmp_path):
 
 def test_unknown_playlist_is_a_clear_error(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], playlist="no_such_playlist")
+    config = processed["config"].with_inputs(playlist="no_such_playlist")
     with pytest.raises(StepFailed, match="unknown playlist 'no_such_playlist'"):
         run_step("section_time", inputs, config)
 

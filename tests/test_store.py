@@ -1,6 +1,5 @@
 """The output store: atomic step commits, records, digests, failures."""
 
-import os
 import subprocess
 import sys
 import textwrap

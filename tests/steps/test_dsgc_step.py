@@ -238,7 +238,7 @@ def test_the_labs_pickle_gives_the_same_sections_and_sweeps_as_the_movie(process
     path = tmp_path / "on_off.pkl"
     _pickle_of_true_crossings(processed, path, bar_config(processed))
     inputs = copy_output(processed, tmp_path)
-    assert run_step("dsgc", inputs, dataclasses.replace(processed["config"], on_off_dict=path))["status"] == "done"
+    assert run_step("dsgc", inputs, processed["config"].with_inputs(on_off_dict=path))["status"] == "done"
     with h5py.File(processed["inputs"].output_path) as movie_run, h5py.File(inputs.output_path) as pickle_run:
         assert pickle_run["metadata/dsgc/crossing_source"].asstr()[()] == f"pickle {path}"
         for key in ("sweep_segments", "sweep_lead_in_frames", "direction_list"):
@@ -264,7 +264,7 @@ def test_a_pickle_made_for_another_layout_is_refused_naming_pixel_and_trial(proc
     inputs = copy_output(processed, tmp_path)
     with pytest.raises(StepFailed, match=r"other_layout\.pkl: pixel \(0, 0\) trial 0: on_peak_location = \d+ lies "
                                          r"outside its sweep.*another stimulus or sweep layout"):
-        run_step("dsgc", inputs, dataclasses.replace(processed["config"], on_off_dict=path))
+        run_step("dsgc", inputs, processed["config"].with_inputs(on_off_dict=path))
 
 
 def test_no_moving_bar_in_the_playlist_completes_with_the_reason(processed, tmp_path):

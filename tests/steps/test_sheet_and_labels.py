@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import h5py
@@ -56,7 +55,7 @@ def test_recording_without_a_sheet_row_completes_with_a_warning(processed, tmp_p
     table = pd.read_csv(processed["config"].gsheet_csv, dtype=str, keep_default_na=False)
     other = tmp_path / "other_rows.csv"
     table[table["File_name"] != canonical_file_name(inputs.recording_id)].to_csv(other, index=False)
-    assert run_step("gsheet_metadata", inputs, dataclasses.replace(processed["config"], gsheet_csv=other))["status"] == "done"
+    assert run_step("gsheet_metadata", inputs, processed["config"].with_inputs(gsheet_csv=other))["status"] == "done"
     record = OutputFile(inputs.output_path).verified_records()["gsheet_metadata"]
     assert record.summary["rule"] == "none"
     assert any(canonical_file_name(inputs.recording_id) in w and "add the recording" in w for w in record.warnings)
@@ -69,7 +68,7 @@ def test_lab_sheet_export_gives_the_row_of_a_real_recording(tmp_path, processed)
         pytest.skip("shared reference files absent")
     rid = "2024.08.08-10.40.20-Rec"
     inputs = RecordingInputs(rid, tmp_path / f"{rid}.h5")
-    config = dataclasses.replace(processed["config"], gsheet_csv=LAB_CSV)
+    config = processed["config"].with_inputs(gsheet_csv=LAB_CSV)
     assert run_step("gsheet_metadata", inputs, config)["status"] == "done"
     with h5py.File(inputs.output_path) as h5:
         assert text(h5, "metadata/gsheet_text/File_name") == "2024.08.08.10.40.20.Rec.cmcr"
@@ -100,7 +99,7 @@ def test_labels_equal_the_truth(processed):
 
 def test_missing_label_folder_is_a_warning_and_step_10_says_why(processed, tmp_path):
     inputs = copy_output(processed, tmp_path)
-    config = dataclasses.replace(processed["config"], labels=tmp_path / "no_such_labels")
+    config = processed["config"].with_inputs(labels=tmp_path / "no_such_labels")
     assert run_step("cell_type_labels", inputs, config)["status"] == "done"
     record = OutputFile(inputs.output_path).verified_records()["cell_type_labels"]
     assert record.summary["n_labelled"] == 0 and any("no label folder" in w for w in record.warnings)

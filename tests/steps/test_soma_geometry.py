@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import h5py
-import numpy as np
 import pytest
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
