@@ -23,7 +23,7 @@ OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAUL
 StartOpt = typer.Option(None, "--start", help="First matched row (0-based, default 0)")
 EndOpt = typer.Option(None, "--end", help="Stop before this matched row (default: all)")
 PathMapOpt = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'")
-StepsOpt = typer.Option(None, "--steps", help="Steps to run: '1-5', '6-11', '1,3' or names (default all)")
+StepsOpt = typer.Option(None, "--steps", help="Steps to run: names, numbers in run order ('1-5', '1,3') or a stage: 'raw' (steps that read the raw files) or 'offline' (the rest); default all")
 ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
 DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
 

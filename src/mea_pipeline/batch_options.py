@@ -35,7 +35,7 @@ class BatchOptions:
     overwrite : bool
         Recompute every step of every selected recording.
     steps : str or None
-        Steps to run (``'1-5'``, ``'6-11'``, names); None = all.
+        Steps to run (names, ``'1-5'``, ``'raw'``/``'offline'``); None = all.
     concurrency : int
         Recordings processed at once.
     raw_reads : int

@@ -8,7 +8,7 @@ choice a generator fixes is drawn here, per unit, from a wide range:
   decades; noise mixed in random proportions from white, time-correlated, smooth-field,
   common-mode and slow-baseline parts (:func:`random_noise`) plus a slow shift of the whole array;
   a gain per electrode (signal and noise alike), dead electrodes, noisy lanes and lanes flattened
-  to the mean (what step 10's bad-lane fix leaves);
+  to the mean (what ap_tracking's bad-lane fix leaves);
 * **waveforms**: a trough of random width and skew, an optional positive pre-phase and a
   rebound of random size, delay and width, drawn separately for soma and axon;
 * **soma footprint**: an elliptical Gaussian of random size and orientation, with small
@@ -35,7 +35,7 @@ from ..synth.cells import CHIP, PITCH_UM
 from .training_data import IGNORED, SyntheticUnit, sample_cubes, trough_labels
 
 FRAMES = 50
-SPIKE_FRAME = 10          # step 1's window starts 10 samples before the spike
+SPIKE_FRAME = 10          # load_recording's window starts 10 samples before the spike
 FRAME_MS = 0.05           # 20 kHz
 FOREIGN_PAD = 40          # frames a foreign template reaches beyond the window on either side
 MAX_FOREIGN = 12          # foreign spikes per unit (more, each divided by n, only add a faint haze)
@@ -203,7 +203,7 @@ def _soma(rng, spec, t_ms, soma_rc, depth) -> np.ndarray:
 
     The surround (a wider Gaussian of the opposite sign with its own, slower waveform: the return
     current of the dendrites) leaves a broad, slow field around the soma that reaches beyond the
-    square step 10 masks, and is not an axon.
+    square ap_tracking masks, and is not an axon.
     """
     sigma = _log_uniform(rng, *spec.soma_sigma_el_log)
     sigma_a, sigma_b = sigma, sigma * rng.uniform(0.6, 1.0)
@@ -327,7 +327,7 @@ def _noisy_lanes(rng, spec, noise, noise_std) -> np.ndarray:
 
 
 def _flat_lanes(rng, spec) -> list[int]:
-    """Lanes (axis 2) the sheet lists as bad: step 10 flattens them to the eimage's mean."""
+    """Lanes (axis 2) the sheet lists as bad: ap_tracking flattens them to the eimage's mean."""
     if rng.random() >= spec.bad_lane_fraction:
         return []
     return sorted({int(v) for v in rng.integers(0, CHIP, int(rng.integers(1, 4)))})

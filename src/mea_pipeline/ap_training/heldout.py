@@ -15,7 +15,7 @@ has not learned the quirks of:
 * **Coupling**: every source point reaches an electrode through the point-source kernel
   ``1/sqrt(d^2 + h^2) - 1/sqrt(R^2 + h^2)`` (zero beyond R = 8 electrodes), ``h`` the source's
   height above the electrodes; then a per-electrode gain (the chip's, shared by all units).
-* **Eimage**: the unit's own template high-passed as step 1 does (100 Hz Butterworth order 2,
+* **Eimage**: the unit's own template high-passed as load_recording does (100 Hz Butterworth order 2,
   zero phase), plus the other units' templates at Poisson lags divided by ``n`` (the spikes of
   others falling in the averaged windows), plus noise generated already band-limited: a 1/f^a
   spectrum times the high-pass's squared response, mixed from an electrode-independent part,
@@ -40,12 +40,12 @@ from ..synth.cells import CHIP, PITCH_UM
 from .training_data import Scene, trough_labels, visible_axon_frames
 
 FRAME_S, FRAME_MS = 50e-6, 0.05       # 20 kHz
-N_FRAMES, SPIKE_FRAME = 50, 10       # step 1's window: -10 .. +40 samples
+N_FRAMES, SPIKE_FRAME = 50, 10       # load_recording's window: -10 .. +40 samples
 HIGHPASS_HZ, HIGHPASS_ORDER = 100.0, 2
 KERNEL_RADIUS = 8                    # electrodes; the point-source kernel is zero beyond
 TEMPLATE_FRAMES = (-40, 90)          # a template's frames around its own spike (foreign lags use them all)
 _LONG = np.arange(-300, 430)         # frames the high-pass runs over before the template is cut out
-_SOMA_BOX = 5                        # the SNR rule's square: soma +- 5 electrodes (step 10 masks it)
+_SOMA_BOX = 5                        # the SNR rule's square: soma +- 5 electrodes (ap_tracking masks it)
 _FINE_STEP_MS = 0.005
 _NOISE_DRAW = 256                    # frames of a circular noise draw (78 Hz resolution) cut to N_FRAMES
 _COARSE = 9                          # grid of the smooth noise field
@@ -265,7 +265,7 @@ def _trough_frame(tau: np.ndarray, wave: np.ndarray) -> float:
 
 
 def _highpassed(courses: np.ndarray) -> np.ndarray:
-    """Step 1's filter along the last axis (time, in frames)."""
+    """load_recording's filter along the last axis (time, in frames)."""
     return signal.sosfiltfilt(_highpass_sos(), courses, axis=-1)
 
 
@@ -371,7 +371,7 @@ def _coloured(rng: np.random.Generator, exponent: float, shape: tuple[int, int])
 
 @functools.cache
 def _highpass_power() -> tuple[np.ndarray, np.ndarray]:
-    """Frequencies of a ``_NOISE_DRAW``-frame draw and |H|^2 of step 1's zero-phase high-pass there."""
+    """Frequencies of a ``_NOISE_DRAW``-frame draw and |H|^2 of load_recording's zero-phase high-pass there."""
     freqs = np.fft.rfftfreq(_NOISE_DRAW, FRAME_S)
     return freqs, np.abs(signal.sosfreqz(_highpass_sos(), worN=freqs, fs=1 / FRAME_S)[1]) ** 2
 

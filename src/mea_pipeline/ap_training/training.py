@@ -3,7 +3,7 @@
 :func:`train_model` fits :class:`~mea_pipeline.ap_tracking.cnn.APTrackingCNN` (the lab's
 architecture, so the weights are a plain state_dict loadable like the lab's) on cubes cut from
 units of the broad training distribution (:mod:`~mea_pipeline.ap_training.broad_units`), and
-chooses the checkpoint by what step 10 does with it: after each epoch from ``select_from_epoch``
+chooses the checkpoint by what ap_tracking does with it: after each epoch from ``select_from_epoch``
 on, the tracker runs on small scenes of every validation set (:mod:`~mea_pipeline.ap_training.
 validation_sets`: our synth recordings and the held-out generator's sets, never trained on) and
 the epoch whose weights put the most axon directions within 20 degrees (then: ONH found within 5
@@ -56,7 +56,7 @@ class TrainingSpec:
         (these standard deviations) of its own noise scale.
     positive_weight : float
         Weight of a positive cube in the loss. An eimage holds a few hundred axon voxels among
-        171,166, and step 10 keeps every probability from 0.05 up: weighting the positives down
+        171,166, and ap_tracking keeps every probability from 0.05 up: weighting the positives down
         keeps noise that merely resembles an axon below that threshold.
     epochs, batch_size : int
         Passes over the training cubes, cubes per optimiser step.
@@ -182,7 +182,7 @@ def write_weights(model: APTrackingCNN, report: dict, out: str | Path) -> tuple[
 
 
 class _Chooser:
-    """Scores the weights after each epoch by step 10's tracking on the selection scenes; keeps the best."""
+    """Scores the weights after each epoch by the ap_tracking step's tracking on the selection scenes; keeps the best."""
 
     def __init__(self, scenes: dict, from_epoch: int, log):
         self.scenes, self.from_epoch, self.log = scenes, from_epoch, log

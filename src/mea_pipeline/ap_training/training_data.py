@@ -11,7 +11,7 @@ themselves come from :mod:`~mea_pipeline.ap_training.broad_units`.
 
 :func:`onh_scene` is a recording as ``mea-pipeline synth`` makes them: each
 :class:`~mea_pipeline.synth.cells.Cell` rendered by :func:`~mea_pipeline.synth.templates.unit_template`
-at 20 kHz, high-passed as step 1 does (Butterworth order 2, 100 Hz, zero-phase; the template sits
+at 20 kHz, high-passed as load_recording does (Butterworth order 2, 100 Hz, zero-phase; the template sits
 on zeros, so filtering it alone equals filtering the recording and averaging), cut to the window
 -10..+40 samples, with white noise of std ``noise / sqrt(n)`` and the other units' spikes that fell
 into the unit's windows, each divided by ``n``. Template layout: axis 1 = column - 1, axis 2 =
@@ -304,7 +304,7 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _highpass(template: np.ndarray) -> np.ndarray:
-    """Step 1's high-pass applied to a spike template (zero-padded, so it equals filtering the recording)."""
+    """load_recording's high-pass applied to a spike template (zero-padded, so it equals filtering the recording)."""
     params = EimageParams()
     sos = signal.butter(params.filter_order, params.cutoff_hz, "high", fs=SAMPLING_RATE_HZ, output="sos")
     active = np.flatnonzero(np.any(template != 0, axis=0).ravel())   # electrodes the spike touches
@@ -316,7 +316,7 @@ def _highpass(template: np.ndarray) -> np.ndarray:
 
 
 def _eimage_window(template: np.ndarray) -> np.ndarray:
-    """Cut step 1's eimage window (-10..+40 samples around the spike) out of a high-passed template."""
+    """Cut load_recording's eimage window (-10..+40 samples around the spike) out of a high-passed template."""
     pre, _ = window(SAMPLING_RATE_HZ)
     start, stop = EimageParams().window
     return template[pre + start:pre + stop].astype(np.float64)

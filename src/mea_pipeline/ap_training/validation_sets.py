@@ -6,7 +6,7 @@
   family, spatial model, noise and ranges), some of them outside the training ranges (lower
   signal-to-noise, slower and faster axons).
 
-:func:`tracking_check` runs step 10's tracker on a set and scores it against the truth the way
+:func:`tracking_check` runs ap_tracking's tracker on a set and scores it against the truth the way
 the issue states the bar: of the units whose axon is visible for at least
 :data:`MIN_AXON_FRAMES` frames, how many get a direction, how many within
 :data:`DIRECTION_TOLERANCE_DEG`, and how far the optic-nerve head lies from the truth.
@@ -24,7 +24,7 @@ from ..ap_tracking.track import track_recording
 from .heldout import HELD_OUT_SETS, heldout_scene
 from .training_data import NEGATIVE, POSITIVE, Scene, SceneSpec, onh_scene
 
-THRESHOLDS = (0.5, 0.05)         # the network's decision and step 10's noise threshold
+THRESHOLDS = (0.5, 0.05)         # the network's decision and ap_tracking's noise threshold
 DIRECTION_TOLERANCE_DEG = 20.0   # a direction counts as right within this
 MIN_AXON_FRAMES = 12             # units whose axon is visible this many frames are "axon units"
 SET_NAMES = ("synth",) + tuple(HELD_OUT_SETS)
@@ -49,7 +49,7 @@ def validation_scenes(seed: int, names=SET_NAMES, n_units: int | None = None) ->
 
 
 def tracking_check(model, scene: Scene) -> dict:
-    """Step 10 (:func:`track_recording`) on a scene with ``model`` as the CNN, scored against the truth.
+    """ap_tracking (:func:`track_recording`) on a scene with ``model`` as the CNN, scored against the truth.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Parameters of the electrical-image STA, apart from its (torch-based) computation.
 
-Step 1 declares its parameters from this class; keeping it in a module of its own lets the step
+load_recording declares its parameters from this class; keeping it in a module of its own lets the step
 registry be read without importing torch.
 """
 

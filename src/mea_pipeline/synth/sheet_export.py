@@ -2,8 +2,8 @@
 
 Same 42 columns in the same order as the lab's export, every cell text. The fields the pipeline
 reads downstream carry the recording's ground truth: ``File_name`` (matching), ``Bad_lanes``
-(1-based electrode columns, step 10's bad-lane fix) and ``Center_xy`` (retina position of the
-array centre, step 10's orientation); the rest is plausible filler.
+(1-based electrode columns, ap_tracking's bad-lane fix) and ``Center_xy`` (retina position of the
+array centre, ap_tracking's orientation); the rest is plausible filler.
 """
 
 from __future__ import annotations
