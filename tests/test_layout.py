@@ -1,9 +1,11 @@
 """Project layout rules: the science library never imports Prefect; imports go one way and form no
-circle; the schema doc is current."""
+circle; the schema doc is current and describes every step parameter."""
 
 import ast
+import dataclasses
 from pathlib import Path
 
+from mea_pipeline.params_reference import field_docs, parameter_rows
 from mea_pipeline.schema import render_markdown
 from mea_pipeline.steps import REGISTRY
 
@@ -22,6 +24,53 @@ def test_library_has_no_prefect_import():
 
 def test_schema_document_is_generated_from_the_declarations():
     assert (ROOT / "docs" / "output_schema.md").read_text() == render_markdown(REGISTRY)
+
+
+def test_every_step_parameter_is_described():
+    undescribed = [f"{row['step']}.{row['name']}" for row in parameter_rows(REGISTRY) if not row["doc"]]
+    assert undescribed == [], "add them to the Attributes section of the step's Params docstring"
+
+
+def test_params_docstrings_describe_only_their_fields():
+    """A docstring entry naming no field is a typo, or a description line read as an entry."""
+    strays = [f"{step.name}.{name}" for step in REGISTRY
+              for name in set(field_docs(step.params)) - {f.name for f in dataclasses.fields(step.params)}]
+    assert strays == []
+
+
+def test_field_docs_reads_the_attributes_section():
+    @dataclasses.dataclass
+    class Base:
+        """Base.
+
+        Attributes
+        ----------
+        a : int
+            Inherited: its text
+            goes on.
+        """
+
+        a: int = 0
+
+    @dataclasses.dataclass
+    class Child(Base):
+        """Child.
+
+        Attributes
+        ----------
+        b, c : float
+            Both: one text.
+
+        Notes
+        -----
+        d : int
+            Not a field.
+        """
+
+        b: float = 0.0
+        c: float = 0.0
+
+    assert field_docs(Child) == {"a": "Inherited: its text goes on.", "b": "Both: one text.", "c": "Both: one text."}
 
 
 def test_every_step_gets_its_task_from_the_declaration():

@@ -8,15 +8,20 @@ key of ``[steps.<step>]``. Defaults are read from the Params dataclasses, where 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 
 from .inputs import INPUTS
 
 
 def field_docs(params_type: type) -> dict[str, str]:
-    """Descriptions of a Params dataclass's fields from its NumPy-style docstring (``name : type``
-    followed by indented lines), and its base classes' for inherited fields; fields no docstring
-    describes are left out."""
+    """Descriptions of a Params dataclass's fields from the ``Attributes`` section of its NumPy-style
+    docstring, and its base classes' for inherited fields; fields no docstring describes are left out.
+
+    An entry is a ``name : type`` line (or ``name_a, name_b : type``, one description for both)
+    at the section's indentation, followed by its description, indented further; the description's
+    lines are joined into one.
+    """
     docs: dict[str, str] = {}
     for cls in reversed(params_type.__mro__):
         docs |= _docstring_fields(cls)
@@ -24,19 +29,21 @@ def field_docs(params_type: type) -> dict[str, str]:
 
 
 def _docstring_fields(cls: type) -> dict[str, str]:
-    doc = cls.__dict__.get("__doc__") or ""
-    if doc.startswith(cls.__name__ + "("):  # the signature dataclasses write when there is no docstring
+    # A dataclass without a docstring gets its signature as one: it has no Attributes section.
+    lines = inspect.cleandoc(cls.__dict__.get("__doc__") or "").splitlines()
+    if "Attributes" not in lines:
         return {}
     docs: dict[str, str] = {}
-    current = None
-    for line in doc.splitlines():
-        if match := re.fullmatch(r"\s*(\w+)\s*:\s*.+", line):
-            current = match[1]
-            docs[current] = ""
-        elif current and line.strip() and line.startswith(" " * 8):
-            docs[current] = (docs[current] + " " + line.strip()).strip()
-        elif not line.strip():
-            current = None
+    names: list[str] = []
+    for line in lines[lines.index("Attributes") + 2:]:  # past the header's underline
+        if line[:1].isspace():
+            for name in names:
+                docs[name] = (docs[name] + " " + line.strip()).strip()
+        elif match := re.fullmatch(r"(\w+(?:\s*,\s*\w+)*)\s*:\s*.+", line):
+            names = re.split(r"\s*,\s*", match[1])
+            docs |= dict.fromkeys(names, "")
+        elif line:
+            break  # the next section
     return docs
 
 

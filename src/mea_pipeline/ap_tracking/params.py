@@ -34,8 +34,10 @@ class APTrackingParams:
     soma_refine_radius : int
         Refined soma: the global minimum is searched in rows/cols ``[c - r, c + r)`` (the lab's
         asymmetric 2r x 2r window).
-    ais_search_xy_radius, ais_search_t_radius : int
-        AIS search box around the refined soma, inclusive on both sides.
+    ais_search_xy_radius : int
+        AIS search box around the refined soma: half-width in electrodes (both ends included).
+    ais_search_t_radius : int
+        AIS search box: frames (eimage samples) searched each side of the soma trough's frame.
     ais_fraction : float
         An electrode is part of the AIS search when its trough reaches this fraction of the
         soma trough.
@@ -43,14 +45,15 @@ class APTrackingParams:
         Noise filter: temporal neighbourhood size; its half (``// 2``) is the spatial radius of
         the neighbourhood a pixel must find signal in, in the previous or next frame.
     exclude_radius : int
-        Centroids: a ``(2r + 1)`` square around the refined soma is zeroed in every frame.
+        Centroids: a ``(2r + 1)`` square (r in electrodes) around the refined soma is zeroed in
+        every frame.
     centroid_threshold : float
         Noise filter: probabilities below this are set to 0.
     min_cluster_size : int
         Noise filter: smallest 4-connected component kept in a frame.
     max_displacement : float
-        Centroids: a frame whose centroid jumps farther than this from the previous one is
-        skipped (100 = practically off, as in the unified pipeline).
+        Centroids: a frame whose centroid jumps farther (electrodes) than this from the previous
+        one is skipped (100 = practically off, as in the unified pipeline).
     centroid_start_frame : int
         First frame searched for centroids (the spike frame).
     max_displacement_post : float

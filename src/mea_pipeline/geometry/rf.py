@@ -24,15 +24,20 @@ class RfGeometryParams:
     Attributes
     ----------
     frame_range : tuple[int, int]
-        Size: STA frames (inclusive, clipped) whose max - min is thresholded; the RF's own range.
+        Size: STA frames (inclusive, clipped; the STA's last frame is the one just before the
+        spike, 59 by default) whose max - min is thresholded: the RF's own range, where the lab's
+        unified pipeline passed the soma's (10, 14).
     threshold_fraction : float
         Size: the region is where the smoothed map exceeds this fraction of its maximum.
     baseline_frames : int
         Each pixel's mean over the first this many frames is removed.
     sigma_t : float
         Sigma (frames) of the temporal Gaussian smoothing.
-    savgol_window, savgol_order : int
-        Savitzky-Golay smoothing of every trace before its max - min is taken.
+    savgol_window : int
+        Window length (frames) of the Savitzky-Golay smoothing of every trace before its
+        max - min is taken.
+    savgol_order : int
+        Polynomial order of that Savitzky-Golay smoothing.
     padding : int
         Zero padding (checkers) around the STA before the spatial blur and the fits.
     spatial_sigma : float
@@ -43,12 +48,18 @@ class RfGeometryParams:
         Half-width (checkers) of the box the fitted centres are bounded to.
     max_sigma : float
         Upper bound (checkers) of every fitted sigma.
-    gaussian_max_nfev, dog_max_nfev, on_off_max_nfev : int
-        The lab's evaluation budgets (curve_fit maxfev) of its three fits.
-    unblurred_sigma_start, unblurred_min_sigma : float
-        Our fit of the unblurred map: start sigma and lower sigma bound (checkers); synthetic and
-        typical ganglion-cell centres are about one checker, and below 0.5 checker a sampled
-        Gaussian is one pixel.
+    gaussian_max_nfev : int
+        Evaluation budget (curve_fit maxfev) of the lab's rotated Gaussian fit (``gaussian_fit``);
+        a fit that has not converged by then is reported as failed.
+    dog_max_nfev : int
+        Evaluation budget of the lab's difference-of-Gaussians fit (``DoG``).
+    on_off_max_nfev : int
+        Evaluation budget of each of the lab's ON and OFF Gaussian fits (``ONOFF_model``).
+    unblurred_sigma_start : float
+        Our fit of the unblurred map (``gaussian_fit_unblurred``): start sigma (checkers);
+        synthetic and typical ganglion-cell centres are about one checker.
+    unblurred_min_sigma : float
+        Lower sigma bound (checkers) of that fit: below 0.5 checker a sampled Gaussian is one pixel.
     unblurred_max_nfev : int
         Evaluation budget of that fit.
     lnl_fitting : bool

@@ -24,8 +24,11 @@ class SomaGeometryParams:
         Centre: each electrode's mean over its first this many samples is removed.
     sigma_t : float
         Centre: sigma (samples) of the Gaussian smoothing along time (nearest edges).
-    savgol_window, savgol_order : int
-        Centre: Savitzky-Golay smoothing of every trace before its max - min is taken.
+    savgol_window : int
+        Centre: window length (samples) of the Savitzky-Golay smoothing of every trace before
+        its max - min is taken.
+    savgol_order : int
+        Centre: polynomial order of that Savitzky-Golay smoothing.
     frame_range : tuple[int, int]
         Size: samples (inclusive; the spike is at 10) whose max - min is ``diff_map``.
     threshold_fraction : float

@@ -20,6 +20,18 @@ from .registry import Step, StepContext, reader
 
 @dataclass(frozen=True)
 class DenseNoiseStaParams:
+    """Which movies get an STA, and its length.
+
+    Attributes
+    ----------
+    movie_pattern : str
+        Every sectioned playlist movie whose name contains this text is a dense-noise movie and
+        gets an STA.
+    frames_before : int
+        Movie frames averaged before each spike's frame: the STA's length (rf_geometry's
+        ``frame_range`` counts in these frames); a spike with fewer frames before it is not used.
+    """
+
     movie_pattern: str = "dense_noise"
     frames_before: int = 60
 

@@ -18,6 +18,16 @@ from .registry import Step, StepContext, reader
 
 @dataclass(frozen=True)
 class FileMetadataParams:
+    """Which of the spike sorter's per-unit matrices are copied.
+
+    Attributes
+    ----------
+    include_roi_stas : bool
+        Copy each unit's ``RoiSTAs`` (ROI sensors x samples) to ``unit_meta/roi_stas``.
+    include_unmixing : bool
+        Copy each unit's ``Unmixing`` matrix to ``unit_meta/unmixing_matrix``.
+    """
+
     include_roi_stas: bool = True
     include_unmixing: bool = True
 

@@ -44,6 +44,16 @@ MATCH_FILE_NAME = Out(f"{MATCH}/file_name", "str", 0, "File_name of the matched 
 
 @dataclass(frozen=True)
 class GsheetMetadataParams:
+    """How the recording's row is found in the sheet.
+
+    Attributes
+    ----------
+    allow_substring_match : bool
+        When no ``File_name`` equals the canonical name, accept the first row whose ``File_name``
+        contains the recording ID, as is or dotted (the lab's rule; warned); False leaves such a
+        recording without a row.
+    """
+
     allow_substring_match: bool = True
 
 

@@ -18,7 +18,13 @@ from .registry import Qc, Step, StepContext, reader
 
 @dataclass(frozen=True)
 class LoadRecordingParams(EimageParams):
-    """The eimage_sta parameters plus the firing-rate bin."""
+    """The eimage_sta parameters plus the firing-rate bin.
+
+    Attributes
+    ----------
+    firing_rate_bin_s : float
+        Bin width (s) of ``firing_rate_10hz``; the key's name assumes the lab's 0.1.
+    """
 
     firing_rate_bin_s: float = 0.1
 

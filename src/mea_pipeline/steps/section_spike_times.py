@@ -19,6 +19,15 @@ from .registry import Step, StepContext, reader
 
 @dataclass(frozen=True)
 class SectionSpikeTimesParams:
+    """How far each trial's spike window reaches past the trial.
+
+    Attributes
+    ----------
+    pad_margin_s : tuple[float, float]
+        Time (s) added before a trial's start and after its end when its spikes are cut; the
+        lab's (0, 0) keeps exactly the trial.
+    """
+
     pad_margin_s: tuple[float, float] = (0.0, 0.0)
 
 

@@ -19,17 +19,42 @@ from .registry import Step, StepContext, reader
 
 @dataclass(frozen=True)
 class SectionTimeParams:
+    """Where the frame timestamps are read and how the playlist's movies are sectioned.
+
+    Attributes
+    ----------
+    startup_pulses : int
+        Frame-sync pulses the rig sends before the playlist's first frame, dropped (the lab's 4).
+    frame_sync_channel : int
+        Index of the analog channel carrying the frame-sync pulses (one per display frame).
+    light_channel : int
+        Index of the analog channel carrying the light reference (``light_reference`` ch1,
+        ``light_template``).
+    edge_threshold : float
+        A frame-sync edge is where the signal rises past this fraction of the way from its
+        baseline (median) to the pulse top.
+    sync_top_percentile : float
+        Percentile of the frame-sync signal taken as the pulse top (the lab's normalisation level).
+    pad_frame : int
+        Grey display frames the player shows on each side of every movie (which also takes one
+        extra frame); sets the expected frame count and where each movie starts.
+    pre_margin_frame : int
+        Display frames a movie's section starts before its first frame; movie frame 0 = section
+        start + this, for every step downstream.
+    post_margin_frame : int
+        Display frames a movie's section runs on past its last frame.
+    playlist_repeats : int
+        Times the playlist was played in a row (the lab's ``repeats``); at least 1.
+    """
+
     startup_pulses: int = 4
     frame_sync_channel: int = 1
     light_channel: int = 0
-    # Edge threshold as a fraction of the way from the baseline (median) to the pulse top, and the
-    # percentile of the frame-sync signal taken as the pulse top (the lab's normalisation level).
     edge_threshold: float = 0.5
     sync_top_percentile: float = 99.9
     pad_frame: int = 180
     pre_margin_frame: int = 60
     post_margin_frame: int = 120
-    # Times the playlist was played in a row (the lab's `repeats`).
     playlist_repeats: int = 1
 
 
