@@ -89,31 +89,23 @@ def test_labelled_recording_end_to_end(recording):
     assert result.selection == "rgc units: labels"
 
 
-def test_output_dicts_use_the_labs_keys(recording):
+def test_result_holds_what_the_step_writes(recording):
     eimages, labels = recording
     result = track_recording(eimages, fake_cnn, labels, retina=parse_center_xy("L, 5, -5"))
-    tracked = result.units["unit_001"].features()
-    assert set(tracked["refined_soma"]) == {"t", "x", "y"}
-    assert (tracked["refined_soma"]["x"], tracked["refined_soma"]["y"]) == RGC_SOMAS[0]   # x = row
-    assert tracked["prediction_sta_data"].shape == (50, 65, 65)
-    assert tracked["post_processed_data"]["axon_centroids"].shape[1] == 3
-    assert set(tracked["ap_pathway"]) == {"slope", "intercept", "r_value", "p_value", "std_err"}
-    polar = tracked["soma_polar_coordinates"]
-    assert polar["anatomical_quadrant"] == "ventral-temporal" and "angle_correction_applied" in polar
-    second = result.units["unit_020"].features()
-    assert "prediction_sta_data" not in second and all(math.isnan(v) for v in second["ap_pathway"].values())
+    tracked = result.units["unit_001"]
+    assert tracked.has_output and tracked.refined_soma[1:] == RGC_SOMAS[0]   # (t, row, col)
+    assert tracked.prediction.shape == (50, 65, 65)
+    assert tracked.axon_centroids.shape[1] == 3 and tracked.pathway is not None
+    assert tracked.polar.anatomical_quadrant == "ventral-temporal" and tracked.polar.angle_correction_applied is not None
+    second = result.units["unit_020"]
+    assert second.prediction is None and second.pathway is None and math.isnan(second.direction_deg)
     # The lab writes nothing for a unit without a usable eimage: its status goes to the metadata.
-    assert result.units["unit_022"].features() is None
+    assert not result.units["unit_022"].has_output
 
-    meta = result.metadata()
-    assert meta["units_processed"] == 10 and meta["non_rgc_processed"] == 2
-    assert (meta["unwritten_unit_ids"], meta["unwritten_status"]) == (["unit_022"], ["no_eimage"])
-    assert meta["unwritten_reason"] == [result.units["unit_022"].reason]
-    assert (meta["dvnt_lr"], meta["dvnt_dv"], meta["dvnt_nt"]) == ("L", -5.0, -5.0)
-    onh = meta["all_ap_intersection"]
-    assert {"x", "y", "method", "rmse", "n_cells_used", "r2_threshold", "kept_unit_ids",
-            "outlier_unit_ids", "consensus_direction"} <= set(onh)
-    assert onh["r2_threshold"] == 0.8 and "unit_024" not in onh["kept_unit_ids"]
+    assert result.units_processed == 10 and result.non_rgc_processed == 2
+    assert [(u.unit_id, u.status) for u in result.unwritten] == [("unit_022", "no_eimage")]
+    assert result.retina == ("L", -5.0, -5.0)
+    assert result.onh.r2_threshold == 0.8 and "unit_024" not in result.onh.kept_unit_ids
 
 
 @pytest.mark.parametrize("labels", [None, "step 9 without a label folder"])
@@ -122,7 +114,7 @@ def test_without_labels_every_unit_is_tracked(recording, labels):
     if labels is not None:
         labels = {uid: "no_label" for uid in eimages}  # what step 9 writes when the folder is missing
     result = track_recording(eimages, fake_cnn, labels)
-    assert result.selection == "all units: no labels" and result.metadata()["selection"] == "all units: no labels"
+    assert result.selection == "all units: no labels"
     assert "tracking all 13 units" in result.selection_note and not result.filter_by_cell_type
     assert all(u.first_pass for u in result.units.values())
     assert not any(u.status == "second_pass" for u in result.units.values())
@@ -137,9 +129,9 @@ def test_no_rgc_label_and_no_fallback_tracks_nothing(recording):
     assert "no unit tracked" in result.selection_note and result.onh is None
     assert result.selection == "no units: no unit labelled rgc"
     assert all(u.status in ("not_tracked", "no_eimage") for u in result.units.values())
-    assert "onh_reason" in result.metadata() and "all_ap_intersection" not in result.metadata()
-    assert all(u.features() is None for u in result.units.values())
-    assert sorted(result.metadata()["unwritten_unit_ids"]) == sorted(eimages)
+    assert result.onh_reason
+    assert not any(u.has_output for u in result.units.values())
+    assert sorted(u.unit_id for u in result.unwritten) == sorted(eimages)
 
 
 def test_cell_type_filter_off_tracks_every_labelled_unit(recording):
@@ -147,32 +139,19 @@ def test_cell_type_filter_off_tracks_every_labelled_unit(recording):
     result = track_recording(eimages, fake_cnn, labels, params=APTrackingParams(filter_by_cell_type=False))
     assert result.selection == "all units: cell-type filter off" and not result.filter_by_cell_type
     assert all(u.first_pass for u in result.units.values())
-    assert result.metadata()["filter_by_cell_type"] is False
+    assert result.filter_by_cell_type is False
 
 
-def test_angles_name_their_frame(recording):
+def test_angles_are_corrected_only_with_the_sheets_orientation(recording):
     eimages, labels = recording
     oriented = track_recording(eimages, fake_cnn, labels, retina=parse_center_xy("L, 5, -5"))
-    attrs = oriented.units["unit_001"].angle_attrs()
-    assert attrs["direction_deg"] == {"frame": "electrode"}
-    assert attrs["soma_polar_coordinates/theta_deg_raw"] == {"frame": "electrode"}
-    for key in ("theta_deg", "theta_deg_corrected", "angle"):
-        assert attrs[f"soma_polar_coordinates/{key}"] == {"frame": "retina"}, key
-    assert attrs["soma_polar_coordinates/angle_correction_applied"] == {"frame": "retina", "from_frame": "electrode"}
-    # Every angle the unit stores has its attribute, and every attribute its angle.
-    features = oriented.units["unit_001"].features()
-    polar_angles = {"theta_deg", "theta_deg_raw", "theta_deg_corrected", "angle", "angle_correction_applied"}
-    assert set(attrs) == {"direction_deg"} | {f"soma_polar_coordinates/{k}" for k in polar_angles}
-    assert polar_angles <= set(features["soma_polar_coordinates"])
-    assert oriented.angle_attrs() == {"angle_correction_deg": {"frame": "retina", "from_frame": "electrode"},
-                                      "all_ap_intersection/consensus_direction": {"frame": "electrode"}}
-
-    # Without the sheet's orientation nothing is corrected: the angles stay in the electrode frame.
+    polar = oriented.units["unit_001"].polar
+    assert polar.corrected and polar.angle_correction_applied == pytest.approx(oriented.angle_correction_deg)
+    # Without the sheet's orientation nothing is corrected: the "corrected" angles are the raw ones.
     unoriented = track_recording(eimages, fake_cnn, labels)
-    attrs = unoriented.units["unit_001"].angle_attrs()
-    assert {attrs[f"soma_polar_coordinates/{k}"]["frame"] for k in ("theta_deg", "angle")} == {"electrode"}
-    assert "soma_polar_coordinates/angle_correction_applied" not in attrs
-    assert unoriented.angle_attrs() == {"all_ap_intersection/consensus_direction": {"frame": "electrode"}}
+    polar = unoriented.units["unit_001"].polar
+    assert not polar.corrected and unoriented.angle_correction_deg is None
+    assert polar.theta_deg == polar.theta_deg_corrected == polar.theta_deg_raw
 
 
 def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
@@ -193,8 +172,7 @@ def test_bad_lanes_are_fixed_on_copies_before_the_cnn():
     np.testing.assert_array_equal(fixed[..., 51], original[..., 51])
     # Two pathways are fewer than the 5 cells of the refinement: the legacy intersection.
     assert result.onh.method == "legacy" and "2 usable cells, need 5" in result.onh.attempts[0]
-    onh = result.metadata()["all_ap_intersection"]
-    assert onh["rmse"] == 0.0 and onh["mse"] > 0  # the lab writes rmse 0.0 for the legacy method
+    assert result.onh.mse > 0
 
 
 def test_bad_lanes_are_left_alone_when_the_fix_is_off():

@@ -320,14 +320,14 @@ def test_spikes_land_in_their_direction_and_repetition_windows_bounds_included()
     sections = section_by_direction(frames, on, off, _two_by_two(), padding=40, spike_samples=samples)
     assert list(sections) == ["0", "180"]
     zero, back = sections["0"], sections["180"]
-    np.testing.assert_array_equal(zero["section_bounds"], [[10, 100], [210, 300]])
-    np.testing.assert_array_equal(back["section_bounds"], [[110, 200], [310, 400]])
-    np.testing.assert_array_equal(zero["trials"][0], [10, 20, 100])
-    np.testing.assert_array_equal(zero["trials"][1], [210, 250, 299, 300])
-    np.testing.assert_array_equal(back["trials"][0], [110, 199])
-    np.testing.assert_array_equal(back["trials"][1], [355, 400])
-    np.testing.assert_array_equal(back["trial_samples"][1], [35507, 40007])
-    assert zero["trials"][0].dtype == np.int64
+    np.testing.assert_array_equal(zero.bounds, [[10, 100], [210, 300]])
+    np.testing.assert_array_equal(back.bounds, [[110, 200], [310, 400]])
+    np.testing.assert_array_equal(zero.trials[0], [10, 20, 100])
+    np.testing.assert_array_equal(zero.trials[1], [210, 250, 299, 300])
+    np.testing.assert_array_equal(back.trials[0], [110, 199])
+    np.testing.assert_array_equal(back.trials[1], [355, 400])
+    np.testing.assert_array_equal(back.trial_samples[1], [35507, 40007])
+    assert zero.trials[0].dtype == np.int64
     np.testing.assert_array_equal(trial_spike_counts(sections, _two_by_two()), [[3, 4], [2, 2]])
 
 
@@ -348,18 +348,18 @@ def test_a_tuned_cell_is_found_with_its_preferred_direction():
     rate = 2 + 30 * np.exp(2.0 * (np.cos(np.deg2rad(DIRECTIONS - preferred)) - 1))
     counts = rng.poisson(rate[:, None], size=(8, 3))
     result = direction_selectivity(counts, DIRECTIONS)
-    difference = (result["preferred_direction_deg"] - preferred + 180) % 360 - 180
+    difference = (result.preferred_direction_deg - preferred + 180) % 360 - 180
     assert abs(difference) < 10
-    assert result["dsi_vector"] > 0.4 and result["dsi_classic"] > 0.8
-    assert result["p_value"] < 0.01 and result["reason"] is None
-    assert result["n_spikes"] == counts.sum()
+    assert result.dsi_vector > 0.4 and result.dsi_classic > 0.8
+    assert result.p_value < 0.01 and result.reason is None
+    assert result.n_spikes == counts.sum()
 
 
 def test_an_untuned_cell_has_a_low_dsi_and_no_significance():
     counts = np.random.default_rng(2).poisson(10, size=(8, 3))
     result = direction_selectivity(counts, DIRECTIONS, seed=5)
-    assert result["dsi_vector"] < 0.15
-    assert result["p_value"] > 0.05
+    assert result.dsi_vector < 0.15
+    assert result.p_value > 0.05
 
 
 def test_classic_dsi_osi_and_vector_sum_on_a_hand_example():
@@ -367,24 +367,24 @@ def test_classic_dsi_osi_and_vector_sum_on_a_hand_example():
     counts[2] = [6, 10]      # 90 deg: mean 8
     counts[6] = [2, 2]       # 270 deg (null): mean 2
     result = direction_selectivity(counts, DIRECTIONS, n_permutations=50)
-    np.testing.assert_allclose(result["spike_counts"][[2, 6]], [8, 2])
-    assert result["dsi_classic"] == pytest.approx((8 - 2) / (8 + 2))
-    assert result["dsi_vector"] == pytest.approx(6 / 10)
-    assert result["osi"] == pytest.approx(1.0)      # both responses lie on one axis
-    assert result["preferred_direction_deg"] == pytest.approx(90.0)
+    np.testing.assert_allclose(result.spike_counts[[2, 6]], [8, 2])
+    assert result.dsi_classic == pytest.approx((8 - 2) / (8 + 2))
+    assert result.dsi_vector == pytest.approx(6 / 10)
+    assert result.osi == pytest.approx(1.0)      # both responses lie on one axis
+    assert result.preferred_direction_deg == pytest.approx(90.0)
 
 
 def test_the_p_value_depends_only_on_the_seed():
     counts = np.random.default_rng(3).poisson(5, size=(8, 3))
-    first = direction_selectivity(counts, DIRECTIONS, seed=11)["p_value"]
-    assert direction_selectivity(counts, DIRECTIONS, seed=11)["p_value"] == first
+    first = direction_selectivity(counts, DIRECTIONS, seed=11).p_value
+    assert direction_selectivity(counts, DIRECTIONS, seed=11).p_value == first
     assert 1 / 1001 <= first <= 1
 
 
 def test_no_spikes_gives_nan_with_a_reason():
     result = direction_selectivity(np.zeros((8, 3)), DIRECTIONS)
-    assert np.isnan(result["dsi_vector"]) and np.isnan(result["p_value"]) and result["n_spikes"] == 0
-    assert "no spikes" in result["reason"]
+    assert np.isnan(result.dsi_vector) and np.isnan(result.p_value) and result.n_spikes == 0
+    assert "no spikes" in result.reason
 
 
 # --- the library check (pre-flight) -----------------------------------------------------------------

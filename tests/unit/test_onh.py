@@ -133,11 +133,11 @@ def test_polar_coordinates_of_a_known_geometry():
     # Soma 10 columns right of and 10 rows below the ONH: 45 deg in image axes.
     polar = soma_polar_coordinates(soma_row=30, soma_col=40, onh_xy=(30.0, 20.0),
                                    correction_deg=None, dv=None, nt=None)
-    assert polar["radius"] == pytest.approx(math.hypot(10, 10))
-    assert polar["theta_deg_raw"] == pytest.approx(45.0) and polar["theta_deg"] == pytest.approx(45.0)
-    assert polar["cartesian_x"] == 10.0 and polar["cartesian_y"] == 10.0
-    assert polar["quadrant"] == "Q1" and (polar["original_x"], polar["original_y"]) == (30, 40)
-    assert "anatomical_quadrant" not in polar and "angle_correction_applied" not in polar
+    assert polar.radius == pytest.approx(math.hypot(10, 10))
+    assert polar.theta_deg_raw == pytest.approx(45.0) and polar.theta_deg == pytest.approx(45.0)
+    assert polar.cartesian_x == 10.0 and polar.cartesian_y == 10.0
+    assert polar.quadrant == "Q1" and (polar.original_x, polar.original_y) == (30, 40)
+    assert polar.anatomical_quadrant is None and polar.angle_correction_applied is None
 
     # ONH left of the reference point (33, 33): the image angle to it is 0 deg; a dorsal-temporal
     # piece (DV > 0, NT < 0) expects 135 deg, so every angle turns by +135.
@@ -145,11 +145,11 @@ def test_polar_coordinates_of_a_known_geometry():
                                   reference_xy=APTrackingParams().angle_reference_point)
     assert correction == pytest.approx(135.0)
     polar = soma_polar_coordinates(30, 40, (30.0, 20.0), correction, 5.0, -5.0)
-    assert polar["theta_deg_corrected"] == pytest.approx(180.0)
-    assert polar["angle"] == pytest.approx(math.pi)
-    assert polar["transformed_x"] == pytest.approx(-math.hypot(10, 10)) and polar["transformed_y"] == pytest.approx(0, abs=1e-9)
-    assert polar["quadrant"] == "Q2"
-    assert polar["anatomical_quadrant"] == "dorsal-temporal" and polar["angle_correction_applied"] == pytest.approx(135.0)
+    assert polar.theta_deg_corrected == pytest.approx(180.0)
+    assert polar.angle == pytest.approx(math.pi)
+    assert polar.transformed_x == pytest.approx(-math.hypot(10, 10)) and polar.transformed_y == pytest.approx(0, abs=1e-9)
+    assert polar.quadrant == "Q2"
+    assert polar.anatomical_quadrant == "dorsal-temporal" and polar.angle_correction_applied == pytest.approx(135.0)
 
 
 def test_params_defaults_are_the_unified_pipelines():

@@ -13,17 +13,13 @@ mirrored image is not undone), i.e. into the retina frame. Without an orientatio
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from ..frames import ELECTRODE, RETINA
 from .lanes import sheet_text
 from .pathway import wrap_degrees
-
-
-# soma_polar_coordinates keys measured after the angle correction.
-CORRECTED_ANGLES = ("angle", "theta_deg", "theta_deg_corrected")
 
 
 class RetinaPosition(NamedTuple):
@@ -85,49 +81,51 @@ def anatomical_quadrant(dv: float | None, nt: float | None) -> str | None:
     return ("dorsal" if dv > 0 else "ventral") + "-" + ("nasal" if nt > 0 else "temporal")
 
 
-def soma_polar_coordinates(soma_row: int, soma_col: int, onh_xy: tuple[float, float],
-                           correction_deg: float | None, dv: float | None, nt: float | None) -> dict:
-    """The lab's ``soma_polar_coordinates`` of one soma relative to the ONH.
+@dataclass(frozen=True)
+class SomaPolar:
+    """One soma's position relative to the ONH, as the lab measures it (its ``soma_polar_coordinates``).
 
-    Returns
-    -------
-    dict
-        ``radius`` (electrodes), ``angle`` (corrected, radians), ``cartesian_x`` = soma col -
-        ONH x, ``cartesian_y`` = soma row - ONH y, ``theta_deg`` (= corrected), ``theta_deg_raw``,
-        ``theta_deg_corrected``, ``transformed_x`` / ``transformed_y`` (the soma rotated by the
-        correction), ``quadrant`` (of the transformed point), ``original_x`` = soma row,
-        ``original_y`` = soma col, and when the orientation is known ``anatomical_quadrant``
-        and ``angle_correction_applied`` (degrees); those two are absent otherwise.
+    ``cartesian_x`` = soma col - ONH x, ``cartesian_y`` = soma row - ONH y; ``theta_deg_raw`` is the
+    image angle of that vector in [0, 360); ``theta_deg`` = ``theta_deg_corrected`` = it plus the
+    angle correction (= raw without one), ``angle`` the same in radians; ``transformed_x`` /
+    ``transformed_y`` the soma rotated by the correction, ``quadrant`` of that point;
+    ``original_x`` = soma row, ``original_y`` = soma col. ``anatomical_quadrant`` and
+    ``angle_correction_applied`` (degrees) are None when the orientation is unknown.
     """
+
+    radius: float
+    angle: float
+    cartesian_x: float
+    cartesian_y: float
+    theta_deg: float
+    theta_deg_raw: float
+    theta_deg_corrected: float
+    transformed_x: float
+    transformed_y: float
+    quadrant: str
+    original_x: int
+    original_y: int
+    anatomical_quadrant: str | None
+    angle_correction_applied: float | None
+
+    @property
+    def corrected(self) -> bool:
+        """Whether the angle correction was applied (the corrected angles are then in the retina frame)."""
+        return self.angle_correction_applied is not None
+
+
+def soma_polar_coordinates(soma_row: int, soma_col: int, onh_xy: tuple[float, float],
+                           correction_deg: float | None, dv: float | None, nt: float | None) -> SomaPolar:
+    """The lab's polar coordinates of one soma relative to the ONH (see :class:`SomaPolar`)."""
     dx, dy = float(soma_col - onh_xy[0]), float(soma_row - onh_xy[1])
     radius = math.hypot(dx, dy)
     raw = wrap_degrees(math.degrees(math.atan2(dy, dx)))
     corrected = raw if correction_deg is None else wrap_degrees(raw + correction_deg)
     transformed_x = radius * math.cos(math.radians(corrected))
     transformed_y = radius * math.sin(math.radians(corrected))
-    polar = {
-        "radius": radius, "angle": math.radians(corrected), "cartesian_x": dx, "cartesian_y": dy,
-        "theta_deg": corrected, "theta_deg_raw": raw, "theta_deg_corrected": corrected,
-        "transformed_x": transformed_x, "transformed_y": transformed_y,
-        "quadrant": quadrant(transformed_x, transformed_y),
-        "original_x": int(soma_row), "original_y": int(soma_col),
-    }
-    anatomy = anatomical_quadrant(dv, nt)
-    if anatomy is not None:
-        polar["anatomical_quadrant"] = anatomy
-    if correction_deg is not None:
-        polar["angle_correction_applied"] = float(correction_deg)
-    return polar
-
-
-def polar_frames(corrected: bool) -> dict[str, dict[str, str]]:
-    """Attributes naming the frame of each angle of :func:`soma_polar_coordinates`, by key.
-
-    ``corrected``: whether an angle correction was applied (``angle_correction_applied`` present).
-    The correction itself is a rotation from the electrode frame into the retina frame.
-    """
-    frame = RETINA if corrected else ELECTRODE
-    attrs = {"theta_deg_raw": {"frame": ELECTRODE}, **{key: {"frame": frame} for key in CORRECTED_ANGLES}}
-    if corrected:
-        attrs["angle_correction_applied"] = {"frame": RETINA, "from_frame": ELECTRODE}
-    return attrs
+    return SomaPolar(
+        radius=radius, angle=math.radians(corrected), cartesian_x=dx, cartesian_y=dy,
+        theta_deg=corrected, theta_deg_raw=raw, theta_deg_corrected=corrected,
+        transformed_x=transformed_x, transformed_y=transformed_y, quadrant=quadrant(transformed_x, transformed_y),
+        original_x=int(soma_row), original_y=int(soma_col), anatomical_quadrant=anatomical_quadrant(dv, nt),
+        angle_correction_applied=None if correction_deg is None else float(correction_deg))

@@ -1,14 +1,10 @@
 """AP tracking of one recording, CNN excluded: from eimages to pathways, ONH and polar positions.
 
 :func:`track_recording` runs the lab's AP-tracking flow on arrays (the CNN is the ``predict``
-callable) and returns plain dataclasses; :meth:`UnitTrack.features` and
-:meth:`RecordingTrack.metadata` give the dicts to write under
-``units/<id>/features/ap_tracking`` and ``metadata/ap_tracking``, in the lab's keys, dtypes and
-structure (an empty dict is the lab's empty group; a unit the lab writes nothing for gets no
-dict) plus this project's additions (per-unit ``direction_deg``, ``status``, ``reason``;
-recording-level selection, R^2 threshold, kept/outlier ids, consensus direction, lanes fixed,
-counts, and the status of the units without output). ``angle_attrs`` of both name the frame of
-every stored angle (:mod:`mea_pipeline.frames`).
+callable) and returns plain dataclasses; the step (:mod:`mea_pipeline.steps.ap_tracking`) maps
+their fields to the lab's keys, dtypes and structure plus this project's additions (per-unit
+direction, status and reason; recording-level selection, R^2 threshold, kept/outlier ids,
+consensus direction, lanes fixed, counts, and the status of the units without output).
 
 Axis conventions (as in the lab, and mixed on purpose: the keys must match its files):
 
@@ -35,17 +31,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..frames import ELECTRODE, RETINA
 from ..labels import NO_LABEL
 from .lanes import BadLanes, fix_bad_lanes, sheet_text
 from .onh import OnhResult, TrackedPathway, find_onh
-from .orientation import RetinaPosition, angle_correction, polar_frames, soma_polar_coordinates
+from .orientation import RetinaPosition, angle_correction, SomaPolar, soma_polar_coordinates
 from .params import APTrackingParams
 from .pathway import Pathway, direction_deg, fit_pathway
 from .postprocess import axon_centroids, filter_noise, longest_smooth_segment
 from .soma import axon_initial_segment, coarse_soma, refined_soma
-
-_PATHWAY_KEYS = ("slope", "intercept", "r_value", "p_value", "std_err")
 
 
 @dataclass
@@ -65,46 +58,13 @@ class UnitTrack:
     axon_centroids: np.ndarray | None = None
     pathway: Pathway | None = None
     direction_deg: float = float("nan")
-    polar: dict | None = None
+    polar: SomaPolar | None = None
 
-    def features(self) -> dict | None:
-        """``features/ap_tracking`` of this unit in the lab's keys; None values are left out.
-
-        None when the lab writes nothing for the unit (no soma: no usable eimage, or not
-        selected and no ONH for a second pass); its status is in the recording's metadata.
-        An AIS not found is the lab's empty ``axon_initial_segment`` group (an empty dict).
-        """
-        if self.refined_soma is None:
-            return None
-        out = {"status": self.status, "reason": self.reason}
-        if self.notes:
-            out["notes"] = "; ".join(self.notes)
-        t, row, col = self.refined_soma
-        out["refined_soma"] = {"t": t, "x": row, "y": col}
-        out["axon_initial_segment"] = ({} if self.axon_initial_segment is None else
-                                       dict(zip(("t", "x", "y"), self.axon_initial_segment)))
-        if self.prediction is not None:
-            out["prediction_sta_data"] = self.prediction
-            post = {"filtered_prediction": self.filtered_prediction}
-            if len(self.axon_centroids):
-                post["axon_centroids"] = self.axon_centroids
-            out["post_processed_data"] = post
-        out["ap_pathway"] = {k: (float("nan") if self.pathway is None else getattr(self.pathway, k))
-                             for k in _PATHWAY_KEYS}
-        out["direction_deg"] = self.direction_deg
-        if self.polar is not None:
-            out["soma_polar_coordinates"] = self.polar
-        return out
-
-    def angle_attrs(self) -> dict[str, dict[str, str]]:
-        """Frame attributes of the angles :meth:`features` holds, by path relative to it."""
-        if self.refined_soma is None:
-            return {}
-        attrs = {"direction_deg": {"frame": ELECTRODE}}
-        if self.polar is not None:
-            corrected = "angle_correction_applied" in self.polar
-            attrs |= {f"soma_polar_coordinates/{key}": value for key, value in polar_frames(corrected).items()}
-        return attrs
+    @property
+    def has_output(self) -> bool:
+        """Whether the lab writes this unit's features: it has a soma (no usable eimage, or not
+        selected and no ONH for a second pass, leaves it without; its status goes to the metadata)."""
+        return self.refined_soma is not None
 
 
 @dataclass
@@ -133,54 +93,19 @@ class RecordingTrack:
     def non_rgc_processed(self) -> int:
         return sum(u.status == "second_pass" for u in self.units.values())
 
-    def metadata(self) -> dict:
-        """``metadata/ap_tracking`` in the lab's keys plus additions (the step adds ``model_path``).
+    @property
+    def n_units_first_pass(self) -> int:
+        """Units selected for the CNN (with or without a usable eimage)."""
+        return sum(u.first_pass for u in self.units.values())
 
-        ``all_ap_intersection/rmse`` is the lab's: 0.0 for the legacy intersection (its mean
-        squared distance is ``mse``). Units without ``features/ap_tracking`` are listed in
-        ``unwritten_unit_ids`` with their ``unwritten_status`` and ``unwritten_reason``.
-        """
-        unwritten = [u for u in self.units.values() if u.refined_soma is None]
-        out = {
-            "units_processed": self.units_processed, "non_rgc_processed": self.non_rgc_processed,
-            "filter_by_cell_type": bool(self.filter_by_cell_type), "cell_type_filter": self.cell_type_filter,
-            "selection": self.selection, "selection_note": self.selection_note, "n_units": len(self.units),
-            "n_units_first_pass": sum(u.first_pass for u in self.units.values()),
-            "n_units_with_pathway": sum(u.status == "tracked" for u in self.units.values()),
-            "bad_lanes_fixed": np.asarray(self.bad_lanes, dtype=np.int64),
-            "unwritten_unit_ids": [u.unit_id for u in unwritten],
-            "unwritten_status": [u.status for u in unwritten],
-            "unwritten_reason": [u.reason for u in unwritten],
-        }
-        if self.rejected_lane_tokens:
-            out["bad_lanes_rejected"] = list(self.rejected_lane_tokens)
-        for key, value in zip(("dvnt_lr", "dvnt_dv", "dvnt_nt"), self.retina):
-            if value is not None:
-                out[key] = value
-        if self.angle_correction_deg is not None:
-            out["angle_correction_deg"] = self.angle_correction_deg
-        if self.onh is None:
-            out["onh_reason"] = self.onh_reason
-            return out
-        o = self.onh
-        out["all_ap_intersection"] = {
-            "x": o.x, "y": o.y, "method": o.method, "mse": o.mse, "rmse": 0.0 if o.method == "legacy" else o.rmse,
-            "total_squared_error": o.total_squared_error, "r2_threshold": o.r2_threshold,
-            "consensus_direction": o.consensus_direction, "n_valid_after_direction": o.n_valid_after_direction,
-            "n_cells_used": o.n_cells_used, "n_centroids_used": o.n_centroids_used,
-            "kept_unit_ids": list(o.kept_unit_ids), "outlier_unit_ids": list(o.outlier_unit_ids),
-            "n_iterations": o.n_iterations, "inside_boundary": bool(o.inside_boundary),
-        }
-        return out
+    @property
+    def n_units_with_pathway(self) -> int:
+        return sum(u.status == "tracked" for u in self.units.values())
 
-    def angle_attrs(self) -> dict[str, dict[str, str]]:
-        """Frame attributes of the angles :meth:`metadata` holds, by path relative to it."""
-        attrs = {}
-        if self.angle_correction_deg is not None:
-            attrs["angle_correction_deg"] = {"frame": RETINA, "from_frame": ELECTRODE}
-        if self.onh is not None:
-            attrs["all_ap_intersection/consensus_direction"] = {"frame": ELECTRODE}
-        return attrs
+    @property
+    def unwritten(self) -> list[UnitTrack]:
+        """The units without output (:attr:`UnitTrack.has_output`), in unit order."""
+        return [u for u in self.units.values() if not u.has_output]
 
 
 @dataclass(frozen=True)

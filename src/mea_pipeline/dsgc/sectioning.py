@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .segments import DirectionLayout
+
+
+@dataclass(frozen=True)
+class DirectionSection:
+    """One direction's sweep windows, repetition by repetition.
+
+    ``trials``: int64 movie-relative spike frames inside each window; ``bounds``: (n_repetitions,
+    2) int64 ``[start, end]`` window frames, both ends included; ``trial_samples``: the same spikes
+    as int64 acquisition samples (None when the spikes' samples were not given).
+    """
+
+    trials: list[np.ndarray]
+    bounds: np.ndarray
+    trial_samples: list[np.ndarray] | None
 
 
 def spike_movie_frames(spike_samples: np.ndarray, frame_timestamps: np.ndarray,
@@ -36,7 +52,7 @@ def direction_name(angle_deg: float) -> str:
 
 
 def section_by_direction(spike_frames: np.ndarray, on: np.ndarray, off: np.ndarray, layout: DirectionLayout,
-                         padding: int, spike_samples: np.ndarray | None = None) -> dict:
+                         padding: int, spike_samples: np.ndarray | None = None) -> dict[str, DirectionSection]:
     """Spikes of each sweep, from ``padding`` frames before the bar reaches the RF to after it leaves.
 
     Parameters
@@ -57,11 +73,8 @@ def section_by_direction(spike_frames: np.ndarray, on: np.ndarray, off: np.ndarr
     Returns
     -------
     dict
-        One entry per direction, keyed by :func:`direction_name`, each a dict with
-        ``trials`` (list over repetitions of int64 movie-relative spike frames inside the window
-        ``[on - padding, off + padding]``, both ends included), ``section_bounds`` (n_repetitions,
-        2) int64 ``[start, end]`` window frames, and, when ``spike_samples`` is given,
-        ``trial_samples`` (the same spikes as int64 sample indices).
+        One :class:`DirectionSection` per direction, keyed by :func:`direction_name`; its windows
+        are ``[on - padding, off + padding]``.
     """
     spike_frames = np.asarray(spike_frames, dtype=np.int64)
     if len(on) != layout.n_trials or len(off) != layout.n_trials:
@@ -80,14 +93,13 @@ def section_by_direction(spike_frames: np.ndarray, on: np.ndarray, off: np.ndarr
     for d, angle in enumerate(layout.directions):
         trials = np.flatnonzero(layout.trial_direction == d)
         trials = trials[np.argsort(layout.trial_rep[trials], kind="stable")]
-        entry = {"trials": [frames[first[i]:stop[i]] for i in trials], "section_bounds": bounds[trials]}
-        if samples is not None:
-            entry["trial_samples"] = [samples[first[i]:stop[i]] for i in trials]
-        result[direction_name(angle)] = entry
+        result[direction_name(angle)] = DirectionSection(
+            trials=[frames[first[i]:stop[i]] for i in trials], bounds=bounds[trials],
+            trial_samples=None if samples is None else [samples[first[i]:stop[i]] for i in trials])
     return result
 
 
-def trial_spike_counts(sections: dict, layout: DirectionLayout) -> np.ndarray:
+def trial_spike_counts(sections: dict[str, DirectionSection], layout: DirectionLayout) -> np.ndarray:
     """(n_directions, n_repetitions) spike count of each sweep window, in ``layout.directions`` order."""
-    return np.array([[len(t) for t in sections[direction_name(a)]["trials"]] for a in layout.directions],
+    return np.array([[len(t) for t in sections[direction_name(a)].trials] for a in layout.directions],
                     dtype=np.int64)

@@ -14,11 +14,34 @@ are shuffled across directions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Permuted DSIs this close to the observed one count as reaching it: floating-point sums of the same
 # counts in another order must not decide the p-value.
 _TIE_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Selectivity:
+    """A unit's direction tuning (see the module docstring for the indices).
+
+    ``spike_counts`` (n_directions,) float64 mean count per direction; ``preferred_direction_deg``
+    in [0, 360); ``p_value`` = (k + 1) / (n + 1), k the permutations whose ``dsi_vector`` reaches
+    the observed one; ``reason``: why the indices are NaN (no spikes, or for ``dsi_classic`` alone
+    no opposite direction), else None.
+    """
+
+    spike_counts: np.ndarray
+    n_spikes: int
+    n_permutations: int
+    preferred_direction_deg: float
+    dsi_vector: float
+    dsi_classic: float
+    osi: float
+    p_value: float
+    reason: str | None
 
 
 def _vector_sums(mean_counts: np.ndarray, angles_rad: np.ndarray, harmonic: int) -> np.ndarray:
@@ -27,7 +50,7 @@ def _vector_sums(mean_counts: np.ndarray, angles_rad: np.ndarray, harmonic: int)
 
 
 def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_permutations: int,
-                          seed: int) -> dict:
+                          seed: int) -> Selectivity:
     """Preferred direction, DSI (vector and classic), OSI and a permutation p-value.
 
     Parameters
@@ -43,12 +66,7 @@ def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_p
 
     Returns
     -------
-    dict
-        ``spike_counts`` (n_directions,) float64 mean count per direction; ``preferred_direction_deg``
-        in [0, 360); ``dsi_vector``; ``dsi_classic``; ``osi``; ``p_value`` = (k + 1) / (n + 1),
-        k the permutations whose ``dsi_vector`` reaches the observed one; ``n_spikes``;
-        ``n_permutations``; ``reason``: why the indices are NaN (no spikes, or for ``dsi_classic``
-        alone no opposite direction), else None.
+    Selectivity
     """
     counts = np.asarray(counts, dtype=np.float64)
     directions = np.asarray(directions_deg, dtype=np.float64)
@@ -59,11 +77,10 @@ def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_p
         raise ValueError("counts must be finite and non-negative")
     mean_counts = counts.mean(axis=1)
     n_spikes = int(counts.sum())
-    result = {"spike_counts": mean_counts, "n_spikes": n_spikes, "n_permutations": n_permutations}
     if n_spikes == 0:
         nan = float("nan")
-        return result | {"preferred_direction_deg": nan, "dsi_vector": nan, "dsi_classic": nan, "osi": nan,
-                         "p_value": nan, "reason": "no spikes in any sweep window"}
+        return Selectivity(mean_counts, n_spikes, n_permutations, preferred_direction_deg=nan, dsi_vector=nan,
+                           dsi_classic=nan, osi=nan, p_value=nan, reason="no spikes in any sweep window")
 
     angles = np.deg2rad(directions)
     total = mean_counts.sum()
@@ -88,12 +105,13 @@ def direction_selectivity(counts: np.ndarray, directions_deg: np.ndarray, *, n_p
     null_dsi = np.abs(_vector_sums(shuffled_means, angles, 1)) / total
     reached = int(np.count_nonzero(null_dsi >= dsi_vector - _TIE_TOLERANCE))
 
-    return result | {
+    return Selectivity(
+        mean_counts, n_spikes, n_permutations,
         # The second modulo maps a tiny negative angle, which np.mod rounds up to 360.0, to 0.
-        "preferred_direction_deg": float(np.mod(np.rad2deg(np.angle(vector)), 360.0)) % 360.0,
-        "dsi_vector": dsi_vector,
-        "dsi_classic": dsi_classic,
-        "osi": float(abs(_vector_sums(mean_counts, angles, 2)) / total),
-        "p_value": (reached + 1) / (n_permutations + 1),
-        "reason": reason,
-    }
+        preferred_direction_deg=float(np.mod(np.rad2deg(np.angle(vector)), 360.0)) % 360.0,
+        dsi_vector=dsi_vector,
+        dsi_classic=dsi_classic,
+        osi=float(abs(_vector_sums(mean_counts, angles, 2)) / total),
+        p_value=(reached + 1) / (n_permutations + 1),
+        reason=reason,
+    )

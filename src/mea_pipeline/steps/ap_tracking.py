@@ -17,24 +17,33 @@ warning naming ``--ap-model``; ``model_source`` says which weights were used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..ap_tracking.lanes import parse_bad_lanes
 from ..ap_tracking.orientation import parse_center_xy
 from ..ap_tracking.params import APTrackingParams
+from ..ap_tracking.pathway import Pathway
 from ..frames import ELECTRODE, RETINA
-from ..schema import LAB, OURS, Out, outs
-from ..store import WithAttrs
 from . import cell_type_labels, file_metadata, gsheet_metadata, load_recording
+from .ap_tracking_outputs import (
+    AIS, AIS_COL, AIS_ROW, AIS_T, ANATOMICAL_QUADRANT, ANGLE, ANGLE_CORRECTION, ANGLE_CORRECTION_APPLIED,
+    AXIS_CONVENTION, BAD_LANES_FIXED, BAD_LANES_REJECTED, CARTESIAN_X, CARTESIAN_Y, CELL_TYPE_FILTER, CENTROIDS,
+    DEVICE, DIRECTION, DVNT_DV, DVNT_LR, DVNT_NT, FILTER_BY_CELL_TYPE, FILTERED_PREDICTION, INTERCEPT, META_OUTPUTS,
+    MODEL_PATH, MODEL_SOURCE, N_UNITS, N_UNITS_FIRST_PASS, N_UNITS_WITH_PATHWAY, NON_RGC_PROCESSED, NOTES,
+    ONH_CONSENSUS_DIRECTION, ONH_INSIDE_BOUNDARY, ONH_KEPT_UNIT_IDS, ONH_METHOD, ONH_MSE, ONH_N_CELLS_USED,
+    ONH_N_CENTROIDS_USED, ONH_N_ITERATIONS, ONH_N_VALID_AFTER_DIRECTION, ONH_OUTLIER_UNIT_IDS, ONH_R2_THRESHOLD,
+    ONH_REASON, ONH_RMSE, ONH_TOTAL_SQUARED_ERROR, ONH_X, ONH_Y, ORIGINAL_X, ORIGINAL_Y, P_VALUE, PREDICTION,
+    QUADRANT, R_VALUE, RADIUS, REASON, SELECTION, SELECTION_NOTE, SLOPE, SOMA_COL, SOMA_ROW, SOMA_T, STATUS, STD_ERR,
+    THETA, THETA_CORRECTED, THETA_RAW, TRANSFORMED_X, TRANSFORMED_Y, UNIT_OUTPUTS, UNITS_PROCESSED, UNWRITTEN_REASON,
+    UNWRITTEN_STATUS, UNWRITTEN_UNIT_IDS,
+)
 from .registry import Qc, Step, StepContext, reader
 
-AP = "units/{unit}/features/ap_tracking"
-META = "metadata/ap_tracking"
-ONH = f"{META}/all_ap_intersection"
-POLAR = f"{AP}/soma_polar_coordinates"
+if TYPE_CHECKING:
+    from ..ap_tracking.track import RecordingTrack, UnitTrack
+
 # Recorded when the packaged weights meet a recording `mea-pipeline synth` did not write: the same
 # words for every recording, so a batch's summary shows it once.
 PACKAGED_WEIGHTS_WARNING = (
@@ -129,25 +138,89 @@ def run(ctx: StepContext, p: APTrackingParams) -> dict:
     for warning in track.warnings:
         ctx.warn(warning)
     for unit_id, unit in track.units.items():
-        features = unit.features()
-        if features is not None:
-            ctx.tx.write_tree(AP.format(unit=unit_id), _with_attrs(features, unit.angle_attrs()))
+        _write_unit(ctx, unit_id, unit)
     no_eimage = [u for u, t in track.units.items() if t.status == "no_eimage"]
     if no_eimage:
         ctx.warn(f"{len(no_eimage)} unit(s) without a usable eimage were not tracked: {', '.join(no_eimage)}")
-    ctx.tx.write_tree(META, _with_attrs(track.metadata() | {
-        "model_path": str(model_path), "model_source": model_source,
-        "device": str(resolve_device(ctx.config.device)),
-        "axis_convention": ("eimage axes (t, row = axis 1, col = axis 2); refined_soma/x = row, y = col; "
-                            "all_ap_intersection/x = col, y = row; angles in degrees, 0 = +col, 90 = +row in "
-                            "the frame their 'frame' attribute names"),
-    }, track.angle_attrs()))
+    _write_metadata(ctx, track)
+    ctx.write({MODEL_PATH: str(model_path), MODEL_SOURCE: model_source,
+               DEVICE: str(resolve_device(ctx.config.device)), AXIS_CONVENTION: AXIS_CONVENTION_TEXT})
     found = track.onh
     return {"selection": track.selection, "selection_note": track.selection_note,
             "units_processed": track.units_processed,
-            "n_units_with_pathway": sum(u.status == "tracked" for u in track.units.values()),
+            "n_units_with_pathway": track.n_units_with_pathway,
             "onh": None if found is None else [round(found.x, 3), round(found.y, 3)],
             "onh_method": None if found is None else found.method}
+
+
+AXIS_CONVENTION_TEXT = ("eimage axes (t, row = axis 1, col = axis 2); refined_soma/x = row, y = col; "
+                        "all_ap_intersection/x = col, y = row; angles in degrees, 0 = +col, 90 = +row in "
+                        "the frame their 'frame' attribute names")
+# The attributes of a rotation from the electrode frame into the retina frame.
+ELECTRODE_TO_RETINA = {"frame": RETINA, "from_frame": ELECTRODE}
+NO_PATHWAY = Pathway(*[float("nan")] * 5)
+
+
+def _write_unit(ctx: StepContext, unit_id: str, unit: "UnitTrack") -> None:
+    """``unit``'s features in the lab's structure; nothing for a unit the lab writes nothing for."""
+    if not unit.has_output:
+        return
+    line = unit.pathway or NO_PATHWAY
+    values = {STATUS: unit.status, REASON: unit.reason, NOTES: "; ".join(unit.notes) or None,
+              **dict(zip((SOMA_T, SOMA_ROW, SOMA_COL), unit.refined_soma)),
+              SLOPE: line.slope, INTERCEPT: line.intercept, R_VALUE: line.r_value, P_VALUE: line.p_value,
+              STD_ERR: line.std_err, DIRECTION: unit.direction_deg}
+    attrs = {DIRECTION: {"frame": ELECTRODE}}
+    if unit.axon_initial_segment is None:
+        ctx.tx.write_group(AIS.at(unit=unit_id))  # the lab's empty group
+    else:
+        values |= dict(zip((AIS_T, AIS_ROW, AIS_COL), unit.axon_initial_segment))
+    if unit.prediction is not None:
+        values |= {PREDICTION: unit.prediction, FILTERED_PREDICTION: unit.filtered_prediction,
+                   CENTROIDS: unit.axon_centroids if len(unit.axon_centroids) else None}
+    polar = unit.polar
+    if polar is not None:
+        values |= {RADIUS: polar.radius, ANGLE: polar.angle, CARTESIAN_X: polar.cartesian_x,
+                   CARTESIAN_Y: polar.cartesian_y, THETA: polar.theta_deg, THETA_RAW: polar.theta_deg_raw,
+                   THETA_CORRECTED: polar.theta_deg_corrected, TRANSFORMED_X: polar.transformed_x,
+                   TRANSFORMED_Y: polar.transformed_y, QUADRANT: polar.quadrant, ORIGINAL_X: polar.original_x,
+                   ORIGINAL_Y: polar.original_y, ANATOMICAL_QUADRANT: polar.anatomical_quadrant,
+                   ANGLE_CORRECTION_APPLIED: polar.angle_correction_applied}
+        # Without the sheet's orientation the "corrected" angles are the raw ones, in the electrode frame.
+        corrected = {"frame": RETINA if polar.corrected else ELECTRODE}
+        attrs |= {THETA_RAW: {"frame": ELECTRODE}, ANGLE: corrected, THETA: corrected, THETA_CORRECTED: corrected,
+                  ANGLE_CORRECTION_APPLIED: ELECTRODE_TO_RETINA}
+    ctx.write(values, attrs, unit=unit_id)
+
+
+def _write_metadata(ctx: StepContext, track: "RecordingTrack") -> None:
+    """The recording's selection, counts, lanes, orientation and ONH (the step adds the model and device)."""
+    unwritten = track.unwritten
+    values = {
+        UNITS_PROCESSED: track.units_processed, NON_RGC_PROCESSED: track.non_rgc_processed,
+        FILTER_BY_CELL_TYPE: bool(track.filter_by_cell_type), CELL_TYPE_FILTER: track.cell_type_filter,
+        SELECTION: track.selection, SELECTION_NOTE: track.selection_note, N_UNITS: len(track.units),
+        N_UNITS_FIRST_PASS: track.n_units_first_pass, N_UNITS_WITH_PATHWAY: track.n_units_with_pathway,
+        BAD_LANES_FIXED: np.asarray(track.bad_lanes, dtype=np.int64),
+        BAD_LANES_REJECTED: list(track.rejected_lane_tokens) or None,
+        UNWRITTEN_UNIT_IDS: [u.unit_id for u in unwritten], UNWRITTEN_STATUS: [u.status for u in unwritten],
+        UNWRITTEN_REASON: [u.reason for u in unwritten],
+        DVNT_LR: track.retina.lr, DVNT_DV: track.retina.dv, DVNT_NT: track.retina.nt,
+        ANGLE_CORRECTION: track.angle_correction_deg,
+    }
+    o = track.onh
+    if o is None:
+        values[ONH_REASON] = track.onh_reason
+    else:
+        values |= {
+            ONH_X: o.x, ONH_Y: o.y, ONH_METHOD: o.method, ONH_MSE: o.mse,
+            ONH_RMSE: 0.0 if o.method == "legacy" else o.rmse,  # the lab's 0.0 for legacy (its mse is ONH_MSE)
+            ONH_TOTAL_SQUARED_ERROR: o.total_squared_error, ONH_R2_THRESHOLD: o.r2_threshold,
+            ONH_CONSENSUS_DIRECTION: o.consensus_direction, ONH_N_VALID_AFTER_DIRECTION: o.n_valid_after_direction,
+            ONH_N_CELLS_USED: o.n_cells_used, ONH_N_CENTROIDS_USED: o.n_centroids_used,
+            ONH_KEPT_UNIT_IDS: list(o.kept_unit_ids), ONH_OUTLIER_UNIT_IDS: list(o.outlier_unit_ids),
+            ONH_N_ITERATIONS: o.n_iterations, ONH_INSIDE_BOUNDARY: bool(o.inside_boundary)}
+    ctx.write(values, {ANGLE_CORRECTION: ELECTRODE_TO_RETINA, ONH_CONSENSUS_DIRECTION: {"frame": ELECTRODE}})
 
 
 # -- QC: drawn from the file through the readers above --------------------------------------------
@@ -212,146 +285,6 @@ def _center_xy(ctx: StepContext) -> str | None:
     """The sheet's retina position cell: the lab reads ``Center_XY`` first, then ``Center_xy``."""
     return gsheet_metadata.cell(ctx, "Center_XY") or gsheet_metadata.cell(ctx, "Center_xy")
 
-
-def _with_attrs(tree: Mapping, attrs: Mapping[str, Mapping], prefix: str = "") -> dict:
-    """``tree`` with the datasets named in ``attrs`` (paths relative to the tree) carrying their attributes."""
-    return {key: _with_attrs(value, attrs, f"{prefix}{key}/") if isinstance(value, Mapping)
-            else WithAttrs(value, attrs[f"{prefix}{key}"]) if f"{prefix}{key}" in attrs else value
-            for key, value in tree.items()}
-
-
-ELECTRODES = "electrodes"
-RETINA_WHEN_ORIENTED = ("retina frame when the sheet's Center_xy gives the orientation (angle_correction_applied "
-                        "present), else the electrode frame; the dataset's 'frame' attribute says which")
-
-# The outputs this step's readers read (and the writer, through the science's trees under AP and META).
-STATUS = Out(f"{AP}/status", "str", 0, "tracked, no_pathway or second_pass (units without output: "
-             f"{META}/unwritten_status)", required=False, origin=OURS)
-SOMA_ROW, SOMA_COL = outs(f"{AP}/refined_soma", ("x", "y"), "i", 0,
-    "{name} of the soma trough, int64 (x = row, eimage axis 1; y = col, axis 2)", required=False,
-    origin=LAB, units=ELECTRODES, frame=ELECTRODE)
-CENTROIDS = Out(f"{AP}/post_processed_data/axon_centroids", "f", 2, "float32 (N, 3) [t, row, col] of the axon, "
-                "longest smooth run (absent when N = 0)", required=False, origin=LAB,
-                units="frames, electrodes, electrodes", frame=ELECTRODE)
-SLOPE = Out(f"{AP}/ap_pathway/slope", "f", 0, "of the line row = slope * col + intercept (NaN without a pathway)",
-            required=False, origin=LAB, units="rows per column", frame=ELECTRODE)
-INTERCEPT = Out(f"{AP}/ap_pathway/intercept", "f", 0, "row of that line at col 0 (NaN without a pathway)",
-                required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE)
-ANGLE_CORRECTION = Out(f"{META}/angle_correction_deg", "f", 0, "rotation from the electrode frame into the retina "
-                       "frame (absent without the sheet's orientation or an ONH)", required=False, origin=OURS,
-                       units="degrees", frame=RETINA)
-ONH_REASON = Out(f"{META}/onh_reason", "str", 0, "why there is no ONH", required=False, origin=OURS)
-ONH_X, ONH_Y = outs(ONH, ("x", "y"), "f", 0, "ONH {name} (x = col, eimage axis 2; y = row, axis 1)", required=False,
-                    origin=LAB, units=ELECTRODES, frame=ELECTRODE)
-ONH_METHOD = Out(f"{ONH}/method", "str", 0, "iterative_refinement or legacy", required=False, origin=LAB)
-N_UNITS = Out(f"{META}/n_units", "i", 0, "units of the recording", origin=OURS)
-
-UNIT_OUTPUTS = (
-    STATUS,
-    Out(f"{AP}/reason", "str", 0, "why a unit has no pathway ('' when tracked)", required=False, origin=OURS),
-    Out(f"{AP}/notes", "str", 0, "e.g. non-finite eimage values replaced by 0", required=False, origin=OURS),
-    Out(f"{AP}/refined_soma/t", "i", 0, "eimage sample of the soma trough (int64; the spike is at sample 10)",
-        required=False, origin=LAB, units="frames (eimage samples)"),
-    SOMA_ROW, SOMA_COL,
-    Out(f"{AP}/axon_initial_segment", "group", None, "the lab's empty group when no electrode reaches 30 % of "
-        "the soma trough", required=False, origin=LAB),
-    Out(f"{AP}/axon_initial_segment/t", "i", 0, "eimage sample of the AIS trough (int64)", required=False,
-        origin=LAB, units="frames (eimage samples)"),
-    *outs(f"{AP}/axon_initial_segment", ("x", "y"), "i", 0,
-          "{name} of the earliest electrode reaching 30 % of the soma trough, int64 (x = row, y = col)",
-          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
-    Out(f"{AP}/prediction_sta_data", "f", 3, "float32 (50, 65, 65) CNN axon probability, 2-voxel border 0",
-        required=False, origin=LAB, units="probability", frame=ELECTRODE),
-    Out(f"{AP}/post_processed_data/filtered_prediction", "f", 3, "float32 prediction after the noise filter",
-        required=False, origin=LAB, units="probability", frame=ELECTRODE),
-    CENTROIDS,
-    SLOPE,
-    INTERCEPT,
-    *outs(f"{AP}/ap_pathway", ("r_value", "p_value", "std_err"), "f", 0,
-          "{name} of the line fit (scipy linregress; NaN without a pathway)", required=False, origin=LAB),
-    Out(f"{AP}/direction_deg", "f", 0, "axon direction from the soma, degrees, 0 = +col, 90 = +row (NaN "
-        "without a pathway)", required=False, origin=OURS, units="degrees", frame=ELECTRODE),
-    Out(f"{POLAR}/radius", "f", 0, "soma distance from the ONH", required=False, origin=LAB, units=ELECTRODES),
-    *outs(POLAR, ("cartesian_x", "cartesian_y"), "f", 0, "{name}: soma col - ONH x (_x), soma row - ONH y (_y)",
-          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
-    *outs(POLAR, ("original_x", "original_y"), "i", 0, "{name}: soma row (_x), soma col (_y), int64",
-          required=False, origin=LAB, units=ELECTRODES, frame=ELECTRODE),
-    Out(f"{POLAR}/theta_deg_raw", "f", 0, "soma angle seen from the ONH, atan2(cartesian_y, cartesian_x) in "
-        "[0, 360)", required=False, origin=LAB, units="degrees", frame=ELECTRODE),
-    *outs(POLAR, ("theta_deg", "theta_deg_corrected"), "f", 0,
-          "{name}: theta_deg_raw + angle_correction_applied in [0, 360); " + RETINA_WHEN_ORIENTED,
-          required=False, origin=LAB, units="degrees", frame=RETINA),
-    Out(f"{POLAR}/angle", "f", 0, "theta_deg in radians; " + RETINA_WHEN_ORIENTED, required=False, origin=LAB,
-        units="radians", frame=RETINA),
-    *outs(POLAR, ("transformed_x", "transformed_y"), "f", 0, "{name}: radius * (cos, sin) of theta_deg; "
-          + RETINA_WHEN_ORIENTED, required=False, origin=LAB, units=ELECTRODES, frame=RETINA),
-    Out(f"{POLAR}/quadrant", "str", 0, "Q1..Q4 from the signs of transformed_x, transformed_y", required=False,
-        origin=LAB, frame=RETINA),
-    Out(f"{POLAR}/anatomical_quadrant", "str", 0, "dorsal|ventral-nasal|temporal of the recorded piece (absent "
-        "without the sheet's orientation)", required=False, origin=LAB, frame=RETINA),
-    Out(f"{POLAR}/angle_correction_applied", "f", 0, "rotation from the electrode frame into the retina frame "
-        "(attributes frame = retina, from_frame = electrode; absent without the sheet's orientation)",
-        required=False, origin=LAB, units="degrees", frame=RETINA),
-)
-
-META_OUTPUTS = (
-    Out(f"{META}/model_path", "str", 0, "the CNN weights used (absolute path)", origin=LAB),
-    Out(f"{META}/model_source", "str", 0, "packaged (the project's default weights, or a file with their content) "
-        "or given (other weights: --ap-model or ap_model in the config)", origin=OURS),
-    *outs(META, ("units_processed", "non_rgc_processed"), "i", 0,
-          "{name}: units that got the CNN (first pass) / soma, AIS and polar coordinates only (second pass)",
-          origin=LAB),
-    Out(f"{META}/filter_by_cell_type", "b", 0, "whether the cell-type label chose the first-pass units",
-        origin=LAB),
-    Out(f"{META}/cell_type_filter", "str", 0, "the label of the first-pass units", origin=LAB),
-    *outs(META, ("dvnt_dv", "dvnt_nt"), "f", 0, "{name}: the sheet's Center_xy dorso-ventral (dorsal positive) / "
-          "naso-temporal (nasal positive) position (absent if unknown)", required=False, origin=LAB, frame=RETINA),
-    Out(f"{META}/dvnt_lr", "str", 0, "the sheet's eye, L or R (absent if unknown)", required=False, origin=LAB),
-    Out(f"{META}/selection", "str", 0, "which units got the CNN and why: 'rgc units: labels', 'all units: no "
-        "labels', 'all units: no unit labelled rgc', 'no units: ...' or 'all units: cell-type filter off'",
-        origin=OURS),
-    Out(f"{META}/selection_note", "str", 0, "the selection with its counts", origin=OURS),
-    Out(f"{META}/device", "str", 0, "where the CNN ran (cpu, cuda, mps)", origin=OURS),
-    Out(f"{META}/axis_convention", "str", 0, "the axes of the keys above, in words", origin=OURS),
-    N_UNITS,
-    Out(f"{META}/n_units_first_pass", "i", 0, "units selected for the CNN (with or without a usable eimage)",
-        origin=OURS),
-    Out(f"{META}/n_units_with_pathway", "i", 0, "units with a fitted pathway (status tracked)", origin=OURS),
-    Out(f"{META}/bad_lanes_fixed", "i", 1, "columns (0-based, eimage axis 2) set to the eimage mean", origin=OURS,
-        frame=ELECTRODE),
-    Out(f"{META}/bad_lanes_rejected", "str", 1, "Bad_lanes tokens that are not column numbers", required=False,
-        origin=OURS),
-    Out(f"{META}/unwritten_unit_ids", "str", 1, "units without features/ap_tracking, as in the lab's layout: no "
-        "usable eimage, or not selected and no ONH for a second pass", origin=OURS),
-    Out(f"{META}/unwritten_status", "str", 1, "their status, in the same order: no_eimage or not_tracked",
-        origin=OURS),
-    Out(f"{META}/unwritten_reason", "str", 1, "their reason, in the same order", origin=OURS),
-    ANGLE_CORRECTION,
-    ONH_REASON,
-    ONH_X, ONH_Y,
-    ONH_METHOD,
-    Out(f"{ONH}/rmse", "f", 0, "root mean squared distance of the centroids to their ONH rays; 0.0 for legacy, "
-        "as in the lab (see mse)", required=False, origin=LAB, units=ELECTRODES),
-    Out(f"{ONH}/n_cells_used", "i", 0, "cells the ONH was fitted with (legacy: all pathways)", required=False,
-        origin=LAB),
-    Out(f"{ONH}/mse", "f", 0, "mean squared distance of the centroids to their ONH rays (legacy: of the ONH to "
-        "the lines)", required=False, origin=OURS, units="electrodes^2"),
-    Out(f"{ONH}/total_squared_error", "f", 0, "sum of those squared distances", required=False, origin=OURS,
-        units="electrodes^2"),
-    Out(f"{ONH}/r2_threshold", "f", 0, "the R^2 threshold that succeeded (NaN for legacy)", required=False,
-        origin=OURS),
-    Out(f"{ONH}/consensus_direction", "f", 0, "R^2-weighted circular mean of the pathway directions",
-        required=False, origin=OURS, units="degrees", frame=ELECTRODE),
-    Out(f"{ONH}/n_valid_after_direction", "i", 0, "pathways within direction_tolerance_deg of the consensus",
-        required=False, origin=OURS),
-    Out(f"{ONH}/n_centroids_used", "i", 0, "centroids the ONH was fitted to", required=False, origin=OURS),
-    Out(f"{ONH}/n_iterations", "i", 0, "refinement iterations (0 for legacy)", required=False, origin=OURS),
-    Out(f"{ONH}/kept_unit_ids", "str", 1, "units the ONH was fitted with", required=False, origin=OURS),
-    Out(f"{ONH}/outlier_unit_ids", "str", 1, "units the refinement removed as outliers", required=False,
-        origin=OURS),
-    Out(f"{ONH}/inside_boundary", "b", 0, "whether the ONH is closer than boundary_tolerance * R to the centre",
-        required=False, origin=OURS),
-)
 
 STEP = Step(
     name="ap_tracking", position=10,

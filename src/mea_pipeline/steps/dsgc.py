@@ -36,20 +36,25 @@ from typing import NamedTuple
 import numpy as np
 
 from ..dsgc.pickle_table import load_on_off_table, pixel_rule
-from ..dsgc.sectioning import section_by_direction, spike_movie_frames, trial_spike_counts
+from ..dsgc.sectioning import DirectionSection, section_by_direction, spike_movie_frames, trial_spike_counts
 from ..dsgc.segments import DirectionLayout
 from ..dsgc.selectivity import direction_selectivity
 from ..frames import STIMULUS
-from ..schema import LAB, OURS, Out, outs
 from ..stimulus_library import StimulusLibrary
-from ..store import WithAttrs
 from . import load_recording, rf_geometry, section_spike_times, section_time
-from .dsgc_frames import FRAME_OUTPUTS, REGISTRATION_OUTPUTS, SIMILARITY, register_stimulus, write_direction_frames
+from .dsgc_frames import SIMILARITY, register_stimulus, write_direction_frames
 from .dsgc_library import check_library, sweep_layout
+from .dsgc_outputs import (
+    CELL_CENTER_COL, CELL_CENTER_ROW, CELL_CENTER_SOURCE, CROSSING_SOURCE, DIRECTION_LIST, DSI_CLASSIC, DSI_VECTOR,
+    LAB_DIRECTION_LIST, META_ANGLE_CONVENTION, META_DIRECTION_LIST, META_N_REPETITIONS, META_REASON, META_STATUS,
+    MOVIE, N_DIRECTIONS, N_PERMUTATIONS, N_REPETITIONS, N_SPIKES, N_UNITS_SECTIONED, N_UNITS_SKIPPED, OSI, OUTPUTS,
+    P_VALUE, PADDING_FRAMES, PREFERRED, REASON, SECTION_ANGLE_CONVENTION, SECTION_BOUNDS, SECTION_BOUNDS_SAMPLES,
+    SECTION_FRAME, SPIKE_COUNTS, SPIKE_COUNTS_PER_TRIAL, STATUS, SWEEP_LAYOUT_SOURCE, SWEEP_LEAD_IN, SWEEP_SEGMENTS,
+    TRIALS, TRIALS_SAMPLES, TRIALS_UNIT,
+)
 from .registry import Qc, Step, StepContext, reader
 
 ANGLE_CONVENTION = "degrees; 0 = bar moving toward +column (right), 90 = toward +row (down)"
-META = "metadata/dsgc"
 # Every stored angle names its frame (PRODUCT 3.12).
 ANGLE_ATTRS = {"frame": STIMULUS}
 
@@ -162,7 +167,7 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     if p.movie not in section_time.sectioned_movies(ctx):
         reason = f"the playlist has no '{p.movie}' (or section_time could not section it): no direction sectioning"
         ctx.warn(reason)
-        ctx.tx.write_tree(META, {"movie": p.movie, "status": "no_moving_bar", "reason": reason})
+        ctx.write({MOVIE: p.movie, META_STATUS: "no_moving_bar", META_REASON: reason})
         return {"result": "no_moving_bar", "n_units_sectioned": 0}
 
     library = StimulusLibrary(ctx.config.stimuli)
@@ -186,42 +191,41 @@ def run(ctx: StepContext, p: DsgcParams) -> dict:
     skipped = {}
     for done, unit in enumerate(units):
         ctx.report_progress(done, len(units))
-        base = FEATURES.format(unit=unit, movie=p.movie)
+        where = {"unit": unit, "movie": p.movie}
         # The lab's spikes: those of section_spike_times' trials of the movie (a window reaching past them, at
         # the movie's ends, holds only these).
         spikes = section_spike_times.full_spike_times(ctx, unit, p.movie)
         if reason := _skip_reason(unit, missing, pixels, crossings, spikes, p.movie):
             skipped[unit] = reason
-            ctx.tx.write_tree(base, {"status": "skipped", "reason": reason})
+            ctx.write({STATUS: "skipped", REASON: reason}, **where)
             continue
         row, col, center_source = pixels[unit]
         on, off = crossings[(row, col)]
         sections = section_by_direction(spike_movie_frames(spikes, frames, frame0), on, off, layout,
                                         p.padding_frames, spike_samples=spikes)
-        section = DS.format(unit=unit, movie=p.movie)
-        _write_sections(ctx, section, sections, frames, frame0)
-        _write_lab_attrs(ctx, f"{section}/_attrs", layout, p.padding_frames, row, col)
-        ctx.tx.set_attrs(section, {
-            "cell_center_source": center_source, "angle_convention": ANGLE_CONVENTION, "frame": STIMULUS,
-            "trials_unit": "movie-relative frames (trials_samples: acquisition samples)"})
+        _write_sections(ctx, sections, frames, frame0, where)
+        _write_lab_attrs(ctx, layout, p.padding_frames, row, col, where)
+        ctx.write({CELL_CENTER_SOURCE: center_source, SECTION_ANGLE_CONVENTION: ANGLE_CONVENTION,
+                   SECTION_FRAME: STIMULUS,
+                   TRIALS_UNIT: "movie-relative frames (trials_samples: acquisition samples)"}, **where)
         counts = trial_spike_counts(sections, layout)
-        selectivity = direction_selectivity(counts, directions, n_permutations=p.n_permutations, seed=p.seed)
-        preferred = selectivity.pop("preferred_direction_deg")
-        ctx.tx.write_tree(base, {**selectivity, "reason": selectivity["reason"] or "", "status": "ok",
-                                 "spike_counts_per_trial": counts,
-                                 "preferred_direction_deg": WithAttrs(preferred, ANGLE_ATTRS),
-                                 "direction_list": WithAttrs(directions, ANGLE_ATTRS)})
-        write_direction_frames(ctx, base, preferred, registration)
+        tuned = direction_selectivity(counts, directions, n_permutations=p.n_permutations, seed=p.seed)
+        ctx.write({STATUS: "ok", REASON: tuned.reason or "", PREFERRED: tuned.preferred_direction_deg,
+                   DIRECTION_LIST: directions, SPIKE_COUNTS: tuned.spike_counts, SPIKE_COUNTS_PER_TRIAL: counts,
+                   DSI_VECTOR: tuned.dsi_vector, DSI_CLASSIC: tuned.dsi_classic, OSI: tuned.osi,
+                   P_VALUE: tuned.p_value, N_SPIKES: tuned.n_spikes, N_PERMUTATIONS: tuned.n_permutations},
+                  {PREFERRED: ANGLE_ATTRS, DIRECTION_LIST: ANGLE_ATTRS}, **where)
+        write_direction_frames(ctx, tuned.preferred_direction_deg, registration, **where)
     for unit, reason in skipped.items():
         ctx.warn(f"{unit}: not sectioned by direction: {reason}")
     sectioned = len(units) - len(skipped)
-    ctx.tx.write_tree(META, {
-        "movie": p.movie, "status": "ok", "reason": "", "crossing_source": source,
-        "sweep_layout_source": layout_source, "angle_convention": ANGLE_CONVENTION,
-        "n_repetitions": layout.n_repetitions, "sweep_segments": layout.segments,
-        "sweep_lead_in_frames": layout.lead_in, "n_units_sectioned": sectioned, "n_units_skipped": len(skipped),
-        "direction_list": WithAttrs(directions, ANGLE_ATTRS),
-    })
+    ctx.write({
+        MOVIE: p.movie, META_STATUS: "ok", META_REASON: "", CROSSING_SOURCE: source,
+        SWEEP_LAYOUT_SOURCE: layout_source, META_ANGLE_CONVENTION: ANGLE_CONVENTION,
+        META_N_REPETITIONS: layout.n_repetitions, SWEEP_SEGMENTS: layout.segments,
+        SWEEP_LEAD_IN: layout.lead_in, N_UNITS_SECTIONED: sectioned, N_UNITS_SKIPPED: len(skipped),
+        META_DIRECTION_LIST: directions,
+    }, {META_DIRECTION_LIST: ANGLE_ATTRS})
     return {"result": "ok", "n_units_sectioned": sectioned, "crossing_source": source.split(" ")[0],
             "sweep_lead_in_frames": layout.lead_in}
 
@@ -238,44 +242,25 @@ def _skip_reason(unit: str, missing: dict, pixels: dict, crossings: dict, spikes
     return None
 
 
-def _write_lab_attrs(ctx: StepContext, path: str, layout: DirectionLayout, padding: int, row: int, col: int) -> None:
+def _write_lab_attrs(ctx: StepContext, layout: DirectionLayout, padding: int, row: int, col: int,
+                     where: dict) -> None:
     """The lab's ``_attrs`` sub-group: int64 datasets, as its session writer stores them."""
-    ctx.tx.write_tree(path, {
-        "direction_list": WithAttrs(layout.directions.astype(np.int64), ANGLE_ATTRS),
-        "n_directions": np.int64(len(layout.directions)), "n_repetitions": np.int64(layout.n_repetitions),
-        "padding_frames": np.int64(padding), "cell_center_row": np.int64(row), "cell_center_col": np.int64(col),
-    })
+    ctx.write({LAB_DIRECTION_LIST: layout.directions.astype(np.int64), N_DIRECTIONS: np.int64(len(layout.directions)),
+               N_REPETITIONS: np.int64(layout.n_repetitions), PADDING_FRAMES: np.int64(padding),
+               CELL_CENTER_ROW: np.int64(row), CELL_CENTER_COL: np.int64(col)},
+              {LAB_DIRECTION_LIST: ANGLE_ATTRS}, **where)
 
 
-def _write_sections(ctx: StepContext, base: str, sections: dict, frames: np.ndarray, frame0: int) -> None:
+def _write_sections(ctx: StepContext, sections: dict[str, DirectionSection], frames: np.ndarray, frame0: int,
+                    where: dict) -> None:
     """Per direction: trials in frames and samples, and the window bounds in both."""
     last = len(frames) - 1
-    for name, entry in sections.items():
-        bounds = entry["section_bounds"]
-        ctx.tx.write_tree(f"{base}/{name}", {
-            "trials": {str(k): t for k, t in enumerate(entry["trials"])},
-            "trials_samples": {str(k): t for k, t in enumerate(entry["trial_samples"])},
-            "section_bounds": bounds,
-            "section_bounds_samples": frames[np.clip(bounds + frame0, 0, last)].astype(np.int64),
-        })
-
-
-DS = "units/{unit}/spike_times_sectioned/{movie}/direction_section"
-# One group per direction, named by its angle in degrees ("0", "45", ..., "315").
-DIRECTION = DS + "/{field}"
-FEATURES = "units/{unit}/features/{movie}/dsgc"
-FRAMES = "movie frames"
-STATUS = Out(FEATURES + "/status", "str", 0, "ok or skipped", origin=OURS)
-REASON = Out(FEATURES + "/reason", "str", 0, "why skipped, or why an index is NaN ('' otherwise)", origin=OURS)
-DIRECTION_LIST = Out(FEATURES + "/direction_list", "f", 1, "direction of each row of the counts",
-                     required=False, origin=OURS, units="deg", frame=STIMULUS)
-SPIKE_COUNTS = Out(FEATURES + "/spike_counts", "f", 1, "mean spike count of each direction's windows",
-                   required=False, origin=OURS, units="spikes")
-DSI_VECTOR = Out(FEATURES + "/dsi_vector", "f", 0, "length of the vector sum of the mean counts / their sum",
-                 required=False, origin=OURS)
-P_VALUE = Out(FEATURES + "/p_value", "f", 0, "of dsi_vector under a seeded permutation of the trial labels",
-              required=False, origin=OURS)
-MOVIE = Out(META + "/movie", "str", 0, "the moving-bar movie (parameter movie)", origin=OURS)
+    for name, section in sections.items():
+        for trial, (spikes, samples) in enumerate(zip(section.trials, section.trial_samples)):
+            ctx.write({TRIALS: spikes, TRIALS_SAMPLES: samples}, **where, field=name, trial=str(trial))
+        ctx.write({SECTION_BOUNDS: section.bounds,
+                   SECTION_BOUNDS_SAMPLES: frames[np.clip(section.bounds + frame0, 0, last)].astype(np.int64)},
+                  **where, field=name)
 
 
 class Tuning(NamedTuple):
@@ -351,67 +336,6 @@ STEP = Step(
               "ap_tracking"),
     reads=frozenset({"stimuli", "on_off_dict"}), params=DsgcParams, version="2", run=run,
     library_check=check_library, qc=Qc(topic="dsgc", figure=qc_figure, numbers=qc_numbers),
-    outputs=FRAME_OUTPUTS + REGISTRATION_OUTPUTS + (
-        Out(DS + "/_attrs/direction_list", "i", 1, "direction of each direction group, in the stimulus' order",
-            required=False, origin=LAB, units="deg", frame=STIMULUS),
-        *outs(DS + "/_attrs", ("n_directions", "n_repetitions"), "i", 0, "{name} of the moving bar",
-              required=False, origin=LAB),
-        Out(DS + "/_attrs/padding_frames", "i", 0, "frames added before ON and after OFF", required=False,
-            origin=LAB, units=FRAMES),
-        *outs(DS + "/_attrs", ("cell_center_row", "cell_center_col"), "i", 0,
-              "{name}: pixel of the RF centre where the bar crossings are read (int(c * 20 + 10), clipped)",
-              required=False, origin=LAB, units="stimulus pixels", frame=STIMULUS),
-        Out(DIRECTION + "/trials/{trial}", "i", 1,
-            "spikes of repetition {trial} in direction {field} (degrees), movie-relative frames", required=False,
-            origin=LAB, units=FRAMES),
-        Out(DIRECTION + "/section_bounds", "i", 2,
-            "(n_repetitions, 2) [ON - padding, OFF + padding] movie-relative frames, both ends included",
-            required=False, origin=LAB, units=FRAMES),
-        Out(DIRECTION + "/trials_samples/{trial}", "i", 1, "the same spikes as acquisition samples",
-            required=False, origin=OURS, units="samples"),
-        Out(DIRECTION + "/section_bounds_samples", "i", 2, "the same windows as acquisition samples (frame onsets)",
-            required=False, origin=OURS, units="samples"),
-        Out(DS + "@cell_center_source", "str", None, "gaussian_fit or argmax (rf_geometry's centre used)",
-            required=False, origin=OURS),
-        Out(DS + "@angle_convention", "str", None, "how the direction groups' angles are measured",
-            required=False, origin=OURS, frame=STIMULUS),
-        Out(DS + "@frame", "str", None, "frame of the directions and pixels: 'stimulus'", required=False, origin=OURS),
-        Out(DS + "@trials_unit", "str", None, "what trials and trials_samples count", required=False, origin=OURS),
-        STATUS,
-        REASON,
-        Out(FEATURES + "/preferred_direction_deg", "f", 0, "angle of the vector sum of the mean counts",
-            required=False, origin=OURS, units="deg", frame=STIMULUS),
-        DIRECTION_LIST,
-        SPIKE_COUNTS,
-        Out(FEATURES + "/spike_counts_per_trial", "i", 2, "(n_directions, n_repetitions) spikes per window",
-            required=False, origin=OURS, units="spikes"),
-        DSI_VECTOR,
-        Out(FEATURES + "/dsi_classic", "f", 0, "(pref - null) / (pref + null) of the mean counts", required=False,
-            origin=OURS),
-        Out(FEATURES + "/osi", "f", 0, "length of the second-harmonic vector sum / the sum of the mean counts",
-            required=False, origin=OURS),
-        P_VALUE,
-        Out(FEATURES + "/n_spikes", "i", 0, "spikes in all windows", required=False, origin=OURS, units="spikes"),
-        Out(FEATURES + "/n_permutations", "i", 0, "permutations behind p_value", required=False, origin=OURS),
-        MOVIE,
-        Out(META + "/status", "str", 0, "ok or no_moving_bar", origin=OURS),
-        Out(META + "/reason", "str", 0, "why nothing was sectioned ('' otherwise)", origin=OURS),
-        Out(META + "/crossing_source", "str", 0, "'movie <.npy path>' or 'pickle <.pkl path>'", required=False,
-            origin=OURS),
-        Out(META + "/sweep_layout_source", "str", 0, "the JSON and frame count the sweeps come from",
-            required=False, origin=OURS),
-        Out(META + "/direction_list", "f", 1, "directions of the sweeps", required=False, origin=OURS, units="deg",
-            frame=STIMULUS),
-        Out(META + "/angle_convention", "str", 0, "how the directions are measured", required=False, origin=OURS,
-            frame=STIMULUS),
-        Out(META + "/n_repetitions", "i", 0, "repetitions of the directions", required=False, origin=OURS),
-        Out(META + "/sweep_segments", "i", 2, "(n_trials, 2) [start, end) of each sweep, movie-relative",
-            required=False, origin=OURS, units=FRAMES),
-        Out(META + "/sweep_lead_in_frames", "i", 0, "movie frame at which the first trial starts", required=False,
-            origin=OURS, units=FRAMES),
-        Out(META + "/n_units_sectioned", "i", 0, "units sectioned by direction", required=False, origin=OURS),
-        Out(META + "/n_units_skipped", "i", 0, "units skipped (each with its reason in its features)",
-            required=False, origin=OURS),
-    ),
+    outputs=OUTPUTS,
     description="Moving-bar spikes sectioned by direction; preferred direction, DSI (vector, classic), OSI, p",
 )

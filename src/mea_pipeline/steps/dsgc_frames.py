@@ -15,22 +15,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
-from ..frames import ELECTRODE, RETINA, STIMULUS
+from ..frames import ELECTRODE, RETINA
 from ..frames.registration import AFFINE, SIMILARITY, Registration, fit_registration, map_direction, retina_direction
-from ..schema import OURS, Out, outs
-from ..store import WithAttrs
 from . import ap_tracking, rf_geometry, soma_geometry
+from .dsgc_outputs import (
+    PREFERRED_ELECTRODE, PREFERRED_ELECTRODE_REASON, PREFERRED_RETINA, PREFERRED_RETINA_LABEL, PREFERRED_RETINA_REASON,
+    REG_CONVENTION, REG_ELECTRODE_XY, REG_KIND, REG_MATRIX, REG_N_PAIRED, REG_N_USED, REG_OFFSET, REG_OUTLIER_UNITS,
+    REG_PITCH, REG_REASON, REG_REFLECTED, REG_RESIDUAL, REG_RESIDUAL_OTHER, REG_RESIDUALS, REG_RETINA_REASON,
+    REG_RF_MOVIE, REG_ROTATION, REG_SCALE, REG_SCALE_UM, REG_STATUS, REG_STIMULUS_XY, REG_UNITS,
+)
 from .registry import StepContext
 
 if TYPE_CHECKING:
     from .dsgc import DsgcParams
 
-REGISTRATION = "metadata/stimulus_registration"
 REGISTRATION_CONVENTION = (
     "electrode_xy = matrix @ stimulus_xy + offset; xy = (column, row); stimulus in pixels of the projector "
     "image (pixel p centred on p), electrodes 0-based (column = eimage axis 2, row = axis 1); reflected: "
     "matrix = scale * R(rotation_deg) @ T, T swapping column and row")
-FEATURES = "units/{unit}/features/{movie}/dsgc"
 
 
 class DirectionFrames:
@@ -83,102 +85,27 @@ def register_stimulus(ctx: StepContext, units: list[str], rf_movie: str | None, 
         ctx.warn(f"no stimulus registration: {registration.reason}")
     orientation = ap_tracking.retina_orientation(ctx)
     ok = registration.status == "ok"
-    ctx.tx.write_tree(REGISTRATION, {
-        "status": registration.status, "reason": registration.reason, "kind": registration.kind,
-        "matrix": registration.matrix, "offset": registration.offset, "reflected": bool(registration.reflected),
-        "scale": registration.scale, "scale_um_per_px": registration.scale * p.electrode_pitch_um,
-        "residual_um": registration.residual_um,
-        "residual_other_handedness_um": registration.residual_other_handedness_um,
-        "n_units_paired": len(paired), "n_units_used": registration.n_used,
-        "units": paired, "stimulus_xy_px": np.reshape(stimulus_xy, (-1, 2)),
-        "electrode_xy": np.reshape(electrode_xy, (-1, 2)),
-        "residuals_um": registration.residuals_um if ok else np.full(len(paired), np.nan),
-        "outlier_units": [u for u, used in zip(paired, registration.inliers) if not used] if ok else [],
-        "rf_movie": rf_movie or "", "electrode_pitch_um": p.electrode_pitch_um,
-        "convention": REGISTRATION_CONVENTION, "retina_reason": orientation.reason,
-        "rotation_deg": WithAttrs(registration.rotation_deg, {"frame": ELECTRODE}),
-    })
+    ctx.write({
+        REG_STATUS: registration.status, REG_REASON: registration.reason, REG_KIND: registration.kind,
+        REG_MATRIX: registration.matrix, REG_OFFSET: registration.offset, REG_REFLECTED: bool(registration.reflected),
+        REG_SCALE: registration.scale, REG_SCALE_UM: registration.scale * p.electrode_pitch_um,
+        REG_ROTATION: registration.rotation_deg, REG_RESIDUAL: registration.residual_um,
+        REG_RESIDUAL_OTHER: registration.residual_other_handedness_um,
+        REG_N_PAIRED: len(paired), REG_N_USED: registration.n_used,
+        REG_UNITS: paired, REG_STIMULUS_XY: np.reshape(stimulus_xy, (-1, 2)),
+        REG_ELECTRODE_XY: np.reshape(electrode_xy, (-1, 2)),
+        REG_RESIDUALS: registration.residuals_um if ok else np.full(len(paired), np.nan),
+        REG_OUTLIER_UNITS: [u for u, used in zip(paired, registration.inliers) if not used] if ok else [],
+        REG_RF_MOVIE: rf_movie or "", REG_PITCH: p.electrode_pitch_um,
+        REG_CONVENTION: REGISTRATION_CONVENTION, REG_RETINA_REASON: orientation.reason,
+    }, {REG_ROTATION: {"frame": ELECTRODE}})
     return DirectionFrames(registration, orientation.correction_deg, orientation.reason)
 
 
-def write_direction_frames(ctx: StepContext, base: str, preferred_deg: float, frames: DirectionFrames) -> None:
+def write_direction_frames(ctx: StepContext, preferred_deg: float, frames: DirectionFrames, **where: str) -> None:
     """The preferred direction in the electrode and retina frames beside the stimulus one, each naming its frame."""
     electrode, electrode_reason = frames.electrode(preferred_deg)
     retina, label, retina_reason = frames.retina(electrode, electrode_reason)
-    ctx.tx.write_tree(base, {
-        "preferred_direction_electrode_deg": WithAttrs(electrode, {"frame": ELECTRODE}),
-        "preferred_direction_electrode_reason": electrode_reason,
-        "preferred_direction_retina_deg": WithAttrs(retina, {"frame": RETINA}),
-        "preferred_direction_retina_label": label, "preferred_direction_retina_reason": retina_reason,
-    })
-
-
-FRAME_OUTPUTS = (
-    Out(FEATURES + "/preferred_direction_electrode_deg", "f", 0,
-        "preferred_direction_deg carried into the electrode frame through the stimulus registration's linear "
-        "part (0 = toward +column, 90 = toward +row of the eimage); NaN when there is no registration",
-        required=False, origin=OURS, units="degrees", frame=ELECTRODE),
-    Out(FEATURES + "/preferred_direction_retina_deg", "f", 0,
-        "the electrode-frame direction plus ap_tracking's angle_correction_deg (the lab's rule for soma polar "
-        "coordinates): 0 = nasal, 90 = dorsal, 180 = temporal, 270 = ventral; NaN without ONH and Center_xy",
-        required=False, origin=OURS, units="degrees", frame=RETINA),
-    Out(FEATURES + "/preferred_direction_retina_label", "str", 0,
-        "nearest of nasal, dorsal, temporal, ventral (ties to the earlier); '' when NaN",
-        required=False, origin=OURS, frame=RETINA),
-    *outs(FEATURES, ("preferred_direction_electrode_reason", "preferred_direction_retina_reason"), "str", 0,
-          "why the direction in that frame is NaN ('' when it has a value)", required=False, origin=OURS),
-)
-
-REGISTRATION_OUTPUTS = (
-    Out(f"{REGISTRATION}/status", "str", 0, "ok or refused (then NaN numbers and the reason)",
-        origin=OURS),
-    Out(f"{REGISTRATION}/reason", "str", 0, "why the registration was refused ('' when ok)",
-        origin=OURS),
-    Out(f"{REGISTRATION}/kind", "str", 0, "similarity (rotation, uniform scale, translation, reflection allowed) or "
-        "affine",
-        origin=OURS),
-    Out(f"{REGISTRATION}/convention", "str", 0, "how matrix and offset map stimulus pixels to electrodes",
-        origin=OURS),
-    Out(f"{REGISTRATION}/matrix", "f", 2, "(2, 2) linear part: electrode_xy = matrix @ stimulus_xy + offset, xy = "
-        "(column, row)",
-        origin=OURS, units="electrodes per stimulus pixel"),
-    Out(f"{REGISTRATION}/offset", "f", 1, "(2,) translation, (column, row)",
-        origin=OURS, units="electrodes", frame=ELECTRODE),
-    Out(f"{REGISTRATION}/reflected", "b", 0, "the stimulus is mirrored against the electrodes (det(matrix) < 0)",
-        origin=OURS),
-    Out(f"{REGISTRATION}/scale", "f", 0, "sqrt(|det(matrix)|)",
-        origin=OURS, units="electrodes per stimulus pixel"),
-    Out(f"{REGISTRATION}/scale_um_per_px", "f", 0, "scale times electrode_pitch_um",
-        origin=OURS, units="um per stimulus pixel"),
-    Out(f"{REGISTRATION}/rotation_deg", "f", 0, "electrode-frame angle of the stimulus +column axis, or of its +row "
-        "axis when reflected (matrix = scale * R(rotation_deg) @ T, T swapping column and row)",
-        origin=OURS, units="degrees", frame=ELECTRODE),
-    Out(f"{REGISTRATION}/residual_um", "f", 0, "RMS distance of the mapped RF centres from the somas of the units "
-        "used",
-        origin=OURS, units="um"),
-    Out(f"{REGISTRATION}/residual_other_handedness_um", "f", 0, "the same for the best fit of the other handedness on "
-        "the same units (how clearly the data decide reflected); NaN for affine",
-        origin=OURS, units="um"),
-    Out(f"{REGISTRATION}/n_units_paired", "i", 0, "units with both an RF centre (rf_geometry) and a soma centre "
-        "(soma_geometry)",
-        origin=OURS),
-    Out(f"{REGISTRATION}/n_units_used", "i", 0, "paired units within registration_outlier_um of the fit",
-        origin=OURS),
-    Out(f"{REGISTRATION}/units", "str", 1, "the paired units, in the order of the arrays below",
-        origin=OURS),
-    Out(f"{REGISTRATION}/outlier_units", "str", 1, "paired units farther than registration_outlier_um from the fit",
-        origin=OURS),
-    Out(f"{REGISTRATION}/stimulus_xy_px", "f", 2, "(n, 2) RF centres of the paired units, (column, row)",
-        origin=OURS, units="stimulus pixels", frame=STIMULUS),
-    Out(f"{REGISTRATION}/electrode_xy", "f", 2, "(n, 2) soma centres of the paired units, (column, row)",
-        origin=OURS, units="electrodes", frame=ELECTRODE),
-    Out(f"{REGISTRATION}/residuals_um", "f", 1, "(n,) distance of each paired unit's mapped RF centre from its soma",
-        origin=OURS, units="um"),
-    Out(f"{REGISTRATION}/rf_movie", "str", 0, "the dense-noise movie whose RF centres were used ('' if none)",
-        origin=OURS),
-    Out(f"{REGISTRATION}/electrode_pitch_um", "f", 0, "electrode pitch (parameter electrode_pitch_um)",
-        origin=OURS, units="um"),
-    Out(f"{REGISTRATION}/retina_reason", "str", 0, "why directions have no retina frame (no ONH, or no DV and NT in "
-        "Center_xy); '' when they have",
-        origin=OURS),
-)
+    ctx.write({PREFERRED_ELECTRODE: electrode, PREFERRED_ELECTRODE_REASON: electrode_reason,
+               PREFERRED_RETINA: retina, PREFERRED_RETINA_LABEL: label, PREFERRED_RETINA_REASON: retina_reason},
+              {PREFERRED_ELECTRODE: {"frame": ELECTRODE}, PREFERRED_RETINA: {"frame": RETINA}}, **where)

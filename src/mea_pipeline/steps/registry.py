@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from ..inputs import ExternalInput, add_inputs, input_names, is_raw, remove_inpu
 
 if TYPE_CHECKING:
     from ..config import PipelineConfig, RecordingInputs
+    from ..schema import Out
     from ..store import StepTransaction
 
 
@@ -57,6 +58,23 @@ class StepContext:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def write(self, values: Mapping["Out", object], attrs: Mapping["Out", Mapping] | None = None,
+              **where: str) -> None:
+        """Write each value at its output, the path filled in with ``where`` (:meth:`Out.at`).
+
+        A None value is not written. ``attrs`` gives outputs their dataset attributes (e.g. an
+        angle's frame); an output ``group@name`` is set as attribute ``name`` of its group.
+        """
+        for out, value in values.items():
+            if value is None:
+                continue
+            path = out.at(**where)
+            if "@" in path:
+                group, _, name = path.partition("@")
+                self.tx.set_attrs(group, {name: value})
+            else:
+                self.tx.write(path, value, attrs=(attrs or {}).get(out))
 
     def report_progress(self, done: int, total: int) -> None:
         """Tell whoever runs the step how far it got (``done`` of ``total`` items)."""
