@@ -25,6 +25,7 @@ PLACEHOLDERS = {
     "{movie}": r"[^/@]+",
     "{trial}": r"\d+",
     "{field}": r"[^/@]+",
+    "{direction}": r"\d+(?:\.\d+)?",   # a moving-bar direction in degrees, as dsgc names its groups
     "{attribute}": r"[^/@]+",
 }
 
@@ -229,8 +230,10 @@ def render_markdown(registry) -> str:
         "Generated from the step declarations (`mea-pipeline schema > docs/output_schema.md`);",
         "a test checks produced files against it. One file per recording, `<recording_id>.h5`.",
         "Placeholders: `{unit}` = `unit_NNN` (CMTR unit number), `{movie}` = a playlist movie,",
-        "`{trial}` = trial index, `group@attr` = an attribute. dtype: f float, i integer, u unsigned,",
-        "b boolean, str string, any = copied from the raw files as found.",
+        "`{trial}` = trial index, `{direction}` = a moving-bar direction in degrees (`0`, `45`, ...),",
+        "`{field}` = a name the source defines (a raw-file attribute, a sheet column), `group@attr` =",
+        "an attribute. dtype: f float, i integer, u unsigned, b boolean, str string, any = copied",
+        "from the raw files as found.",
         "",
         "Origin (PRODUCT.md, the lab-key contract): `lab` = the lab's scripts write this key and it",
         "holds the lab's quantity, units, sign and angle convention, field order, dtype family and",

@@ -52,7 +52,8 @@ def test_reruns_with_changing_results_stay_within_the_bound(tmp_path):
         with output.transaction(step, (), ("a", "b")) as tx:
             for unit in range(30):
                 tx.write(f"units/{unit}/{step}/times", rng.random(n))
-                tx.write_tree(f"units/{unit}/{step}/meta", {"n": n, "label": "x" * (n % 7)})
+                tx.write(f"units/{unit}/{step}/meta/n", n)
+                tx.write(f"units/{unit}/{step}/meta/label", "x" * (n % 7))
             tx.write(f"eimage/{step}", rng.random((n, 40, 40)).astype(np.float32))
             tx.commit(cache_key=f"{step}{n}", code_version="1", parameters={}, input_fingerprint={},
                       warnings=[], summary={})

@@ -257,10 +257,10 @@ def _write_sections(ctx: StepContext, sections: dict[str, DirectionSection], fra
     last = len(frames) - 1
     for name, section in sections.items():
         for trial, (spikes, samples) in enumerate(zip(section.trials, section.trial_samples)):
-            ctx.write({TRIALS: spikes, TRIALS_SAMPLES: samples}, **where, field=name, trial=str(trial))
+            ctx.write({TRIALS: spikes, TRIALS_SAMPLES: samples}, **where, direction=name, trial=str(trial))
         ctx.write({SECTION_BOUNDS: section.bounds,
                    SECTION_BOUNDS_SAMPLES: frames[np.clip(section.bounds + frame0, 0, last)].astype(np.int64)},
-                  **where, field=name)
+                  **where, direction=name)
 
 
 class Tuning(NamedTuple):

@@ -13,7 +13,7 @@ from ..schema import LAB, OURS, Out, outs
 
 DS = "units/{unit}/spike_times_sectioned/{movie}/direction_section"
 # One group per direction, named by its angle in degrees ("0", "45", ..., "315").
-DIRECTION = DS + "/{field}"
+DIRECTION = DS + "/{direction}"
 FEATURES = "units/{unit}/features/{movie}/dsgc"
 META = "metadata/dsgc"
 REGISTRATION = "metadata/stimulus_registration"
@@ -101,7 +101,7 @@ CELL_CENTER_ROW, CELL_CENTER_COL = outs(
     "{name}: pixel of the RF centre where the bar crossings are read (int(c * 20 + 10), clipped)",
     required=False, origin=LAB, units="stimulus pixels", frame=STIMULUS)
 TRIALS = Out(DIRECTION + "/trials/{trial}", "i", 1,
-             "spikes of repetition {trial} in direction {field} (degrees), movie-relative frames", required=False,
+             "spikes of repetition {trial} in direction {direction} (degrees), movie-relative frames", required=False,
              origin=LAB, units=FRAMES)
 SECTION_BOUNDS = Out(DIRECTION + "/section_bounds", "i", 2,
                      "(n_repetitions, 2) [ON - padding, OFF + padding] movie-relative frames, both ends included",

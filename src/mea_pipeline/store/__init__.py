@@ -11,6 +11,6 @@ lab-scale benchmark).
 
 from .output_file import OutputFile
 from .records import BOOKKEEPING, COMPLETED_STEPS, StepRecord
-from .transaction import StepTransaction, WithAttrs
+from .transaction import StepTransaction
 
-__all__ = ["BOOKKEEPING", "COMPLETED_STEPS", "OutputFile", "StepRecord", "StepTransaction", "WithAttrs"]
+__all__ = ["BOOKKEEPING", "COMPLETED_STEPS", "OutputFile", "StepRecord", "StepTransaction"]

@@ -19,7 +19,6 @@ import posixpath
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -38,13 +37,6 @@ COMPRESS_MIN_ELEMENTS = 4096
 # fresh one, and a cold run never pays for a rewrite.
 MAX_RERUN_GROWTH = 0.15
 RERUN_GROWTH = "rerun_growth_bytes"
-
-
-class WithAttrs(NamedTuple):
-    """A value for :meth:`StepTransaction.write_tree` with the attributes of its dataset (e.g. an angle's frame)."""
-
-    value: object
-    attrs: Mapping
 
 
 class StepTransaction(AtomicUpdate):
@@ -171,24 +163,6 @@ class StepTransaction(AtomicUpdate):
                 for owned in self._crcs:
                     if owned.startswith(path + "/") or owned.startswith(path + "@"):
                         self._crcs[owned] = None
-
-    def write_tree(self, path: str, mapping: Mapping) -> None:
-        """Write a nested mapping as the lab's writer does: a mapping is a group (an empty one an
-        empty group), a value a dataset (scalars 0-d; :class:`WithAttrs` with its attributes),
-        None nothing."""
-        for key, value in mapping.items():
-            if value is None:
-                continue
-            child = f"{path}/{key}"
-            if isinstance(value, Mapping):
-                if value:
-                    self.write_tree(child, value)
-                else:
-                    self.write_group(child)
-            elif isinstance(value, WithAttrs):
-                self.write(child, value.value, attrs=value.attrs)
-            else:
-                self.write(child, value)
 
     def write_group(self, path: str) -> None:
         """Create an empty group owned by this step (the lab's writer makes one for a dict without values).
