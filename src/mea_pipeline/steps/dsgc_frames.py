@@ -10,10 +10,9 @@ in the retina frame. Every stored angle names its frame in a ``frame`` attribute
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..dsgc.params import DsgcParams
 from ..errors import InputError
 from ..frames import ELECTRODE, RETINA
 from ..frames.registration import AFFINE, SIMILARITY, Registration, fit_registration, map_direction, retina_direction
@@ -25,9 +24,6 @@ from .dsgc_outputs import (
     REG_RF_MOVIE, REG_ROTATION, REG_SCALE, REG_SCALE_UM, REG_STATUS, REG_STIMULUS_XY, REG_UNITS,
 )
 from .registry import StepContext
-
-if TYPE_CHECKING:
-    from .dsgc import DsgcParams
 
 REGISTRATION_CONVENTION = (
     "electrode_xy = matrix @ stimulus_xy + offset; xy = (column, row); stimulus in pixels of the projector "
@@ -59,7 +55,7 @@ class DirectionFrames:
         return float(angle), str(label), ""
 
 
-def register_stimulus(ctx: StepContext, units: list[str], rf_movie: str | None, p: "DsgcParams") -> DirectionFrames:
+def register_stimulus(ctx: StepContext, units: list[str], rf_movie: str | None, p: DsgcParams) -> DirectionFrames:
     """Fit the stimulus -> electrode transform from the units with an RF centre in ``rf_movie`` and a
     soma centre; write it."""
     if p.registration_kind not in (SIMILARITY, AFFINE):

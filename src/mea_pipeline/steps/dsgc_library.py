@@ -7,20 +7,16 @@ square) or from the lab's pickle (``--on-off-dict``), checked against those swee
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..dsgc.params import DsgcParams
 from ..dsgc.pickle_table import load_on_off_table
 from ..dsgc.segments import DirectionLayout, direction_segments
 from ..errors import InputError
 from ..stimulus_library import StimulusLibrary
 
-if TYPE_CHECKING:
-    from .dsgc import DsgcParams
 
-
-def check_frame_size(movie: np.ndarray, path, p: "DsgcParams") -> None:
+def check_frame_size(movie: np.ndarray, path, p: DsgcParams) -> None:
     """Refuse a bar movie whose frames are not ``stimulus_px`` square (the crossings are read at its pixels).
 
     Raises
@@ -53,7 +49,7 @@ def check_library(check) -> None:
                       layout_note=f" ({layout_source})")
 
 
-def sweep_layout(library: StimulusLibrary, p: "DsgcParams", *, need_movie: bool
+def sweep_layout(library: StimulusLibrary, p: DsgcParams, *, need_movie: bool
                  ) -> tuple[DirectionLayout, np.ndarray | None, str]:
     """The moving bar's sweeps, its movie (when needed or present) and where its frame count came from.
 
