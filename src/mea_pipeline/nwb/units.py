@@ -1,0 +1,60 @@
+"""The Units table: spike times in seconds, the electrical image as ``waveform_mean``, unit features."""
+
+from __future__ import annotations
+
+import numpy as np
+from pynwb import H5DataIO, NWBFile
+from pynwb.misc import Units
+
+from ..steps import load_recording
+from .electrodes import GRID
+from .features import feature_columns
+from .source import Source
+
+EIMAGE_UNIT = "ADC counts (100 Hz high-passed sensor signal)"
+
+
+def spike_seconds(source: Source, unit: str, rate: float) -> np.ndarray:
+    """Spike times of ``unit`` in seconds: sample index / sampling rate (float64)."""
+    return load_recording.spike_times(source.h5, unit) / rate
+
+
+def trough_time(eimage: np.ndarray, spike_sample: int, rate: float) -> float:
+    """Time (s) of the electrical image's deepest trough relative to the spike; NaN for an empty image."""
+    per_sample = np.min(eimage.reshape(len(eimage), -1), axis=1)
+    if not np.isfinite(per_sample).any():
+        return float("nan")
+    return (int(np.nanargmin(per_sample)) - spike_sample) / rate
+
+
+def add_units(nwbfile: NWBFile, source: Source, rate: float, pitch_um: float, notes: list[str]) -> list[str]:
+    """Fill ``nwbfile.units``; returns the unit IDs (``unit_NNN``) in table order.
+
+    ``waveform_mean`` is each unit's electrical image flattened to (samples, 4225 electrodes) in the
+    electrode table's order, gzip-compressed, one chunk per unit.
+    """
+    units = load_recording.unit_ids(source.h5)
+    spike_sample = int(source.number(load_recording.EIMAGE_PRE_SAMPLES, unit=units[0])) if units else 0
+    table = Units(name="units", description="Spike-sorted units (CMTR, IncludePeak == 1 spikes) and their "
+                  "features from mea-pipeline", resolution=1.0 / rate, waveform_rate=rate, waveform_unit=EIMAGE_UNIT)
+    nwbfile.units = table
+    columns = feature_columns(source, units, pitch_um, notes)
+    table.add_column("unit_name", "the unit's name in the output file (unit_NNN, CMTR unit number)")
+    table.add_column("eimage_trough_time_s", "time (s) of the electrical image's deepest trough relative to the "
+                     "spike; NaN for an empty image")
+    for column in columns:
+        table.add_column(column.name, column.description)
+    images = []
+    for index, unit in enumerate(units):
+        eimage = load_recording.eimage(source.h5, unit).astype(np.float32)
+        images.append(eimage.reshape(len(eimage), GRID * GRID))
+        table.add_unit(spike_times=spike_seconds(source, unit, rate), id=index, unit_name=unit,
+                       eimage_trough_time_s=trough_time(eimage, spike_sample, rate),
+                       **{column.name: column.values[index] for column in columns})
+    if images:
+        eimages = np.stack(images)
+        table.add_column("waveform_mean", f"electrical image: mean sensor signal around the spikes (spike at sample "
+                         f"{spike_sample}), units x samples x electrodes (electrode table order), {EIMAGE_UNIT}; "
+                         "NaN for a unit without spikes",
+                         data=H5DataIO(eimages, compression="gzip", chunks=(1,) + eimages.shape[1:]))
+    return units
