@@ -19,7 +19,7 @@ from mea_pipeline.errors import InputError, PipelineError, RecordingError
 from mea_pipeline.faults import describe
 from mea_pipeline.store import OutputFile
 
-from . import compare, operate
+from . import compare, export_nwb, operate
 from .common import (ConfigOpt, CsvOpt, DebugOpt, EndOpt, OutputOpt, PathMapOpt, StartOpt, StepsOpt, load_config,
                      prefect_environment, registry, with_input_options)
 
@@ -375,6 +375,7 @@ def train_ap_model(
 
 operate.register(app)  # server, serve
 compare.register(app)
+export_nwb.register(app)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
