@@ -1,0 +1,126 @@
+"""NWB export (issue 21): DANDI checks, exact spike times, trial counts through pynapple, atomicity, partial files."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mea_pipeline.nwb import NwbOptions, export_nwb, nwb_name
+from mea_pipeline.steps import load_recording, section_spike_times, section_time
+
+OPTIONS = NwbOptions(institution="Synthetic Retina Lab", experimenter=("Doe, Jane",), timezone="Europe/Berlin")
+BLOCKING = {"CRITICAL", "ERROR", "PYNWB_VALIDATION"}
+
+
+@pytest.fixture(scope="module")
+def exported(processed, tmp_path_factory):
+    """The processed recording exported once: ``output`` (the .h5), ``nwb`` (the .nwb) and the report."""
+    output = processed["inputs"].output_path
+    nwb = tmp_path_factory.mktemp("nwb") / nwb_name(output)
+    return {"output": output, "nwb": nwb, "report": export_nwb(output, nwb, OPTIONS)}
+
+
+def findings(path: Path) -> list:
+    from nwbinspector import inspect_nwbfile, load_config
+
+    return list(inspect_nwbfile(nwbfile_path=path, config=load_config("dandi")))
+
+
+def test_dandi_inspection_has_no_critical_or_error(exported):
+    messages = findings(exported["nwb"])
+    listing = "\n".join(f"{m.importance.name} {m.check_function_name} {m.object_name}: {m.message}" for m in messages)
+    assert not [m for m in messages if m.importance.name in BLOCKING], listing
+    assert exported["report"].missing_subject == []
+
+
+def test_spike_times_are_sample_index_over_rate(exported):
+    from pynwb import NWBHDF5IO
+
+    with h5py.File(exported["output"], "r") as h5, NWBHDF5IO(str(exported["nwb"]), "r") as io:
+        nwbfile = io.read()
+        rate = load_recording.sampling_rate(h5)
+        units = load_recording.unit_ids(h5)
+        table = nwbfile.units
+        assert list(table["unit_name"][:]) == units
+        assert table.resolution == 1.0 / rate
+        for row, unit in enumerate(units):
+            expected = load_recording.spike_times(h5, unit).astype(np.float64) / rate
+            np.testing.assert_array_equal(table["spike_times"][row], expected)
+        assert table["waveform_mean"].data.shape == (len(units), 50, 65 * 65)
+        assert nwbfile.session_start_time.tzinfo is not None
+        assert nwbfile.subject.age.startswith("P") and nwbfile.subject.sex in {"M", "F"}
+        assert len(nwbfile.electrodes) == 65 * 65
+
+
+def test_pynapple_trial_counts_match_sectioned_spikes(exported):
+    import pynapple as nap
+
+    data = nap.load_file(str(exported["nwb"]))
+    spikes = data["units"]
+    key = {name: key for key, name in zip(spikes.index, spikes.metadata["unit_name"])}
+    with h5py.File(exported["output"], "r") as h5:
+        rate = load_recording.sampling_rate(h5)
+        units = load_recording.unit_ids(h5)
+        checked = 0
+        for movie in section_time.sectioned_movies(h5):
+            trials = data[f"trials_{movie}"]
+            # NWB intervals are [start, stop) here; pynapple's are closed: stop half a sample early.
+            epochs = nap.IntervalSet(trials.start, trials.end - 0.5 / rate)
+            counts = spikes.count(ep=epochs)
+            for unit in units:
+                truth = [len(section_spike_times.trial_spikes(h5, unit, movie, trial)) for trial in range(len(epochs))]
+                np.testing.assert_array_equal(np.asarray(counts.loc[key[unit]]), truth, err_msg=f"{unit} {movie}")
+                checked += sum(truth)
+    assert checked > 0
+
+
+def test_interrupted_export_leaves_no_nwb(exported, tmp_path, monkeypatch):
+    from mea_pipeline.nwb import atomic
+
+    real_write = atomic.write_nwb
+
+    def write_then_fail(nwbfile, path):
+        real_write(nwbfile, path)
+        raise KeyboardInterrupt("killed mid-export")
+
+    monkeypatch.setattr(atomic, "write_nwb", write_then_fail)
+    target = tmp_path / "rec.nwb"
+    with pytest.raises(KeyboardInterrupt):
+        export_nwb(exported["output"], target, OPTIONS)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def without_dsgc(dataset, tmp_path_factory):
+    """Recording 1 of ``dataset`` through every step but ap_tracking and dsgc."""
+    from mea_pipeline.config import PipelineConfig, RecordingInputs
+    from mea_pipeline.runner import run_recording
+    from mea_pipeline.steps import REGISTRY
+
+    rec = dataset["recordings"][1]
+    out = tmp_path_factory.mktemp("partial") / f"{rec['recording_id']}.h5"
+    inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
+    steps = ",".join(s.name for s in REGISTRY if s.name not in ("ap_tracking", "dsgc"))
+    run_recording(inputs, PipelineConfig.load(dataset["config_file"], REGISTRY), steps=steps)
+    return out
+
+
+def test_file_without_dsgc_or_ap_tracking_exports_with_notes(without_dsgc, tmp_path):
+    report = export_nwb(without_dsgc, tmp_path / nwb_name(without_dsgc), OPTIONS)
+    notes = "\n".join(report.notes)
+    assert "no dsgc result" in notes and "no ap_tracking result" in notes and "moving-bar sweeps" in notes
+    assert not [m for m in findings(report.nwb_path) if m.importance.name in BLOCKING]
+
+
+def test_cli_writes_one_line_per_file_and_note(exported, tmp_path):
+    from mea_pipeline.cli.main import app
+
+    result = CliRunner().invoke(app, ["export-nwb", str(exported["output"].parent), "--out", str(tmp_path),
+                                      "--timezone", "Europe/Berlin", "--require-dandi"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / nwb_name(exported['output'])}" in result.output
+    assert (tmp_path / nwb_name(exported["output"])).is_file()
+    failed = CliRunner().invoke(app, ["export-nwb", str(tmp_path / "missing.h5"), "--out", str(tmp_path)])
+    assert failed.exit_code == 1 and "FAILED" in failed.output
