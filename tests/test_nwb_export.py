@@ -94,7 +94,7 @@ def test_interrupted_export_leaves_no_nwb(exported, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def without_dsgc(dataset, tmp_path_factory):
-    """Recording 1 of ``dataset`` through every step but ap_tracking and dsgc."""
+    """Recording 1 of ``dataset`` through every step but gsheet_metadata, ap_tracking and dsgc (no sheet row)."""
     from mea_pipeline.config import PipelineConfig, RecordingInputs
     from mea_pipeline.runner import run_recording
     from mea_pipeline.steps import REGISTRY
@@ -102,7 +102,7 @@ def without_dsgc(dataset, tmp_path_factory):
     rec = dataset["recordings"][1]
     out = tmp_path_factory.mktemp("partial") / f"{rec['recording_id']}.h5"
     inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    steps = ",".join(s.name for s in REGISTRY if s.name not in ("ap_tracking", "dsgc"))
+    steps = ",".join(s.name for s in REGISTRY if s.name not in ("gsheet_metadata", "ap_tracking", "dsgc"))
     run_recording(inputs, PipelineConfig.load(dataset["config_file"], REGISTRY), steps=steps)
     return out
 
@@ -111,7 +111,21 @@ def test_file_without_dsgc_or_ap_tracking_exports_with_notes(without_dsgc, tmp_p
     report = export_nwb(without_dsgc, tmp_path / nwb_name(without_dsgc), OPTIONS)
     notes = "\n".join(report.notes)
     assert "no dsgc result" in notes and "no ap_tracking result" in notes and "moving-bar sweeps" in notes
-    assert not [m for m in findings(report.nwb_path) if m.importance.name in BLOCKING]
+    # Without a sheet row the subject lacks its age and sex: reported, and DANDI's checks say so too.
+    assert [field.split(":")[0] for field in report.missing_subject] == ["subject age", "subject sex", "subject_id"]
+    blocking = {m.check_function_name for m in findings(report.nwb_path) if m.importance.name in BLOCKING}
+    assert blocking <= {"check_subject_age", "check_subject_id_exists", "check_subject_sex"}, blocking
+
+
+def test_cli_fails_on_missing_subject_fields_only_with_require_dandi(without_dsgc, tmp_path):
+    from mea_pipeline.cli.main import app
+
+    args = ["export-nwb", str(without_dsgc), "--out", str(tmp_path), "--timezone", "UTC"]
+    lenient = CliRunner().invoke(app, args)
+    assert lenient.exit_code == 0, lenient.output
+    assert lenient.output.count("missing for DANDI:") == 3 and "note: direction selectivity" in lenient.output
+    strict = CliRunner().invoke(app, args + ["--require-dandi"])
+    assert strict.exit_code == 1, strict.output
 
 
 def test_cli_writes_one_line_per_file_and_note(exported, tmp_path):
