@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mea_pipeline.nwb import NwbOptions, export_nwb, nwb_name
-from mea_pipeline.steps import load_recording, section_spike_times, section_time
+from mea_pipeline.steps import dense_noise_sta, load_recording, section_spike_times, section_time
 
 OPTIONS = NwbOptions(institution="Synthetic Retina Lab", experimenter=("Doe, Jane",), timezone="Europe/Berlin")
 BLOCKING = {"CRITICAL", "ERROR", "PYNWB_VALIDATION"}
@@ -52,6 +52,12 @@ def test_spike_times_are_sample_index_over_rate(exported):
         assert nwbfile.session_start_time.tzinfo is not None
         assert nwbfile.subject.age.startswith("P") and nwbfile.subject.sex in {"M", "F"}
         assert len(nwbfile.electrodes) == 65 * 65
+        for movie in dense_noise_sta.sta_movies(h5):
+            stas = nwbfile.processing["receptive_fields"][f"sta_{movie}"]["sta"].data
+            for row, unit in enumerate(units):
+                expected = dense_noise_sta.sta(h5, unit, movie)
+                if expected is not None:
+                    np.testing.assert_array_equal(stas[row], expected)
 
 
 def test_pynapple_trial_counts_match_sectioned_spikes(exported):

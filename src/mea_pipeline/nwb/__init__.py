@@ -4,7 +4,8 @@
 read through the steps' declarations and readers only), ``session`` (NWBFile, start time,
 provenance), ``subject`` (the sheet row as an NWB Subject), ``electrodes`` (device, group and the
 65 x 65 electrode table), ``units`` (spike times in seconds, electrical images, unit features),
-``stimulus`` (movie trials, moving-bar sweeps, display frames), ``atomic`` (temporary file renamed
+``stimulus`` (movie trials, moving-bar sweeps, display frames), ``receptive_fields`` (the
+dense-noise STAs), ``atomic`` (temporary file renamed
 on success) and ``export`` (:func:`export_nwb`, the one entry point).
 """
 

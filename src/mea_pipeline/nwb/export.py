@@ -9,6 +9,7 @@ from ..store import OutputFile
 from .atomic import write_atomically
 from .electrodes import add_electrodes, electrode_pitch
 from .options import ExportReport, NwbOptions
+from .receptive_fields import add_receptive_fields
 from .session import new_nwbfile
 from .source import Source
 from .stimulus import add_stimulus
@@ -61,6 +62,7 @@ def export_nwb(output_h5: Path, nwb_path: Path, options: NwbOptions = NwbOptions
         add_electrodes(nwbfile, pitch)
         units = add_units(nwbfile, source, rate, pitch, report.notes)
         add_stimulus(nwbfile, source, units, rate, report.notes)
+        add_receptive_fields(nwbfile, source, units, report.notes)
         # The data are read while writing (H5DataIO wraps arrays already in memory; pynwb reads
         # nothing lazily from the output file), but the file stays open until the write is done.
         write_atomically(nwbfile, nwb_path)
