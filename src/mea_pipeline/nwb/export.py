@@ -63,7 +63,6 @@ def export_nwb(output_h5: Path, nwb_path: Path, options: NwbOptions = NwbOptions
         units = add_units(nwbfile, source, rate, pitch, report.notes)
         add_stimulus(nwbfile, source, units, rate, report.notes)
         add_receptive_fields(nwbfile, source, units, report.notes)
-        # The data are read while writing (H5DataIO wraps arrays already in memory; pynwb reads
-        # nothing lazily from the output file), but the file stays open until the write is done.
+        # The electrical images are read from the output file while the NWB file is written.
         write_atomically(nwbfile, nwb_path)
     return report

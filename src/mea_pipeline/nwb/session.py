@@ -47,7 +47,10 @@ def session_start(source: Source, options: NwbOptions, notes: list[str]) -> date
 
 
 def experimenters(source: Source, options: NwbOptions) -> list[str]:
-    """Experimenters from the options, else the sheet row's ``Experimenter`` (';'-separated: a name may hold a comma)."""
+    """Experimenters from the options, else the sheet row's ``Experimenter``.
+
+    The cell is split on ';' only: a name in DANDI's "Last, First" form holds a comma.
+    """
     if options.experimenter:
         return list(options.experimenter)
     cell = gsheet_metadata.cell(source.h5, "Experimenter") if source.has("gsheet_metadata") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hdmf.data_utils import DataChunkIterator
 from pynwb import H5DataIO, NWBFile
 from pynwb.misc import Units
 
@@ -31,7 +32,8 @@ def add_units(nwbfile: NWBFile, source: Source, rate: float, pitch_um: float, no
     """Fill ``nwbfile.units``; returns the unit IDs (``unit_NNN``) in table order.
 
     ``waveform_mean`` is each unit's electrical image flattened to (samples, 4225 electrodes) in the
-    electrode table's order, gzip-compressed, one chunk per unit.
+    electrode table's order, gzip-compressed, one chunk per unit, streamed from the output file
+    while the NWB file is written (the output file must stay open until then).
     """
     units = load_recording.unit_ids(source.h5)
     spike_sample = int(source.number(load_recording.EIMAGE_PRE_SAMPLES, unit=units[0])) if units else 0
@@ -44,17 +46,26 @@ def add_units(nwbfile: NWBFile, source: Source, rate: float, pitch_um: float, no
                      "spike; NaN for an empty image")
     for column in columns:
         table.add_column(column.name, column.description)
-    images = []
+    shape = None
     for index, unit in enumerate(units):
-        eimage = load_recording.eimage(source.h5, unit).astype(np.float32)
-        images.append(eimage.reshape(len(eimage), GRID * GRID))
+        eimage = load_recording.eimage(source.h5, unit)
+        shape = eimage.shape
         table.add_unit(spike_times=spike_seconds(source, unit, rate), id=index, unit_name=unit,
                        eimage_trough_time_s=trough_time(eimage, spike_sample, rate),
                        **{column.name: column.values[index] for column in columns})
-    if images:
-        eimages = np.stack(images)
+    if units:
         table.add_column("waveform_mean", f"electrical image: mean sensor signal around the spikes (spike at sample "
                          f"{spike_sample}), units x samples x electrodes (electrode table order), {EIMAGE_UNIT}; "
                          "NaN for a unit without spikes",
-                         data=H5DataIO(eimages, compression="gzip", chunks=(1,) + eimages.shape[1:]))
+                         data=H5DataIO(eimage_stream(source, units, shape), compression="gzip",
+                                       chunks=(1, shape[0], GRID * GRID)))
     return units
+
+
+def eimage_stream(source: Source, units: list[str], shape: tuple) -> DataChunkIterator:
+    """The units' electrical images as (samples, electrodes) float32, read one unit at a time while the file
+    is written: 400 units hold 340 MB, which need not sit in memory at once."""
+    images = (load_recording.eimage(source.h5, unit).astype(np.float32).reshape(shape[0], GRID * GRID)
+              for unit in units)
+    return DataChunkIterator(data=images, maxshape=(len(units), shape[0], GRID * GRID), dtype=np.dtype(np.float32),
+                             buffer_size=1)
