@@ -202,3 +202,17 @@ def test_no_import_circle_between_project_modules():
 def test_the_circle_finder_finds_a_circle():
     assert _import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert _import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_every_package_is_installed():
+    """pyproject's package list names every package, so a wheel (not only an editable install) is whole."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    layers = {"tasks": "mea_pipeline.tasks", "flows": "mea_pipeline.flows", "deployments": "mea_pipeline.deployments",
+              "cli": "mea_pipeline.cli"}
+    found = {"mea_pipeline." + ".".join(p.parent.relative_to(ROOT / "src" / "mea_pipeline").parts)
+             for p in (ROOT / "src" / "mea_pipeline").rglob("__init__.py")}
+    found = {name.rstrip(".") for name in found}
+    found |= {name for folder, name in layers.items() if (ROOT / folder / "__init__.py").exists()}
+    assert found - listed == set()
