@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pynwb import NWBHDF5IO, NWBFile
 
+from ..store.atomic import fsync_file, fsync_folder
+
 
 def temporary_path(nwb_path: Path) -> Path:
     """``<name>.nwb.tmp-<pid>`` in the same folder (same file system, so the rename is atomic)."""
@@ -32,19 +34,10 @@ def write_atomically(nwbfile: NWBFile, nwb_path: Path) -> None:
     tmp = temporary_path(nwb_path)
     try:
         write_nwb(nwbfile, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        fsync_file(tmp)
         os.replace(tmp, nwb_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(nwb_path.parent)
+    fsync_folder(nwb_path.parent)
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

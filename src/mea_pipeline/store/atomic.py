@@ -60,12 +60,12 @@ class AtomicUpdate:
             return
         try:
             self.h5.close()
-            _fsync(self.tmp_path)
+            fsync_file(self.tmp_path)
             os.replace(self.tmp_path, self.path)
         except BaseException:
             self._discard()  # a full disk may fail the last flush: the original stays
             raise
-        _fsync_dir(self.path.parent)
+        fsync_folder(self.path.parent)
 
     def _discard(self) -> None:
         """Close and remove the temporary copy (every failure path; the original is untouched)."""
@@ -107,7 +107,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk (before a rename makes it the real one)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -115,11 +116,8 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_folder(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op elsewhere)."""
     if os.name != "posix":
         return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(path)
