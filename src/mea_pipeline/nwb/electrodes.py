@@ -7,10 +7,9 @@ from hdmf.common import VectorData
 from pynwb import NWBFile
 from pynwb.file import ElectrodesTable
 
+from ..mcs_io import GRID
 from ..steps import file_metadata
 from .source import Source
-
-GRID = 65  # electrodes per side; the table has GRID * GRID rows, row-major in the eimage axes
 
 
 def electrode_pitch(source: Source, default_um: float, notes: list[str]) -> float:
@@ -48,6 +47,8 @@ def add_electrodes(nwbfile: NWBFile, pitch_um: float) -> None:
         "rel_y": ("y position (um) in the group: row x pitch (downward)", rows * pitch_um),
         "row": ("eimage axis 1 index (0-based; rows grow downward)", rows),
         "col": ("eimage axis 2 index (0-based)", cols),
+        # eimage axis 1 is MCS Column - 1 and axis 2 MCS Row - 1 (mcs_io.sensor_frame_index), so the
+        # flattened frame's order is the SensorID's.
         "sensor_id": ("MCS SensorID = 65 * (MCS Column - 1) + MCS Row (1-based)", rows * GRID + cols + 1),
     }
     nwbfile.electrodes = ElectrodesTable(id=np.arange(len(rows)), columns=[

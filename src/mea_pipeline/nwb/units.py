@@ -7,8 +7,8 @@ from hdmf.data_utils import DataChunkIterator
 from pynwb import H5DataIO, NWBFile
 from pynwb.misc import Units
 
+from ..mcs_io import GRID
 from ..steps import load_recording
-from .electrodes import GRID
 from .features import feature_columns
 from .source import Source
 
