@@ -23,7 +23,11 @@ OutputOpt = typer.Option(None, "--output", help=f"Output folder (default {DEFAUL
 StartOpt = typer.Option(None, "--start", help="First matched row (0-based, default 0)")
 EndOpt = typer.Option(None, "--end", help="Stop before this matched row (default: all)")
 PathMapOpt = typer.Option(None, "--path-map", help="Rewrite CSV paths, e.g. 'M:\\=/mnt/m/'")
-StepsOpt = typer.Option(None, "--steps", help="Steps to run: names, numbers in run order ('1-5', '1,3') or a stage: 'raw' (steps that read the raw files) or 'offline' (the rest); default all")
+StepsOpt = typer.Option(
+    None, "--steps",
+    help="Steps to run: names, numbers in run order ('1-5', '1,3') or a stage: 'raw' (steps that read the raw "
+         "files) or 'offline' (the rest); default all. 'all' and the stages hold an optional step only where the "
+         "config enables it; 'all,<name>' adds one to this run")
 ConfigOpt = typer.Option(None, "--config", help="TOML/YAML file with inputs, [steps.<name>] parameters, [batch]")
 DebugOpt = typer.Option(False, "--debug", help="Verbose logging (Prefect INFO logs on the console)")
 

@@ -112,7 +112,7 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
     from mea_pipeline.flows.process_recording import process_recording
 
     prepare_server(raw_reads=1)
-    if any("sheet" in step.reads for step in registry().select(steps)):
+    if any("sheet" in step.reads for step in registry().select(steps, config.enabled_steps)):
         # A run of one recording is a batch of one: the sheet is fetched (or its CSV taken) once.
         from mea_pipeline.sheet.source import resolve_sheet
 
@@ -131,7 +131,7 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
           f"-> {recording.output_path}")
     from mea_pipeline.runner import recorded_warnings, warning_lines
 
-    for line in warning_lines([recorded_warnings(recording.output_path, steps)]):
+    for line in warning_lines([recorded_warnings(recording.output_path, steps, config.enabled_steps)]):
         print(line)
 
 
@@ -170,12 +170,14 @@ def resume(
             raise PipelineError(f"{file} is not a readable output file; run `mea-pipeline run-one` instead")
         sources = dict(h5["source_files"].attrs) if "source_files" in h5 else {}
     done = set(output.verified_records())
-    lacking = [s.name for s in registry().select(steps) if s.name not in done]
+    recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
+    config = load_config(config_file, inputs)
+    lacking = [s.name for s in registry().select(steps, config.enabled_steps)
+               if s.name not in done or not s.outside_files_present(recording, config.params_for(s))]
     if not lacking:
         print(f"{file}: nothing to do, all selected steps are done")
         return
-    recording = RecordingInputs(file.stem, file, _path(sources.get("cmcr_path")), _path(sources.get("cmtr_path")))
-    _run_one_recording(recording, load_config(config_file, inputs), ",".join(lacking), debug)
+    _run_one_recording(recording, config, ",".join(lacking), debug)
 
 
 def _path(value) -> Optional[Path]:

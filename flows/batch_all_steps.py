@@ -73,7 +73,7 @@ def run_recording(decision: RecordingDecision, config: PipelineConfig, options: 
             state = process_recording(recording, config, steps, options.overwrite, return_state=True)
     row["seconds"] = round(time.perf_counter() - t0, 2)
     # What the selected steps' records now hold (a worker's run included): the summary lists each once.
-    row["warnings"] = recorded_warnings(recording.output_path, steps)
+    row["warnings"] = recorded_warnings(recording.output_path, steps, config.enabled_steps)
     if state.is_completed():
         # A worker's run keeps no result this process could read: the output file has the counts.
         summary = output_summary(recording.output_path) if via_deployment else state.result()
@@ -82,7 +82,7 @@ def run_recording(decision: RecordingDecision, config: PipelineConfig, options: 
         return row | {"status": "success", "n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
     step, message = local_failure(state) if not via_deployment else ("", "")
     if not step:  # a worker's run, or a step stopped from outside (timeout): its file says which
-        step, recorded = recorded_failure(state, recording.output_path, steps)
+        step, recorded = recorded_failure(state, recording.output_path, steps, config.enabled_steps)
         message = message or recorded
     say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
     row |= {"status": "failed", "failed_step": step, "message": message, **counts(recording.output_path)}
@@ -193,7 +193,7 @@ def batch_all_steps(
     prepare_server(options.raw_reads)
     if plan.decisions and options.via_deployment:
         check_deployment(options.via_deployment, logger)
-    if plan.to_run and any("sheet" in step.reads for step in REGISTRY.select(options.steps)):
+    if plan.to_run and any("sheet" in step.reads for step in REGISTRY.select(options.steps, config.enabled_steps)):
         config = sheet_snapshot(config, options.output)
 
     progress = BatchProgress(len(plan.decisions))

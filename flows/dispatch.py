@@ -54,14 +54,15 @@ def run_on_deployment(name: str, recording: RecordingInputs, config: PipelineCon
     )
 
 
-def recorded_failure(state: State, output_path: Path, steps: str | None) -> tuple[str, str]:
+def recorded_failure(state: State, output_path: Path, steps: str | None,
+                     enabled: tuple[str, ...] = ()) -> tuple[str, str]:
     """Failed step and message of a recording run elsewhere, as a local run reports them.
 
     The first selected step, in run order, whose record holds an error (a later one may hold an
     older failure); the run's state message when none does (e.g. the worker's process died).
     """
     states = OutputFile(output_path).step_states(verify=False)
-    for name in (step.name for step in REGISTRY.select(steps)):
+    for name in (step.name for step in REGISTRY.select(steps, enabled)):
         if states.get(name, "").startswith("failed: "):
             return name, states[name].removeprefix("failed: ")
     return "", state.message or state.name

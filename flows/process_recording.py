@@ -66,7 +66,7 @@ def step_line(result: dict) -> str:
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
     logger = get_run_logger()
-    selected = REGISTRY.select(steps)
+    selected = REGISTRY.select(steps, config.enabled_steps)
     # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
     # only after a ~2 s poll.
     reads_raw = any(step.needs_raw for step in selected)

@@ -100,6 +100,45 @@ def test_order_follows_dependencies_and_positions_only_break_ties():
         Registry([step("x", 1, ("nowhere",))])
 
 
+def _with_optional_export():
+    """The toy registry plus an optional step 'export' that reads 'c'."""
+    import dataclasses
+
+    registry = _toy_registry()
+    registry.register(dataclasses.replace(registry["c"], name="export", upstream=("c",), position=5, optional=True))
+    return registry
+
+
+def test_an_optional_step_runs_only_where_enabled_or_named():
+    registry = _with_optional_export()
+    names = lambda spec, enabled=(): [s.name for s in registry.select(spec, enabled)]  # noqa: E731
+    assert names(None) == names("all") == names("offline") == ["a", "b", "c", "d"]
+    assert names(None, ("export",)) == names("offline", ("export",)) == ["a", "b", "c", "d", "export"]
+    assert names("all,export") == ["a", "b", "c", "d", "export"]
+    assert names("export") == names("5") == ["export"]
+    assert registry.dependents("a") == ["b", "c", "export"]  # an upstream change reruns it where it runs
+    with pytest.raises(InputError, match=r"5=export \(optional\)"):
+        registry.select("nothing")
+
+
+def test_config_enables_an_optional_step_and_refuses_enabled_elsewhere(tmp_path):
+    registry = _with_optional_export()
+    toml = tmp_path / "c.toml"
+    toml.write_text("[steps.export]\nenabled = true\ngain = 2.0\n")
+    config = PipelineConfig.load(toml, registry)
+    assert config.enabled_steps == ("export",)
+    assert config.params_for(registry["export"]).gain == 2.0  # 'enabled' is no parameter: not in the cache key
+    assert config.step_params["export"] == {"gain": 2.0}
+    toml.write_text("[steps.export]\nenabled = false\n")
+    assert PipelineConfig.load(toml, registry).enabled_steps == ()
+    toml.write_text("[steps.b]\nenabled = true\n")
+    with pytest.raises(InputError, match=r"\[steps.b\]: enabled: only optional steps"):
+        PipelineConfig.load(toml, registry)
+    toml.write_text('[steps.export]\nenabled = "yes"\n')
+    with pytest.raises(InputError, match=r"enabled = 'yes'; give true or false"):
+        PipelineConfig.load(toml, registry)
+
+
 def test_config_file_toml_and_yaml(tmp_path):
     registry = _toy_registry()
     toml = tmp_path / "c.toml"

@@ -156,7 +156,8 @@ def plan_batch(options: BatchOptions, config: PipelineConfig, csv: str | Path | 
             continue
         seen.add(recording.recording_id)
         decisions.append(_decide(recording, options, config, registry))
-    return BatchPlan(options, tuple(step.name for step in registry.select(options.steps)), tuple(decisions))
+    selected = registry.select(options.steps, config.enabled_steps)
+    return BatchPlan(options, tuple(step.name for step in selected), tuple(decisions))
 
 
 def _decide(recording: RecordingInputs, options: BatchOptions, config: PipelineConfig,

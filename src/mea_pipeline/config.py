@@ -9,6 +9,9 @@ flag: ``--stimuli``, ``--gsheet-csv``, ...; see :mod:`mea_pipeline.inputs`) and 
     [steps.load_recording]
     duration_s = 120.0
 
+    [steps.nwb_export]
+    enabled = true     # an optional step runs only where enabled (or named in --steps)
+
 Command-line flags override the file. The values actually used are recorded in each output
 file's step records.
 """
@@ -55,6 +58,8 @@ class PipelineConfig:
     # Plain values (``[steps.<name>]`` as read), checked at load.
     step_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+    # Optional steps the config enables (``[steps.<name>] enabled = true``): 'all' includes them.
+    enabled_steps: tuple[str, ...] = ()
 
     def __getattr__(self, name: str):
         # Only reached for names that are not fields: the input options.
@@ -110,12 +115,28 @@ class PipelineConfig:
         step_tables = raw.get("steps") or {}
         if not isinstance(step_tables, dict):
             raise InputError(f"{path}: 'steps' must be a table of step-name tables")
+        enabled = []
         for name, table in step_tables.items():
             if name not in registry.by_name:
                 raise InputError(f"{path}: [steps.{name}] is not a step; steps are {', '.join(registry.names())}")
-            build_params(registry[name].params, table or {}, f"{path}: [steps.{name}]")  # names a bad value now
-            config.step_params[name] = dict(table or {})
+            table = dict(table or {})
+            if "enabled" in table:
+                if _enabled(registry[name], table.pop("enabled"), f"{path}: [steps.{name}]"):
+                    enabled.append(name)
+            build_params(registry[name].params, table, f"{path}: [steps.{name}]")  # names a bad value now
+            config.step_params[name] = table
+        config.enabled_steps = tuple(enabled)
         return config
+
+
+def _enabled(step, value, where: str) -> bool:
+    """The value of an ``enabled`` key, which only an optional step takes."""
+    if not step.optional:
+        raise InputError(f"{where}: enabled: only optional steps can be enabled or disabled; "
+                         f"{step.name} always runs (choose steps for one run with --steps)")
+    if not isinstance(value, bool):
+        raise InputError(f"{where}: enabled = {value!r}; give true or false")
+    return value
 
 
 def read_config_file(path: str | Path) -> dict:

@@ -81,7 +81,8 @@ def plan_step(step: Step, rec: RecordingInputs, config: PipelineConfig,
     key = f"{step.name}-{rec.recording_id}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
     current = records.get(step.name)
     return StepPlan(step, params, fingerprint, key,
-                    up_to_date=current is not None and current.cache_key == key and not current.last_error)
+                    up_to_date=current is not None and current.cache_key == key and not current.last_error
+                    and step.outside_files_present(rec, params))
 
 
 def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
@@ -133,7 +134,8 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
 def run_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                   registry: Registry = REGISTRY, force: bool = False) -> dict:
     """Run the selected steps in order; stops at the first failing step (raising StepFailed)."""
-    results = [run_step(step.name, rec, config, registry, force) for step in registry.select(steps)]
+    results = [run_step(step.name, rec, config, registry, force)
+               for step in registry.select(steps, config.enabled_steps)]
     return {"recording_id": rec.recording_id, "steps": results, **output_summary(rec.output_path)}
 
 
@@ -146,7 +148,8 @@ def up_to_date(rec: RecordingInputs, config: PipelineConfig, steps: str | None =
     """
     records = OutputFile(rec.output_path).verified_records()
     try:
-        return all(plan_step(step, rec, config, records).up_to_date for step in registry.select(steps))
+        return all(plan_step(step, rec, config, records).up_to_date
+                   for step in registry.select(steps, config.enabled_steps))
     except (PipelineError, OSError):
         return False  # a missing upstream or an unreadable input: the subflow reports it
 
@@ -162,12 +165,14 @@ def output_summary(path: Path) -> dict:
         return {"n_units": units, "completed_steps": done}
 
 
-def recorded_warnings(path: Path, steps: str | None = None, registry: Registry = REGISTRY) -> list[list[str]]:
-    """``[step, warning]`` of every warning the selected steps' records in the output file hold."""
+def recorded_warnings(path: Path, steps: str | None = None, enabled: Iterable[str] = (),
+                      registry: Registry = REGISTRY) -> list[list[str]]:
+    """``[step, warning]`` of every warning the selected steps' records in the output file hold
+    (``enabled``: the optional steps the config enables)."""
     with OutputFile(path).open() as h5:
         if h5 is None:
             return []
-        records = [StepRecord.read(h5, step.name) for step in registry.select(steps)]
+        records = [StepRecord.read(h5, step.name) for step in registry.select(steps, tuple(enabled))]
     return [[record.step, warning] for record in records if record is not None for warning in record.warnings]
 
 
@@ -196,13 +201,13 @@ def is_complete(rec: RecordingInputs, config: PipelineConfig, steps: str | None 
     """True when every selected step is done in the output file with its current parameters.
 
     Raw-file fingerprints are not re-read here (the raw files may be offline); a step counts
-    when its record is intact, its parameters and code version match the configuration and its
-    last attempt did not fail.
+    when its record is intact, its parameters and code version match the configuration, its
+    last attempt did not fail and the files it writes beside the output file exist.
     """
     records = OutputFile(rec.output_path).verified_records()
-    for step in registry.select(steps):
-        record = records.get(step.name)
+    for step in registry.select(steps, config.enabled_steps):
+        record, params = records.get(step.name), config.params_for(step)
         if record is None or record.last_error or record.code_version != step.version \
-                or record.parameters != params_json(config.params_for(step)):
+                or record.parameters != params_json(params) or not step.outside_files_present(rec, params):
             return False
     return True

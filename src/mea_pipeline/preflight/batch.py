@@ -41,7 +41,7 @@ def check_batch(config: PipelineConfig, steps: str | None, output: str | Path,
         Errors stop the whole batch (exit code 2); warnings are printed and the batch runs.
     """
     report = Report()
-    selected = registry.select(steps)
+    selected = registry.select(steps, config.enabled_steps)
     reads = set().union(*(step.reads for step in selected))
     check_output_folder(report, Path(output))
     for name in sorted(reads):

@@ -22,7 +22,7 @@ def check_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | N
     sheet row, the label folder, ...).
     """
     report = Report()
-    selected = registry.select(steps)
+    selected = registry.select(steps, config.enabled_steps)
     names = {step.name for step in selected}
     reads = set().union(*(step.reads for step in selected))
     output = Path(rec.output_path)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
@@ -153,6 +154,12 @@ class Step:
         Retries on transient I/O errors; default: 2 for steps that read the raw files, else 0.
     timeout_s : float, optional
         A time limit of the step's task (``[timeouts] <step>`` in the config overrides it).
+    optional : bool
+        Runs only where enabled (``[steps.<name>] enabled = true``) or named in ``--steps``
+        (``--steps all,<name>``); 'all' and the stages leave it out otherwise.
+    external_outputs : callable, optional
+        ``external_outputs(recording, params) -> paths``: files the step writes beside the output
+        file (e.g. an export). The step counts as done only while they all exist.
     """
 
     name: str
@@ -168,6 +175,8 @@ class Step:
     qc: Qc | None = None
     retries: int | None = None
     timeout_s: float | None = None
+    optional: bool = False
+    external_outputs: Callable[["RecordingInputs", Any], tuple[Path, ...]] | None = None
     own_inputs: tuple[ExternalInput, ...] = field(init=False, default=())
 
     def __post_init__(self):
@@ -178,6 +187,12 @@ class Step:
     @property
     def needs_raw(self) -> bool:
         return is_raw(self.reads)
+
+    def outside_files_present(self, recording: "RecordingInputs", params) -> bool:
+        """Whether every file the step writes beside the output file exists (True when it writes none)."""
+        if self.external_outputs is None:
+            return True
+        return all(Path(path).is_file() for path in self.external_outputs(recording, params))
 
     @property
     def stage(self) -> str:
@@ -270,10 +285,18 @@ class Registry:
                 wanted.update(step.upstream)
         return [s.name for s in self.steps if s.name in wanted]
 
-    def select(self, spec: str | None) -> list[Step]:
-        """Steps named by ``spec``: None/'all', numbers ('1-5', '1,3'), names, or stages ('raw', 'offline')."""
+    def select(self, spec: str | None, enabled: Collection[str] = ()) -> list[Step]:
+        """Steps named by ``spec``: None/'all', numbers ('1-5', '1,3'), names, or stages ('raw', 'offline').
+
+        'all' and the stages hold the optional steps only when ``enabled`` names them (the
+        config's ``[steps.<name>] enabled = true``); a name or number selects any step, so
+        ``all,<name>`` adds an optional step to one run.
+        """
+        def default(step: Step) -> bool:
+            return not step.optional or step.name in enabled
+
         if spec is None or str(spec).strip().lower() in ("", "all"):
-            return list(self.steps)
+            return [s for s in self.steps if default(s)]
         by_number = {n: s for n, s in enumerate(self.steps, start=1)}
         chosen: set[str] = set()
         for part in str(spec).split(","):
@@ -288,10 +311,13 @@ class Registry:
                 chosen.add(by_number[int(part)].name)
             elif part in self.by_name:
                 chosen.add(part)
+            elif part.lower() == "all":
+                chosen.update(s.name for s in self.steps if default(s))
             elif part.lower() in STAGES:
-                chosen.update(s.name for s in self.steps if s.stage == part.lower())
+                chosen.update(s.name for s in self.steps if s.stage == part.lower() and default(s))
             else:
-                valid = ", ".join(f"{n}={s.name}" for n, s in by_number.items())
+                valid = ", ".join(f"{n}={s.name}" + (" (optional)" if s.optional else "")
+                                  for n, s in by_number.items())
                 raise InputError(f"--steps {spec!r}: unknown step {part!r}; steps are {valid}, "
-                                 f"or the stages {', '.join(STAGES)}")
+                                 f"'all', or the stages {', '.join(STAGES)}")
         return [s for s in self.steps if s.name in chosen]
