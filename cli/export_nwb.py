@@ -7,6 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from mea_pipeline.nwb.options import NwbOptions
+
+DEFAULTS = NwbOptions()  # the flags' defaults are the options' (written once, in NwbOptions)
+
 
 def output_files(paths: list[Path]) -> list[Path]:
     """The ``.h5`` files named, and those directly inside the folders named, in order, once each."""
@@ -21,19 +25,21 @@ def export_nwb(
     out: Path = typer.Option(..., "--out", help="Folder the <recording_id>.nwb files go to (created if needed)"),
     require_dandi: bool = typer.Option(False, "--require-dandi",
                                        help="Fail (exit 1) when a subject field DANDI requires is missing"),
-    species: str = typer.Option("Mus musculus", "--species", help="Subject species (Latin binomial)"),
-    institution: str = typer.Option("", "--institution", help="Institution of the lab"),
+    species: str = typer.Option(DEFAULTS.species, "--species", help="Subject species (Latin binomial)"),
+    institution: str = typer.Option(DEFAULTS.institution, "--institution", help="Institution of the lab"),
     experimenter: Optional[List[str]] = typer.Option(
         None, "--experimenter", help="'Last, First' (repeat for several); default: the sheet's Experimenter"),
-    subject_id: str = typer.Option("", "--subject-id", help="Subject ID (default: the sheet's, else derived)"),
-    timezone: str = typer.Option("", "--timezone", help="IANA zone of the rig's clock (default: this machine's)"),
+    subject_id: str = typer.Option(DEFAULTS.subject_id, "--subject-id",
+                                   help="Subject ID (default: the sheet's, else derived)"),
+    timezone: str = typer.Option(DEFAULTS.timezone, "--timezone",
+                                 help="IANA zone of the rig's clock (default: this machine's)"),
 ):
     """Write <recording_id>.nwb for each output file: one line per file written, one per note.
 
     Steps a file lacks are left out with a note. Exit code 1 when any file fails (or, with
     --require-dandi, lacks a subject field DANDI requires), 0 otherwise.
     """
-    from mea_pipeline.nwb import NwbOptions, export_nwb as export, nwb_name
+    from mea_pipeline.nwb.export import export_nwb as export, nwb_name
 
     options = NwbOptions(species=species, institution=institution, experimenter=tuple(experimenter or ()),
                          subject_id=subject_id, timezone=timezone)

@@ -6,10 +6,9 @@ provenance), ``subject`` (the sheet row as an NWB Subject), ``electrodes`` (devi
 65 x 65 electrode table), ``units`` (spike times in seconds, electrical images, unit features),
 ``stimulus`` (movie trials, moving-bar sweeps, display frames), ``receptive_fields`` (the
 dense-noise STAs), ``atomic`` (temporary file renamed
-on success) and ``export`` (:func:`export_nwb`, the one entry point).
+on success) and ``export`` (:func:`~.export.export_nwb` for a file, :func:`~.export.export_open`
+for an open one, as the ``nwb_export`` step does).
+
+Nothing is imported here: the ``nwb_export`` step's parameters (``options``) load with the step
+registry, without pynwb, and the export modules import the steps' readers.
 """
-
-from .export import export_nwb, nwb_name
-from .options import ExportReport, NwbOptions
-
-__all__ = ["ExportReport", "NwbOptions", "export_nwb", "nwb_name"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pynwb import NWBHDF5IO, NWBFile
 
-from ..store.atomic import fsync_file, fsync_folder
+from ..store.atomic import fsync_file, fsync_folder, remove_stale_temporaries
 
 
 def temporary_path(nwb_path: Path) -> Path:
@@ -29,9 +29,10 @@ def write_atomically(nwbfile: NWBFile, nwb_path: Path) -> None:
     """Write to a temporary file, flush it to disk, then rename it over ``nwb_path``.
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and ``nwb_path``
-    is left as it was.
+    is left as it was; a temporary left by a killed export is removed by the next one.
     """
     tmp = temporary_path(nwb_path)
+    remove_stale_temporaries(nwb_path.parent, f"{nwb_path.name}.tmp-*")
     try:
         write_nwb(nwbfile, tmp)
         fsync_file(tmp)

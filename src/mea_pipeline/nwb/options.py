@@ -12,7 +12,7 @@ DEFAULT_KEYWORDS = ("retina", "retinal ganglion cells", "CMOS-MEA", "high-densit
 
 @dataclass(frozen=True)
 class NwbOptions:
-    """Choices of one export (the CLI's flags, later a step's parameters).
+    """Choices of one export (``export-nwb``'s flags; with :class:`NwbExportParams`, the step's parameters).
 
     Attributes
     ----------
@@ -41,6 +41,20 @@ class NwbOptions:
     timezone: str = ""
     electrode_pitch_um: float = 16.0
     keywords: tuple[str, ...] = DEFAULT_KEYWORDS
+
+
+@dataclass(frozen=True)
+class NwbExportParams(NwbOptions):
+    """Parameters of the optional ``nwb_export`` step: the export's choices and where the file goes.
+
+    Attributes
+    ----------
+    folder : str
+        Folder of the ``<recording_id>.nwb`` files; empty = the output folder, a relative path is
+        taken from the output folder.
+    """
+
+    folder: str = ""
 
 
 @dataclass

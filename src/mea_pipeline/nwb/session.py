@@ -42,7 +42,7 @@ def session_start(source: Source, options: NwbOptions, notes: list[str]) -> date
     if options.timezone:
         return local.replace(tzinfo=ZoneInfo(options.timezone))
     notes.append("session start: the raw file's clock has no time zone; this machine's zone was used "
-                 "(give --timezone to name the rig's)")
+                 "(give --timezone, or timezone in [steps.nwb_export], to name the rig's)")
     return local.astimezone()
 
 
@@ -72,7 +72,8 @@ def new_nwbfile(source: Source, options: NwbOptions, notes: list[str]) -> NWBFil
     recording_id = source.text(load_recording.DATASET_ID)
     names = experimenters(source, options)
     if not names:
-        notes.append("experimenter: neither --experimenter nor the sheet's Experimenter gives one")
+        notes.append("experimenter: neither --experimenter (experimenter in [steps.nwb_export]) nor the sheet's "
+                     "Experimenter gives one")
     return NWBFile(
         session_description=f"Retina on a 65 x 65 CMOS-MEA (MCS), recording {recording_id}: spike-sorted "
                             "units, their electrical images and features, and the visual stimulus shown",

@@ -61,7 +61,8 @@ def make_subject(source: Source, options: NwbOptions, session: date, notes: list
     if not subject_id and born is not None:
         # One retina per animal and day is the lab's practice: birth date + recording day name the animal.
         subject_id = f"dob{born:%Y%m%d}-rec{session:%Y%m%d}"
-        notes.append(f"subject_id: none given or in the sheet; derived as {subject_id} (give --subject-id)")
+        notes.append(f"subject_id: none given or in the sheet; derived as {subject_id} "
+                     "(give --subject-id, or subject_id in [steps.nwb_export])")
     if not subject_id:
         missing.append("subject_id: none given, none in the sheet, and no DOB to derive one from")
     subject_id = subject_id.replace("/", "-")  # DANDI forbids slashes in IDs

@@ -33,7 +33,7 @@ class AtomicUpdate:
 
     def __enter__(self) -> "AtomicUpdate":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
+        remove_stale_temporaries(self.path.parent, f".{self.path.name}.tmp-*")
         try:
             if self.path.is_file() and _readable(self.path):
                 _copy(self.path, self.tmp_path)
@@ -76,11 +76,15 @@ class AtomicUpdate:
                 pass  # closing flushes, which fails again on a full disk; the file goes anyway
         self.tmp_path.unlink(missing_ok=True)
 
-    def _remove_stale_temporaries(self) -> None:
-        for tmp in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path, pattern: str) -> None:
+    """Remove the temporary files matching ``pattern`` (``...tmp-<pid>``) that no live process
+    is writing: those a killed or earlier process of this one left behind."""
+    for tmp in folder.glob(pattern):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 def _copy(source: Path, target: Path) -> None:
