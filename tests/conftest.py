@@ -37,8 +37,9 @@ def dataset(tmp_path_factory):
 def processed(dataset, tmp_path_factory):
     """Recording 0 of ``dataset`` through every step with the plain runner, once per session.
 
-    ``inputs``, ``config``, ``result`` (of that first run) and ``truth``. Treat the output as
-    read-only; copy it first (``output_copy.copy_output``) to change anything.
+    ``inputs``, ``config``, ``result`` (of that first run) and ``truth``. The config enables the
+    optional steps (nwb_export: the ``.nwb`` is beside the ``.h5``), so every step has run. Treat the
+    output as read-only; copy it first (``output_copy.copy_output``) to change anything.
     """
     from mea_pipeline.config import PipelineConfig, RecordingInputs
     from mea_pipeline.runner import run_recording
@@ -49,6 +50,7 @@ def processed(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("processed") / f"{rec['recording_id']}.h5"
     inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
     config = PipelineConfig.load(dataset["config_file"], REGISTRY)  # stimuli, playlist, labels, sheet CSV
+    config.enabled_steps = tuple(step.name for step in REGISTRY if step.optional)
     result = run_recording(inputs, config)
     return {"inputs": inputs, "config": config, "result": result, "truth": load_truth(rec["truth"])}
 

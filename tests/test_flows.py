@@ -26,7 +26,7 @@ from mea_pipeline.steps import REGISTRY
 from mea_pipeline.synth import load_truth
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_STEPS = set(REGISTRY.names())
+ALL_STEPS = {step.name for step in REGISTRY.select(None)}  # the dataset config enables no optional step
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_changed_parameter_reruns_step_and_dependents_only(finished, body_calls)
     config = dataclasses.replace(finished["config"],
                                  step_params={"section_time": {"edge_threshold": 0.4}})
     states = rerun(finished, finished["recordings"][1], config)
-    assert sorted(body_calls) == sorted(["section_time", *REGISTRY.dependents("section_time")])
+    assert sorted(body_calls) == sorted(["section_time", *ALL_STEPS.intersection(REGISTRY.dependents("section_time"))])
     assert states["load_recording"] == states["file_metadata"] == "Cached"
     assert states["section_time"] == "Completed"
 
@@ -143,8 +143,33 @@ def test_edited_output_reruns_the_edited_step(finished, body_calls):
         noise = next(k for k in h5[f"units/{unit}/features"] if k.startswith("sta_"))
         h5[f"units/{unit}/features/{noise}/data"][0, 0, 0] += 1.0
     states = rerun(finished, recording)
-    assert body_calls == ["dense_noise_sta", *REGISTRY.dependents("dense_noise_sta")]
+    assert body_calls == ["dense_noise_sta", *(s for s in REGISTRY.dependents("dense_noise_sta") if s in ALL_STEPS)]
     assert states["dense_noise_sta"] == "Completed" and states["load_recording"] == "Cached"
+
+
+def test_enabled_nwb_export_runs_in_the_flow_cached_and_after_an_upstream_change(finished, body_calls):
+    recording = finished["recordings"][0]
+    nwb = recording.output_path.with_suffix(".nwb")
+    assert not nwb.exists()  # off by default: the batch wrote none
+    enabled = dataclasses.replace(finished["config"], enabled_steps=("nwb_export",))
+    states = rerun(finished, recording, enabled)
+    assert body_calls == ["nwb_export"] and states["nwb_export"] == "Completed"
+    assert {states[name] for name in ALL_STEPS} == {"Cached"}
+    exported = nwb.stat().st_mtime_ns
+
+    body_calls.clear()
+    states = rerun(finished, recording, enabled)
+    assert body_calls == [] and states["nwb_export"] == "Cached" and nwb.stat().st_mtime_ns == exported
+
+    changed = dataclasses.replace(enabled, step_params={"dsgc": {"n_permutations": 500}})
+    body_calls.clear()
+    states = rerun(finished, recording, changed)
+    assert body_calls == ["dsgc", "nwb_export"] and states["nwb_export"] == "Completed"
+    assert nwb.stat().st_mtime_ns != exported
+    # Without the step, a rerun neither runs nor removes it.
+    body_calls.clear()
+    states = rerun(finished, recording, dataclasses.replace(changed, enabled_steps=()))
+    assert body_calls == [] and "nwb_export" not in states and nwb.is_file()
 
 
 def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys):
@@ -162,7 +187,7 @@ def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys)
     assert batch(staged, tmp_path / "out", "--steps", "10-11") == 0
     assert "1 successful" in capsys.readouterr().out
     with h5py.File(tmp_path / "out" / f"{source['recording_id']}.h5") as h5:
-        assert [s.decode() for s in h5["pipeline/completed_steps"][()]] == REGISTRY.names()
+        assert [s.decode() for s in h5["pipeline/completed_steps"][()]] == [s.name for s in REGISTRY.select(None)]
 
 
 def test_sheet_is_fetched_once_per_batch_with_gspread_and_falls_back_to_the_csv(dataset, tmp_path, prefect_server,

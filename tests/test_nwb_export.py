@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mea_pipeline.nwb import NwbOptions, export_nwb, nwb_name
+from mea_pipeline.nwb.export import export_nwb, nwb_name
+from mea_pipeline.nwb.options import NwbOptions
 from mea_pipeline.steps import dense_noise_sta, load_recording, section_spike_times, section_time
 
 OPTIONS = NwbOptions(institution="Synthetic Retina Lab", experimenter=("Doe, Jane",), timezone="Europe/Berlin")
@@ -108,7 +109,7 @@ def without_dsgc(dataset, tmp_path_factory):
     rec = dataset["recordings"][1]
     out = tmp_path_factory.mktemp("partial") / f"{rec['recording_id']}.h5"
     inputs = RecordingInputs(rec["recording_id"], out, rec["cmcr"], rec["cmtr"])
-    steps = ",".join(s.name for s in REGISTRY if s.name not in ("gsheet_metadata", "ap_tracking", "dsgc"))
+    steps = ",".join(s.name for s in REGISTRY.select(None) if s.name not in ("gsheet_metadata", "ap_tracking", "dsgc"))
     run_recording(inputs, PipelineConfig.load(dataset["config_file"], REGISTRY), steps=steps)
     return out
 
@@ -144,3 +145,55 @@ def test_cli_writes_one_line_per_file_and_note(exported, tmp_path):
     assert (tmp_path / nwb_name(exported["output"])).is_file()
     failed = CliRunner().invoke(app, ["export-nwb", str(tmp_path / "missing.h5"), "--out", str(tmp_path)])
     assert failed.exit_code == 1 and "FAILED" in failed.output
+
+
+def test_waveform_trough_sits_on_the_soma_electrode(exported, processed):
+    """Each unit's deepest ``waveform_mean`` point is on the electrode the synthetic cell's soma sits on
+    (the truth's MCS SensorID), and that electrode's ``rel_x``/``rel_y`` are the soma columns' position:
+    a transposed flattening or swapped position axes moves every off-diagonal soma elsewhere."""
+    from pynwb import NWBHDF5IO
+
+    truth = {unit["unit_id"]: unit for unit in processed["truth"]["units"]}
+    pitch = 16.0
+    with NWBHDF5IO(str(exported["nwb"]), "r") as io:
+        nwbfile = io.read()
+        electrodes, units = nwbfile.electrodes, nwbfile.units
+        sensor, rel_x, rel_y = (np.asarray(electrodes[c][:]) for c in ("sensor_id", "rel_x", "rel_y"))
+        names = list(units["unit_name"][:])
+        assert sorted(names) == sorted(truth)
+        off_diagonal = 0
+        for row, name in enumerate(names):
+            image = units["waveform_mean"].data[row]   # samples x electrodes
+            if truth[name]["silent"]:
+                assert np.isnan(image).all(), name
+                continue
+            electrode = np.unravel_index(np.nanargmin(image), image.shape)[1]
+            assert sensor[electrode] == truth[name]["sensor_id"], name
+            # MCS Row runs along eimage axis 2 (x), Column along axis 1 (y).
+            assert (rel_x[electrode], rel_y[electrode]) == ((truth[name]["row"] - 1) * pitch,
+                                                            (truth[name]["column"] - 1) * pitch), name
+            assert abs(units["soma_x_um"][row] - rel_x[electrode]) < pitch / 2, name
+            assert abs(units["soma_y_um"][row] - rel_y[electrode]) < pitch / 2, name
+            off_diagonal += abs(truth[name]["row"] - truth[name]["column"]) > 2
+        assert off_diagonal >= len(names) // 2  # enough somas off the diagonal for a swap to show
+
+
+def test_the_step_writes_the_nwb_beside_the_output_and_records_it(processed):
+    """The processed fixture enables nwb_export: its file is the export of the output beside it."""
+    from pynwb import NWBHDF5IO
+
+    from mea_pipeline.steps import nwb_export
+
+    output = processed["inputs"].output_path
+    nwb = output.with_suffix(".nwb")
+    with h5py.File(output, "r") as h5:
+        assert h5[nwb_export.NWB_FILE.at()].asstr()[()] == nwb.name
+        assert h5[nwb_export.NWB_SIZE.at()][()] == nwb.stat().st_size
+        notes = list(h5[nwb_export.NWB_NOTES.at()].asstr()[()])
+        units = load_recording.unit_ids(h5)
+    assert any(note.startswith("electrode pitch") for note in notes)  # the synthetic raw file gives no pitch
+    with NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        assert nwbfile.session_id == processed["inputs"].recording_id
+        assert list(nwbfile.units["unit_name"][:]) == units
+    assert not list(output.parent.glob("*.tmp-*"))

@@ -251,8 +251,10 @@ def render_markdown(registry) -> str:
     lines += [_row(out) for out in PIPELINE_OUTPUTS]
     for step in registry:
         reads = ", ".join(sorted(step.reads)) or "the output file only"
+        optional = (f" Optional: runs where the config enables it (`[steps.{step.name}] enabled = true`) or "
+                    f"`--steps` names it." if step.optional else "")
         lines += ["", f"## Step {registry.number(step.name)}: {step.name}", "",
-                  f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.",
+                  f"{step.description}. Reads: {reads}. Upstream: {', '.join(step.upstream) or 'none'}.{optional}",
                   "", HEADER, "|---|---|---|---|---|---|---|"]
         lines += [_row(out) for out in step.outputs]
     return "\n".join(lines) + "\n\n" + params_reference.render_markdown(registry)

@@ -1,4 +1,4 @@
-"""Matrix rows R62-R69 and R82: concurrent runs, the lock per recording and crashes (docs/reliability.md).
+"""Matrix rows R62-R69, R82 and R83: concurrent runs, the lock per recording and crashes (docs/reliability.md).
 
 The lock rows run in this process or against a small holder process. The end-to-end rows (marked
 ``services``: minutes, so ``make test-services`` runs them, not ``make test``) run the real
@@ -205,6 +205,54 @@ def test_kill_at_each_step_then_rerun_recomputes_nothing_committed(tiny, tmp_pat
     matrix.record("R66", line, names=(f"{len(names)} step runs for {len(names)} steps",))
 
 
+KILLED_EXPORT = """
+import os, signal, sys
+from pathlib import Path
+from mea_pipeline.config import PipelineConfig, RecordingInputs
+from mea_pipeline.nwb import atomic
+from mea_pipeline.runner import run_step
+from mea_pipeline.steps import REGISTRY
+
+real = atomic.write_nwb
+
+def write_then_die(nwbfile, path):
+    real(nwbfile, path)  # the whole file is on disk under its temporary name
+    os.kill(os.getpid(), signal.SIGKILL)
+
+atomic.write_nwb = write_then_die
+config_file, recording_id, output = sys.argv[1:]
+run_step("nwb_export", RecordingInputs(recording_id, Path(output)), PipelineConfig.load(config_file, REGISTRY),
+         force=True)
+"""
+
+
+def test_a_killed_nwb_export_leaves_the_previous_nwb_or_none(processed, dataset, tmp_path):
+    from mea_pipeline.runner import run_step
+
+    recording, config = copy_output(processed, tmp_path), processed["config"]
+    nwb = recording.output_path.with_suffix(".nwb")
+    kill = [sys.executable, "-c", KILLED_EXPORT, str(dataset["config_file"]), recording.recording_id,
+            str(recording.output_path)]
+
+    def killed() -> None:
+        result = subprocess.run(kill, capture_output=True, text=True, timeout=300)
+        assert result.returncode == -9, result.stderr
+        assert [p.name for p in tmp_path.glob("*.tmp-*")] != []  # killed with its temporary file complete
+
+    previous = nwb.read_bytes()
+    killed()
+    assert nwb.read_bytes() == previous and is_complete(recording, config)
+    nwb.unlink()
+    killed()
+    assert not nwb.exists() and not is_complete(recording, config)
+    assert run_step("nwb_export", recording, config)["status"] == "done"
+    assert nwb.is_file() and is_complete(recording, config)
+    assert [p.name for p in tmp_path.glob("*.tmp-*")] == []  # the leftover went with the next export
+    line = (f"kill -9 inside the NWB export, twice: the previous {nwb.name} kept byte for byte, then none and "
+            f"nwb_export not done; the next export done, its leftover temporary removed")
+    matrix.record("R83", line, names=("kept byte for byte", "not done", "leftover temporary removed"))
+
+
 def step_lines(logs: list[str]) -> Counter:
     """(recording, step) -> how many runs' logs say the step was computed ('<step>: done in ...')."""
     counts = Counter()
@@ -245,7 +293,7 @@ def test_killed_batch_then_two_batches_at_once(tiny, tiny_output, tmp_path, pref
     # Each recording was computed once: no step of either ran twice, none committed before the kill ran again.
     logs = [path.read_text() for path in (out / "logs").glob("*.log")]
     counts = step_lines(logs)
-    names = REGISTRY.names()
+    names = [step.name for step in REGISTRY.select(None)]  # the config enables no optional step
     assert {step: counts[(first, step)] for step in names} == {s: int(s not in names[:5]) for s in names}
     assert {step: counts[(second, step)] for step in names} == dict.fromkeys(names, 1)
     assert all(is_complete(RecordingInputs(rid, out / f"{rid}.h5"), config) for rid in (first, second))

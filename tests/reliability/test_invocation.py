@@ -19,8 +19,8 @@ def config_file(tmp, text: str) -> list:
 
 
 INVOCATIONS = {
-    "R72": (lambda tiny, tmp: ["batch", "--config", tiny["config_file"], "--steps", "12"],
-            ("--steps '12': unknown step '12'", "11=dsgc")),
+    "R72": (lambda tiny, tmp: ["batch", "--config", tiny["config_file"], "--steps", "13"],
+            ("--steps '13': unknown step '13'", "11=dsgc, 12=nwb_export (optional)")),
     "R73": (lambda tiny, tmp: ["batch", "--config", tiny["config_file"], "--concurrency", "0"],
             ("--concurrency 0", "use 1 to")),
     "R74": (lambda tiny, tmp: ["batch", "--config", tmp / "none.toml"], ("config file not found", "none.toml")),

@@ -72,7 +72,7 @@ def test_batch_runs_each_recording_on_a_dask_worker(mea_server, synth_dataset, c
     # Every step body of every recording ran exactly once, all of them on the Dask workers, and
     # each worker took one whole recording (one thread each, two recordings at once).
     assert Counter(call for calls in per_worker.values() for call in calls) == \
-        Counter((name, rid) for rid in ids for name in REGISTRY.names())
+        Counter((name, rid) for rid in ids for name in [s.name for s in REGISTRY.select(None)])
     assert sorted(sorted({rid for _, rid in calls}) for calls in per_worker.values()) == [[rid] for rid in sorted(ids)]
     assert client.run_on_scheduler(finished_tasks)["run_recording"] == 2
 

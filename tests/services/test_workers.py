@@ -106,7 +106,7 @@ def test_batch_hands_each_recording_to_exactly_one_worker(pool, synth_dataset):
     assert sorted(name for run in runs.values() for name in claims(folder, run.id)) == sorted(WORKERS)
     # Each step of each recording ran once: a second run of a recording (by either worker) would
     # have added task runs of its own.
-    assert all(task_runs[f"{step}-{rid}"] == 1 for step in REGISTRY.names() + ["qc_report"] for rid in ids)
+    assert all(task_runs[f"{step}-{rid}"] == 1 for step in [*(s.name for s in REGISTRY.select(None)), "qc_report"] for rid in ids)
     # The records are in PostgreSQL.
     assert count_rows(pool["database"], "SELECT count(*) FROM flow_run WHERE name LIKE 'rec-%'") == len(ids)
 

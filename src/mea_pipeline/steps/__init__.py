@@ -5,11 +5,11 @@ ties broken by their ``position``, not from the order of this set.
 """
 
 from . import (ap_tracking, cell_type_labels, dense_noise_sta, dsgc, file_metadata, gsheet_metadata, load_recording,
-               rf_geometry, section_spike_times, section_time, soma_geometry)
+               nwb_export, rf_geometry, section_spike_times, section_time, soma_geometry)
 from .registry import Registry, Step, StepContext
 
 REGISTRY = Registry([module.STEP for module in (
     ap_tracking, cell_type_labels, dense_noise_sta, dsgc, file_metadata, gsheet_metadata, load_recording,
-    rf_geometry, section_spike_times, section_time, soma_geometry)])
+    nwb_export, rf_geometry, section_spike_times, section_time, soma_geometry)])
 
 __all__ = ["REGISTRY", "Registry", "Step", "StepContext"]
