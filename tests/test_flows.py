@@ -172,6 +172,17 @@ def test_enabled_nwb_export_runs_in_the_flow_cached_and_after_an_upstream_change
     assert body_calls == [] and "nwb_export" not in states and nwb.is_file()
 
 
+def test_batch_steps_all_plus_the_optional_export_then_skips_complete_outputs(dataset, finished, capsys):
+    assert batch(dataset, finished["output"], "--steps", "all,nwb_export") == 0
+    assert "3 successful, 0 skipped, 0 failed" in capsys.readouterr().out
+    enabled = dataclasses.replace(finished["config"], enabled_steps=("nwb_export",))
+    for recording in finished["recordings"]:
+        assert recording.output_path.with_suffix(".nwb").is_file()
+        assert runner.is_complete(recording, enabled)
+    assert batch(dataset, finished["output"], "--steps", "all,nwb_export") == 0
+    assert "0 successful, 3 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys):
     raw = tmp_path / "raw"
     raw.mkdir()
