@@ -23,7 +23,9 @@ from . import compare, export_nwb, operate
 from .common import (ConfigOpt, CsvOpt, DebugOpt, EndOpt, OutputOpt, PathMapOpt, StartOpt, StepsOpt, load_config,
                      prefect_environment, registry, with_input_options)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Plain help text (no rich markup): rich read '[batch]' and '[steps.<name>]' in the help as markup and
+# dropped them.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Retinal CMOS-MEA recordings (.cmcr/.cmtr) -> one HDF5 file per recording.")
 
 

@@ -111,3 +111,23 @@ def test_step_warnings_reach_the_log_file_but_not_the_terminal(tmp_path):
         logging.getLogger().removeHandler(console)
     assert "waiting for a raw-read slot" in terminal.getvalue() and "packaged weights" not in terminal.getvalue()
     assert "ap_tracking: packaged weights" in path.read_text()
+
+
+def test_help_shows_every_option_text_whole():
+    """Help text is not read as markup: '[batch]' and '[steps.<name>]' stay (rich used to drop them)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from mea_pipeline.cli.main import app
+
+    command = typer.main.get_command(app)
+    checked = 0
+    for name, sub in command.commands.items():
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        for param in sub.params:
+            if getattr(param, "param_type_name", "") == "option" and getattr(param, "help", None):
+                assert " ".join(param.help.split()) in text, f"{name} {param.opts[0]}"
+                checked += 1
+    assert checked > 50
