@@ -195,7 +195,10 @@ def status(
     path_map: Optional[list[str]] = typer.Option(None, "--path-map"),
     verify: bool = typer.Option(False, "--verify", help="Re-read every output for its digest (finds edited files; slow)"),
 ):
-    """Table of recordings x steps: done / failed / stale / missing (and edited, with --verify)."""
+    """Table of recordings x steps: done / failed / stale / missing (and edited, with --verify).
+
+    Exit code 1 when a failed step is recorded, 0 otherwise.
+    """
     if output.exists() and not output.is_dir():
         raise InputError(f"--output {output} is a file; give the folder that holds the <recording_id>.h5 outputs")
     files = {p.stem: p for p in sorted(output.glob("*.h5"))}
@@ -207,14 +210,18 @@ def status(
     names = registry().names()
     states = {rid: OutputFile(files[rid]).step_states(verify) if rid in files else {} for rid in ids}
     width = max([len(i) for i in ids] + [12])
-    print(f"{'recording':<{width}}  " + "  ".join(f"{n[:14]:<14}" for n in names))
+    cells = {rid: [states[rid].get(n, "missing").split(":")[0] for n in names] for rid in ids}
+    # Each column as wide as its step's name (or its widest state): no header is cut.
+    widths = [max([len(n)] + [len(cells[rid][k]) for rid in ids]) for k, n in enumerate(names)]
+    print(f"{'recording':<{width}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(names, widths)))
     for rid in ids:
-        cells = [states[rid].get(n, "missing").split(":")[0] for n in names]
-        print(f"{rid:<{width}}  " + "  ".join(f"{c:<14}" for c in cells))
-    for rid in ids:
-        for name, state in states[rid].items():
-            if state.startswith("failed"):
-                print(f"{rid} {name}: {state}")
+        print(f"{rid:<{width}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells[rid], widths)))
+    failures = [f"{rid} {name}: {state}" for rid in ids for name, state in states[rid].items()
+                if state.startswith("failed")]
+    for line in failures:
+        print(line)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

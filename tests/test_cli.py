@@ -39,8 +39,15 @@ def test_status_reads_the_records_without_torch_or_prefect(processed, tmp_path, 
     with h5py.File(output / processed["inputs"].output_path.name, "r+") as h5:
         h5["metadata/gsheet_row/Note"][()] = "edited by hand"
     assert main(["status", "--output", str(output), "--verify"]) == 0
-    row = capsys.readouterr().out.splitlines()[1].split()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["recording", *REGISTRY.names()]  # no step name cut short
+    row = lines[1].split()
     assert row[8] == "edited" and row.count("done") == len(REGISTRY.names()) - 1  # gsheet_metadata, the 8th step
+    from mea_pipeline.store import OutputFile
+
+    OutputFile(output / processed["inputs"].output_path.name).record_failure("dsgc", "OSError: drive went away")
+    assert main(["status", "--output", str(output)]) == 1  # a recorded failure is a non-zero exit
+    assert capsys.readouterr().out.splitlines()[-1].endswith("dsgc: failed: OSError: drive went away")
 
 
 def test_input_options_reach_the_command_as_the_given_config_values(tmp_path):

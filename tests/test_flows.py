@@ -246,8 +246,10 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     failed_id = dataset["recordings"][1]["recording_id"]
     # Its pre-flight finds the file is not HDF5 before any raw read, and records that on step 1.
     assert f"FAILED {failed_id} at preflight" in out and str(bad.name) in out
-    assert main(["status", "--output", str(tmp_path / "out")]) == 0
-    assert f"{failed_id} load_recording: failed: pre-flight: " in capsys.readouterr().out
+    assert main(["status", "--output", str(tmp_path / "out")]) == 1  # a failure is recorded
+    status = capsys.readouterr().out
+    assert f"{failed_id} load_recording: failed: pre-flight: " in status
+    assert status.splitlines()[0].split()[1:] == [s.name for s in REGISTRY]  # no name cut short
 
 
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):

@@ -124,7 +124,7 @@ def test_deterministic_fault_is_not_retried_and_is_recorded(row, tiny_output, tm
     assert state.is_failed() and attempts == [1]
     capsys.readouterr()  # the task run's own log is Prefect's, not what the user reads
     code, out, err = cli(capsys, "status", "--output", tmp_path)
-    assert code == 0
+    assert code == 1  # a failure is recorded
     line = next(line for line in out.splitlines() if line.startswith(f"{recording.recording_id} {STEP}: failed"))
     matrix.record(row, line, out + err, names=(expected,), lost=lost_results(before, committed(recording)))
     assert temporaries(recording) == []
