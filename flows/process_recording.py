@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
-from mea_pipeline.runner import STEP_WARNING, output_summary
+from mea_pipeline.runner import STEP_WARNING, output_summary, stopped_by_time_limit
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.tasks.qc import qc_report
 from mea_pipeline.tasks.steps import step_task
@@ -77,6 +77,8 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
                 result_storage=cache_folder(recording),
                 refresh_cache=force,
             )(recording, config, force, return_state=True)
+            if state.name == "TimedOut":
+                raise stopped_by_time_limit(recording, step.name, config.timeout_for(step))
             result = state.result()  # raises the step's error: this recording stops here
             if state.name == "Cached":
                 logger.info(f"{step.name}: cached")

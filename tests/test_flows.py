@@ -183,6 +183,22 @@ def test_batch_steps_all_plus_the_optional_export_then_skips_complete_outputs(da
     assert "0 successful, 3 skipped, 0 failed" in capsys.readouterr().out
 
 
+def test_a_step_stopped_by_its_time_limit_names_the_setting_that_raises_it(finished):
+    from mea_pipeline.runner import StepFailed
+    from mea_pipeline.store import OutputFile
+
+    recording = finished["recordings"][2]
+    limited = dataclasses.replace(finished["config"], timeouts={"rf_geometry": 0.2},
+                                  step_params={"rf_geometry": {"threshold_fraction": 0.45}})  # not cached
+    state = process_recording(recording, limited, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(StepFailed) as failure:
+        state.result()
+    reason = "time limit: stopped after 0.2 s; raise it with [timeouts] rf_geometry = <seconds> in the config"
+    assert (failure.value.step, failure.value.reason) == ("rf_geometry", reason)
+    assert OutputFile(recording.output_path).step_states()["rf_geometry"] == f"failed: {reason}"
+
+
 def test_staged_run_without_raw_files(dataset, tmp_path, prefect_server, capsys):
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -131,6 +131,19 @@ def run_step(name: str, rec: RecordingInputs, config: PipelineConfig,
             "warnings": context.warnings}
 
 
+def stopped_by_time_limit(rec: RecordingInputs, name: str, limit_s: float) -> StepFailed:
+    """The failure of a step its time limit stopped, noted in the output file with how to raise the limit.
+
+    Whoever enforces the limit (the step's Prefect task) calls this; the step itself only saw
+    itself cancelled.
+    """
+    failure = StepFailed(rec.recording_id, name, f"time limit: stopped after {limit_s:g} s; raise it with "
+                                                 f"[timeouts] {name} = <seconds> in the config")
+    with contextlib.suppress(OSError):
+        OutputFile(rec.output_path).record_failure(name, failure.reason)
+    return failure
+
+
 def run_recording(rec: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                   registry: Registry = REGISTRY, force: bool = False) -> dict:
     """Run the selected steps in order; stops at the first failing step (raising StepFailed)."""

@@ -82,10 +82,11 @@ def test_batch_with_a_step_timeout_skips_the_complete_recording_and_names_the_fa
     second = lab["second"]
     assert second.returncode == 1, second.stdout + second.stderr
     assert f"{lab['a']}: skipped (output complete)" in second.stdout
-    assert f"FAILED {lab['b']} at rf_geometry" in second.stdout
+    assert f"FAILED {lab['b']} at rf_geometry: time limit: stopped after 0.2 s; raise it with [timeouts] " \
+           f"rf_geometry = <seconds> in the config" in second.stdout
     states = OutputFile(lab["output"](lab["b"])).step_states()
     assert [states[name] for name in BEFORE_RF] == ["done"] * len(BEFORE_RF)
-    assert states["rf_geometry"].startswith("failed: stopped: ")
+    assert states["rf_geometry"].startswith("failed: time limit: stopped after 0.2 s")
 
 
 def test_rerun_failed_reruns_only_the_failed_recording_from_its_failed_step(mea_server, lab, served):
