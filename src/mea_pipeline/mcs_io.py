@@ -24,6 +24,7 @@ Sensor layout: a full-chip frame ``SensorData[t]`` holds the electrode at (Row, 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
@@ -167,12 +168,24 @@ def check_header(path: str | Path, kind: str) -> None:
             if kind == "cmcr" and not missing and not isinstance(h5.get("Acquisition", getlink=True), h5py.HardLink):
                 missing = ["Acquisition"]
     except OSError as exc:
-        reason = " ".join(str(exc).split())
-        raise McsFormatError(f"{path}: HDF5 cannot open it ({reason}); it is damaged or truncated: copy it again") \
-            from None
+        raise McsFormatError(f"{path}: {_open_failure(exc)}") from None
     if missing:
         raise McsFormatError(f"{path}: no '{missing[0]}' group; is this the .{kind} "
                              f"({'raw data from CMOS-MEA-Control' if kind == 'cmcr' else 'spike sorter results'})?")
+
+
+# HDF5's message for a file shorter than its superblock says: "... (truncated file: eof = 2097152,
+# sblock->base_addr = 0, stored_eof = 4194304)".
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*?stored_eof = (\d+)")
+
+
+def _open_failure(exc: OSError) -> str:
+    """Why HDF5 could not open a file, in the user's words (no HDF5 internals) with what to do."""
+    text = " ".join(str(exc).split())
+    if found := _TRUNCATED.search(text):
+        return (f"the file is truncated: {int(found[1]):,} of the {int(found[2]):,} bytes its header announces "
+                "(an interrupted copy?); copy it again")
+    return f"HDF5 cannot open it ({text}); it is damaged or truncated: copy it again"
 
 
 def _find(group, mcspy_name: str):
