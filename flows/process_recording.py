@@ -12,8 +12,10 @@ many recordings read the (network) drives at once, across every batch sharing th
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext
+from prefect.logging.loggers import flow_run_logger
 
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import STEP_WARNING, output_summary, stopped_by_time_limit
@@ -62,10 +64,20 @@ def step_line(result: dict) -> str:
     return f"{result['step']}: {result['status']} in {result['seconds']} s{warnings}" + (f" ({counts})" if counts else "")
 
 
+def recording_logger():
+    """The logger of this recording's own run, so its lines are on the recording's page in the UI.
+
+    Not ``get_run_logger()``: a subflow called from the batch's task still sees that task's
+    context, and its lines would land on the batch's task instead.
+    """
+    context = FlowRunContext.get()
+    return flow_run_logger(context.flow_run, context.flow)
+
+
 @flow(name="process_recording", flow_run_name="rec-{recording.recording_id}")
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
-    logger = get_run_logger()
+    logger = recording_logger()
     selected = REGISTRY.select(steps, config.enabled_steps)
     # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
     # only after a ~2 s poll.

@@ -102,6 +102,25 @@ def test_script_entry_point(dataset, tmp_path, prefect_server):
     assert "[1/1] " in result.stdout and "1 successful" in result.stdout
 
 
+def test_each_recording_run_holds_its_own_step_lines(finished):
+    """The batch's recording runs (subflows of its tasks) log their step lines on themselves."""
+    from prefect.client.schemas.filters import FlowRunFilterName, LogFilter, LogFilterFlowRunId
+
+    wanted = {f"rec-{r.recording_id}" for r in finished["recordings"]}
+    deadline, found = time.monotonic() + 60, {}
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=sorted(wanted))))
+        assert {run.name for run in runs} == wanted
+        while time.monotonic() < deadline and len(found) < len(wanted):  # logs reach the server in batches
+            for run in runs:
+                logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+                lines = [log.message for log in logs if log.task_run_id is None]
+                if any(line.startswith("load_recording: done in ") for line in lines):
+                    found[run.name] = lines
+            time.sleep(1)
+    assert set(found) == wanted
+
+
 def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
     states = rerun(finished, finished["recordings"][0])
     assert states == {name: "Cached" for name in ALL_STEPS | {"qc_report"}}
