@@ -1,6 +1,7 @@
-"""Per-recording subflow: the selected steps in order, each a cached Prefect task, then the QC report.
+"""Per-recording subflow: its pre-flight check, the selected steps in order, each a cached Prefect
+task, then the QC report.
 
-A failing step fails this flow with the step's error as its message; the steps before it have
+A refused pre-flight check fails this flow with the reason before any step runs; a failing step fails this flow with the step's error as its message; the steps before it have
 already been committed to the output file. A recording whose selected steps read raw files
 holds one slot of the ``mea-raw-reads`` global concurrency limit while it runs, so at most that
 many recordings read the (network) drives at once, across every batch sharing the server.
@@ -20,6 +21,7 @@ from prefect.logging.loggers import flow_run_logger
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import STEP_WARNING, output_summary, stopped_by_time_limit
 from mea_pipeline.steps import REGISTRY
+from mea_pipeline.tasks.preflight import recording_preflight
 from mea_pipeline.tasks.qc import qc_report
 from mea_pipeline.tasks.steps import step_task
 
@@ -78,6 +80,8 @@ def recording_logger():
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
     logger = recording_logger()
+    # Checked here, in the recording's own run: a refused recording is a red run of its own in the UI.
+    recording_preflight(recording, config, steps)
     selected = REGISTRY.select(steps, config.enabled_steps)
     # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
     # only after a ~2 s poll.

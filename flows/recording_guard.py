@@ -1,13 +1,12 @@
-"""What the batch does around each recording's run: its lock, a second look, its pre-flight check.
+"""What the batch does around each recording's run: its lock and a second look.
 
 :func:`guarded` wraps the batch's per-recording task. The recording's lock
 (:mod:`mea_pipeline.recording_lock`) is taken first, so two batches on one output folder, or a
 recording named twice by the mapping CSV, never run it at once: the second reports it as busy
 and skips it. With the lock held, the batch's plan is trusted unless the output file changed
 since the plan looked at it: then another run wrote it meanwhile, and an output it completed is
-skipped. Then the recording's pre-flight check runs: a missing or unreadable raw file fails the
-recording with its reason before any step reads raw data, and the reason is recorded on its
-first selected step in the output file.
+skipped. The recording's own pre-flight check is the first task of its run
+(:func:`mea_pipeline.flows.process_recording.process_recording`).
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from mea_pipeline.batch_options import BatchOptions
 from mea_pipeline.batch_plan import RecordingDecision
 from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.faults import describe
-from mea_pipeline.preflight import check_recording
 from mea_pipeline.recording_lock import RecordingBusy, RecordingLock
 from mea_pipeline.runner import is_complete
-from mea_pipeline.steps import REGISTRY
-from mea_pipeline.store import OutputFile
 
 from mea_pipeline.flows.batch_report import counts, say
 
@@ -50,11 +46,6 @@ def guarded(run_recording):
             rerun = options.overwrite or options.recheck
             if not rerun and decision.output_changed() and is_complete(recording, config, options.steps):
                 return skipped_row(logger, position, recording, "output complete: another run finished it")
-            errors = check_recording(recording, config, options.steps).errors
-            if errors:
-                reason = "; ".join(e.removeprefix(f"{recording.recording_id}: ") for e in errors)
-                _note_failure(recording, options.steps, reason)
-                return _failed(logger, position, recording, "preflight", reason, t0)
             return run_recording(decision, config, options, position)
 
     return run
@@ -65,15 +56,6 @@ def skipped_row(logger, position: str, recording: RecordingInputs, note: str) ->
     say(logger, f"{position} {recording.recording_id}: skipped ({note})")
     return {"recording_id": recording.recording_id, "status": "skipped", "note": note,
             **counts(recording.output_path)}
-
-
-def _note_failure(recording: RecordingInputs, steps: str | None, reason: str) -> None:
-    """Record the failure on the first selected step, so ``status`` and ``--only-failed`` see it."""
-    first = REGISTRY.select(steps)[0].name
-    try:
-        OutputFile(recording.output_path).record_failure(first, f"pre-flight: {reason}")
-    except OSError:
-        pass  # e.g. the output path is a folder: the batch's line still says why
 
 
 def _failed(logger, position: str, recording: RecordingInputs, step: str, message: str, t0: float):

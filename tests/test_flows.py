@@ -285,6 +285,15 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     status = capsys.readouterr().out
     assert f"{failed_id} load_recording: failed: pre-flight: " in status
     assert status.splitlines()[0].split()[1:] == [s.name for s in REGISTRY]  # no name cut short
+    # The refused recording is a red run of its own, the reason (naming the file) its state message.
+    from prefect.client.schemas.filters import FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = [run for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[f"rec-{failed_id}"]))) if str(bad) in (run.state.message or "")]
+    assert len(runs) == 1 and runs[0].state.is_failed(), [(r.name, r.state) for r in runs]
+    assert f"{failed_id}: refused by pre-flight: {bad}" in runs[0].state.message
+    assert task_states(runs[0].state) == {"preflight": "Failed"}  # no step ran
 
 
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):

@@ -36,10 +36,10 @@ WARNING_LINES = 10  # distinct step warnings a summary lists before counting the
 
 
 class StepFailed(RecordingError):
-    """A step raised; the message names the recording and the step."""
+    """A step raised; the message names the recording and the step (or what ``heading`` says failed)."""
 
-    def __init__(self, recording_id: str, step: str, message: str):
-        super().__init__(f"{recording_id}: step {step} failed: {message}")
+    def __init__(self, recording_id: str, step: str, message: str, heading: str | None = None):
+        super().__init__(f"{recording_id}: {heading or f'step {step} failed'}: {message}")
         self.recording_id = recording_id
         self.step = step
         self.reason = message

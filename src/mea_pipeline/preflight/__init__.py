@@ -9,5 +9,5 @@ its own errors before reading its raw data.
 """
 
 from .batch import check_batch
-from .recording import check_recording
+from .recording import check_recording, refuse_recording
 from .report import PreflightError, Report

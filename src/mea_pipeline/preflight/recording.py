@@ -49,3 +49,20 @@ def _check_upstream(report: Report, rec: RecordingInputs, selected, names: set[s
             report.error(f"{rec.recording_id}: step {step.name} reads the output of {', '.join(missing)}, which "
                          f"{rec.output_path.name} does not hold; include it in --steps")
             return
+
+
+def refuse_recording(rec: RecordingInputs, report: Report, steps: str | None = None,
+                     registry: Registry = REGISTRY) -> str:
+    """The one-line reason of a recording's pre-flight errors, noted on its first selected step.
+
+    Noted in the output file's record, so ``status`` and ``--only-failed`` see the failure (a
+    file that cannot take the note, e.g. an output path that is a folder, is left alone: the
+    reason is returned all the same).
+    """
+    reason = "; ".join(e.removeprefix(f"{rec.recording_id}: ") for e in report.errors)
+    first = registry.select(steps)[0].name
+    try:
+        OutputFile(rec.output_path).record_failure(first, f"pre-flight: {reason}")
+    except OSError:
+        pass
+    return reason
