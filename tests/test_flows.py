@@ -123,7 +123,7 @@ def test_each_recording_run_holds_its_own_step_lines(finished):
 
 def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
     states = rerun(finished, finished["recordings"][0])
-    assert states == {name: "Cached" for name in ALL_STEPS | {"qc_report"}}
+    assert states == {name: "Cached" for name in ALL_STEPS | {"qc_report"}} | {"preflight": "Completed"}
     assert body_calls == []
 
 

@@ -90,7 +90,7 @@ def test_batch_page_shows_its_subflow_runs_and_the_summary_artifact(page, mea_se
 
 def test_recording_page_shows_a_task_run_per_step(page, mea_server, batch, tmp_path):
     rid, first = batch["ids"][0], batch["first"]
-    names = [f"{name}-{rid}" for name in [s.name for s in REGISTRY.select(None)]] + [f"qc_report-{rid}"]
+    names = [f"{name}-{rid}" for name in ["preflight", *(s.name for s in REGISTRY.select(None)), "qc_report"]]
     show(page, mea_server, f"/v2/runs/flow-run/{first.id}?tab=TaskRuns", tmp_path, "4-recording-task-runs.png",
          f"rec-{rid}", f"{len(names)} Task runs", *names)
 

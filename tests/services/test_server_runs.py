@@ -99,7 +99,7 @@ def test_rerun_failed_reruns_only_the_failed_recording_from_its_failed_step(mea_
         assert list(subflows) == [f"rec-{lab['b']}"]
         states = task_run_states(client, subflows[f"rec-{lab['b']}"].id)
     assert states == {**{name: "Cached" for name in BEFORE_RF}, **{name: "Completed" for name in FROM_RF},
-                      "qc_report": "Completed"}
+                      "qc_report": "Completed", "preflight": "Completed"}
     assert set(OutputFile(lab["output"](lab["b"])).step_states().values()) == {"done"}
     assert lab["output"](lab["a"]).stat().st_mtime_ns == a_before
 
