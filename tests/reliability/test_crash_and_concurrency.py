@@ -303,7 +303,8 @@ def test_killed_batch_then_two_batches_at_once(tiny, tiny_output, tmp_path, pref
     assert all(int(s[1]) + int(s[2]) == 3 and s[3] == "1" for s in summaries)
     summary_line = next(line for line in outputs[0][0].splitlines() if "Batch finished" in line)
     matrix.record("R62", summary_line, terminal, names=("successful", "skipped", "1 failed (of 4)"))
-    failed = next(line for line in outputs[0][0].splitlines() if line.startswith("[4/4]"))
+    # "[4/4] gone-Rec", then the recording's own run refuses it: "  gone-Rec: FAILED at preflight: ...".
+    failed = next(line for line in outputs[0][0].splitlines() if line.strip().startswith("gone-Rec: FAILED"))
     matrix.record("R64", failed, terminal, names=("gone-Rec", "FAILED at preflight", "cmcr file not found"))
     resumed = next(line for o, _ in outputs for line in o.splitlines() if line.strip().startswith(f"{first}: Units"))
     matrix.record("R67", resumed, terminal, names=(first, f"Steps: {len(names)}"))
