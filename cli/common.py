@@ -48,6 +48,20 @@ def prefect_environment(debug: bool) -> None:
     local_server.connect()
 
 
+def say_ui_link(state) -> None:
+    """Print the UI page of the flow run that ended in ``state``, when its runs stay on a server.
+
+    Runs on the temporary server Prefect starts when none is running vanish with the command:
+    then there is no page to link.
+    """
+    from prefect.utilities.urls import url_for
+
+    run_id = state.state_details.flow_run_id
+    link = url_for("flow-run", obj_id=run_id) if run_id else None
+    if link:
+        print(f"In the UI: {link}", flush=True)
+
+
 def registry():
     # Imported on use: the steps pull in torch and McsPy, which `inspect`/`scan` do not need.
     from mea_pipeline.steps import REGISTRY

@@ -21,7 +21,7 @@ from mea_pipeline.store import OutputFile
 
 from . import compare, export_nwb, operate
 from .common import (ConfigOpt, CsvOpt, DebugOpt, EndOpt, OutputOpt, PathMapOpt, StartOpt, StepsOpt, load_config,
-                     prefect_environment, registry, with_input_options)
+                     prefect_environment, registry, say_ui_link, with_input_options)
 
 # Plain help text (no rich markup): rich read '[batch]' and '[steps.<name>]' in the help as markup and
 # dropped them.
@@ -62,6 +62,7 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, BaseException):
         raise summary
+    say_ui_link(state)
     if summary["failed"]:
         print(f"Details of the failures: {log}")
     return summary
@@ -126,6 +127,7 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
 
     with RecordingLock(recording.output_path), run_log(recording.output_path.parent, debug):
         state = process_recording(recording, config, steps, return_state=True)
+    say_ui_link(state)
     if not state.is_completed():
         state.result()  # raises the step's error, printed as one line by main()
     summary = state.result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def test_seed_workflow_start_end_then_full_then_overwrite(dataset, tmp_path, cap
     assert batch(dataset, tmp_path, "--start", "0", "--end", "2", "--debug", *steps) == 0
     out = capsys.readouterr().out
     assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and "Steps: 9" in out
+    assert re.search(r"^In the UI: http://127\.0\.0\.1:\d+/runs/flow-run/[0-9a-f-]{36}$", out, re.MULTILINE)
     assert "2 successful, 0 skipped, 0 failed" in out
     assert batch(dataset, tmp_path, *steps) == 0
     assert "1 successful, 2 skipped, 0 failed" in capsys.readouterr().out
