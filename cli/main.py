@@ -45,7 +45,8 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
     prefect_environment(debug)
     from prefect import tags
 
-    from mea_pipeline.flows.batch_all_steps import batch_all_steps, run_tags
+    from mea_pipeline.flows.batch_all_steps import batch_all_steps
+    from mea_pipeline.flows.run_labels import trigger_tags
 
     from .run_log import run_log
 
@@ -55,8 +56,8 @@ def run_batch(*, config_file=None, inputs=None, debug=False, **options) -> dict:
 
         flow = batch_all_steps.with_options(task_runner=DaskTaskRunner(address=resolved.dask_address))
     options.pop("dask_address", None)  # chosen here, as the flow's task runner
-    # The options given name the run (batch_run_name); the flow runs the checked plan.
-    with tags(*run_tags(resolved, trigger="cli")), run_log(resolved.output, debug) as log:
+    # The flow names and tags the run with its source (run_labels); it runs the checked plan.
+    with tags(*trigger_tags("cli")), run_log(resolved.output, debug) as log:
         state = flow(config_file=str(config_file) if config_file else None, inputs=inputs or {},
                      checked=checked, return_state=True, **options)
     summary = state.result(raise_on_failure=False)
@@ -112,7 +113,7 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
     recording_preflight(recording, config, steps)
     prefect_environment(debug)
     from mea_pipeline.flows.server_setup import prepare_server
-    from mea_pipeline.flows.process_recording import process_recording
+    from mea_pipeline.flows.process_recording import counts_line, process_recording
 
     prepare_server(raw_reads=1)
     if any("sheet" in step.reads for step in registry().select(steps, config.enabled_steps)):
@@ -125,14 +126,18 @@ def _run_one_recording(recording: RecordingInputs, config: PipelineConfig, steps
 
     from .run_log import run_log
 
-    with RecordingLock(recording.output_path), run_log(recording.output_path.parent, debug):
+    from prefect import tags
+
+    from mea_pipeline.flows.run_labels import trigger_tags
+
+    with RecordingLock(recording.output_path), run_log(recording.output_path.parent, debug), \
+            tags(*trigger_tags("cli")):
         state = process_recording(recording, config, steps, return_state=True)
     say_ui_link(state)
     if not state.is_completed():
         state.result()  # raises the step's error, printed as one line by main()
     summary = state.result()
-    print(f"{recording.recording_id}: Units: {summary['n_units']}, Steps: {len(summary['completed_steps'])} "
-          f"-> {recording.output_path}")
+    print(f"{recording.recording_id}: {counts_line(summary)} -> {recording.output_path}")
     from mea_pipeline.runner import recorded_warnings, warning_lines
 
     for line in warning_lines([recorded_warnings(recording.output_path, steps, config.enabled_steps)]):

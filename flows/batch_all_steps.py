@@ -20,9 +20,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.context import FlowRunContext, SettingsContext, get_settings_context
-from prefect.runtime import flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -37,8 +36,9 @@ from mea_pipeline.steps import REGISTRY
 
 from mea_pipeline.flows.batch_report import BatchProgress, counts, report, say
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
-from mea_pipeline.flows.process_recording import process_recording
+from mea_pipeline.flows.process_recording import counts_line, process_recording
 from mea_pipeline.flows.recording_guard import guarded, skipped_row
+from mea_pipeline.flows.run_labels import batch_run_name, label_batch_run
 from mea_pipeline.flows.server_setup import prepare_server
 from mea_pipeline.tasks.preflight import preflight
 
@@ -77,8 +77,7 @@ def run_recording(decision: RecordingDecision, config: PipelineConfig, options: 
     if state.is_completed():
         # A worker's run keeps no result this process could read: the output file has the counts.
         summary = output_summary(recording.output_path) if via_deployment else state.result()
-        say(logger, f"  {recording.recording_id}: Units: {summary['n_units']}, "
-                    f"Steps: {len(summary['completed_steps'])}")
+        say(logger, f"  {recording.recording_id}: {counts_line(summary)}")
         return row | {"status": "success", "n_units": summary["n_units"], "n_steps": len(summary["completed_steps"])}
     step, message = local_failure(state) if not via_deployment else ("", "")
     if not step:  # a worker's run, or a step stopped from outside (timeout): its file says which
@@ -134,23 +133,6 @@ def sheet_snapshot(config: PipelineConfig, output: str) -> PipelineConfig:
     return resolved
 
 
-def run_tags(options: BatchOptions, trigger: str) -> list[str]:
-    """Tags of a batch run in the UI: the project, what started it, the CSV (or scanned roots), the rows."""
-    source = f"csv:{Path(options.csv).name}" if options.csv and not options.scan_roots else \
-        "scan:" + ",".join(Path(root).name for root in options.scan_roots or ())
-    rows = f"rows:{options.start}-{'end' if options.end is None else options.end}"
-    return ["mea-pipeline", f"trigger:{trigger}", source, rows]
-
-
-def batch_run_name() -> str:
-    """A readable run name from the parameters given: ``batch-<csv or config>-rows-<start>-<end>``."""
-    given = flow_run.parameters
-    source = Path(given.get("csv") or given.get("config_file") or "batch").stem
-    start, end = given.get("start"), given.get("end")
-    rows = f"-rows-{start or 0}-{'end' if end is None else end}" if start is not None or end is not None else ""
-    return f"batch-{source}{rows}"
-
-
 @flow(name="batch_all_steps", flow_run_name=batch_run_name)
 def batch_all_steps(
     csv: str | None = None,
@@ -190,6 +172,7 @@ def batch_all_steps(
             recheck=recheck, recording_ids=recording_ids, scan_roots=scan_roots, via_deployment=via_deployment)
         checked = plan_and_check(options, PipelineConfig.load(config_file, REGISTRY, inputs or {}), logger)
     plan, config, options = checked.plan, checked.config, checked.plan.options
+    recording_tags = label_batch_run(options)
     prepare_server(options.raw_reads)
     if plan.decisions and options.via_deployment:
         check_deployment(options.via_deployment, logger)
@@ -197,7 +180,7 @@ def batch_all_steps(
         config = sheet_snapshot(config, options.output)
 
     progress = BatchProgress(len(plan.decisions))
-    with recording_runs(options.concurrency) as start_run:
+    with tags(*recording_tags), recording_runs(options.concurrency) as start_run:
         runs = []
         for index, decision in enumerate(plan.decisions, start=1):
             position = f"[{index}/{len(plan.decisions)}]"

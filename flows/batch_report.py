@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
 
 from mea_pipeline.batch_options import BatchOptions
 from mea_pipeline.runner import output_summary, warning_lines
+
+from mea_pipeline.flows.run_labels import summary_key
 
 PROGRESS_EVERY_S = 2.0  # the batch's progress bar in the UI is updated at most this often
 
@@ -61,8 +64,14 @@ class BatchProgress:
         }
 
 
+def artifact_description(summary: dict) -> str:
+    """The counts first: the artifacts list shows the description beside each batch's key."""
+    return (f"{summary['failed']} failed, {summary['success']} successful, {summary['skipped']} skipped "
+            f"(of {summary['total']}) in {summary['seconds']:.1f} s: {FlowRunContext.get().flow_run.name}")
+
+
 def report(summary: dict, logger) -> State:
-    """Print and log the summary, store it as the run's table artifact; the batch's final state.
+    """Print and log the summary, store it as the run's own table artifact; the batch's final state.
 
     The batch fails when a recording failed, naming the first five.
     """
@@ -77,10 +86,11 @@ def report(summary: dict, logger) -> State:
     lines += [f"  {line}" for line in warning_lines(r.get("warnings", []) for r in rows)]
     say(logger, "\n".join(lines))
     create_table_artifact(
-        key="batch-summary",
-        table=[{k: r.get(k, "") for k in ("recording_id", "status", "n_units", "n_steps", "failed_step",
-                                            "message", "seconds")} for r in rows],
-        description=lines[1],
+        key=summary_key(FlowRunContext.get().flow_run.name),
+        # The message last: it is the long column, and the UI cuts the table at its right edge.
+        table=[{k: r.get(k, "") for k in ("recording_id", "status", "failed_step", "seconds", "n_units", "n_steps",
+                                            "message")} for r in rows],
+        description=artifact_description(summary),
     )
     if not summary["failed"]:
         return Completed(message=f"{summary['success']} successful, {summary['skipped']} skipped", data=summary)

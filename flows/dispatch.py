@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
+from prefect.context import TagsContext
 from prefect.client.schemas.objects import FlowRun, WorkerStatus
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
@@ -47,9 +48,13 @@ def check_deployment(name: str, logger) -> None:
 
 def run_on_deployment(name: str, recording: RecordingInputs, config: PipelineConfig, steps: str | None,
                       force: bool) -> FlowRun:
-    """Run one recording as a flow run of deployment ``name``; returns the run once it is final."""
+    """Run one recording as a flow run of deployment ``name``; returns the run once it is final.
+
+    The run carries the batch's tags (``run_deployment`` does not read them from the context).
+    """
     return run_deployment(
         name, parameters={"recording": recording, "config": config, "steps": steps, "force": force},
+        tags=sorted(TagsContext.get().current_tags),
         flow_run_name=f"rec-{recording.recording_id}", timeout=None, poll_interval=POLL_S,
     )
 

@@ -86,6 +86,7 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
     # Acquired at flow level: taken inside a task, Prefect 3.9 hands a just-released slot on
     # only after a ~2 s poll.
     reads_raw = any(step.needs_raw for step in selected)
+    computed, cached = [], []
     with raw_read_slot(logger) if reads_raw else nullcontext():
         for step in selected:
             state = step_task(step.name).with_options(
@@ -98,7 +99,9 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
             result = state.result()  # raises the step's error: this recording stops here
             if state.name == "Cached":
                 logger.info(f"{step.name}: cached")
+                cached.append(step.name)
                 continue
+            computed.append(step.name)
             logger.info(step_line(result))
             for warning in result["warnings"]:
                 # In the run's log and UI; the terminal shows step warnings once, in the summary (run_log).
@@ -107,4 +110,14 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
     if not qc.is_completed():
         # The science is committed; a figure that cannot be drawn is reported, not fatal.
         logger.warning(f"QC report of {recording.recording_id} failed: {qc.message}")
-    return {"recording_id": recording.recording_id, **output_summary(recording.output_path)}
+    return {"recording_id": recording.recording_id, **output_summary(recording.output_path),
+            "computed": computed, "cached": cached}
+
+
+def counts_line(summary: dict) -> str:
+    """``Units: 6, Steps: 11 (computed: dsgc, nwb_export; 9 cached)``: what a finished run did."""
+    line = f"Units: {summary['n_units']}, Steps: {len(summary['completed_steps'])}"
+    if "computed" not in summary:  # a worker's run: its result stays with the worker
+        return line
+    computed = ", ".join(summary["computed"]) or "none"
+    return f"{line} (computed: {computed}; {len(summary['cached'])} cached)"

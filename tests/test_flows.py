@@ -93,6 +93,33 @@ def test_seed_workflow_start_end_then_full_then_overwrite(dataset, tmp_path, cap
     assert len(body_calls) == 3 * 9  # recomputed, not taken from the cache
 
 
+def test_batch_runs_are_named_by_trigger_time_and_source_and_every_run_carries_the_project_tags(
+        dataset, tmp_path, capsys, prefect_server):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilterParentFlowRunId
+
+    from mea_pipeline.flows.run_labels import summary_key
+
+    names = []
+    for _ in range(2):  # two batches over the same rows, as a lab may start them on one day
+        assert batch(dataset, tmp_path, "--end", "2", "--steps", "1-2", "--overwrite") == 0
+        run_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", capsys.readouterr().out, re.MULTILINE)[1]
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run_id)
+            assert re.fullmatch(r"cli \d{4}-\d\d-\d\d \d\d:\d\d:\d\d mapping\.csv rows 0-2", run.name), run.name
+            assert {"mea-pipeline", "trigger:cli", "csv:mapping.csv", "rows:0-2"} <= set(run.tags)
+            recordings = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])))
+            assert len(recordings) == 2
+            assert all({"mea-pipeline", "trigger:cli"} <= set(r.tags) for r in recordings), [r.tags for r in recordings]
+            [artifact] = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))) if a.type == "table"]
+            assert artifact.key == summary_key(run.name) and artifact.key.startswith("batch-summary-cli-")
+            assert artifact.description.startswith("0 failed, 2 successful, 0 skipped (of 2) in ")
+        names.append(run.name)
+        time.sleep(1)  # names are to the second
+    assert names[0] != names[1]
+
+
 def test_script_entry_point(dataset, tmp_path, prefect_server):
     env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()}
     result = subprocess.run(
@@ -326,3 +353,7 @@ def test_deployment_flow_applies_the_config_batch_options(dataset, tmp_path, pre
     summary = state.result()
     assert summary["options"]["concurrency"] == 2 and summary["options"]["start"] == 1
     assert summary["total"] == 2 and summary["success"] == 2
+    with get_client(sync_client=True) as client:  # named after the CSV [batch] gives, not the config file
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert re.fullmatch(r"run \d{4}-\d\d-\d\d \d\d:\d\d:\d\d windows\.csv rows 1-end", run.name), run.name
+    assert {"mea-pipeline", "csv:windows.csv", "rows:1-end"} <= set(run.tags)

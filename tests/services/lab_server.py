@@ -141,6 +141,12 @@ def task_run_states(client, flow_run_id) -> dict[str, str]:
     return {run.name.split("-")[0]: run.state.name for run in runs}
 
 
+def batch_run(client, output: str):
+    """The flow run a ``mea-pipeline batch`` printed as its ``In the UI: <url>`` line."""
+    line = next(line for line in output.splitlines() if line.startswith("In the UI: "))
+    return client.read_flow_run(uuid.UUID(line.rsplit("/", 1)[1]))
+
+
 def flow_run_id(output: str) -> uuid.UUID:
     """The flow run ``prefect deployment run`` created (its ``UUID:`` line)."""
     line = next(line for line in output.splitlines() if "UUID:" in line)

@@ -2,7 +2,7 @@
 
 A batch of the two tiny synthetic recordings runs against ``mea-pipeline server``; then the UI
 (Prefect 3.9 serves the React UI under ``/v2``) must show the batch flow run, its ``rec-<id>``
-subflow runs, each recording's step task runs, the ``batch-summary`` table and a recording's
+subflow runs, each recording's step task runs, the batch's ``batch-summary-...`` table and a recording's
 ``qc-...`` markdown artifact with its figures rendered. Every page is saved as a screenshot in
 the test's folder and in ``test-artifacts/screenshots/`` of the repository (not committed).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_server import ROOT, subflow_runs, write_config
+from lab_server import ROOT, batch_run, subflow_runs, write_config
 from mea_pipeline.steps import REGISTRY
 
 pytestmark = pytest.mark.browser
@@ -44,8 +44,7 @@ def page(tmp_path_factory):
 @pytest.fixture(scope="module")
 def batch(mea_server, synth_dataset, tmp_path_factory):
     """The finished batch: its flow run, its subflow runs and its artifacts, read from the server."""
-    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
-                                                FlowRunFilterName)
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     folder = tmp_path_factory.mktemp("browser")
     config = write_config(folder / "browser.toml", synth_dataset, folder / "out")
@@ -53,11 +52,11 @@ def batch(mea_server, synth_dataset, tmp_path_factory):
     assert result.returncode == 0, result.stdout + result.stderr
     ids = [r["recording_id"] for r in synth_dataset["recordings"]]
     with mea_server.client() as client:
-        [run] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["batch-browser"])))
+        run = batch_run(client, result.stdout)
         subflows = subflow_runs(client, run.id)
         first = subflows[f"rec-{ids[0]}"]
         [summary] = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))) if a.key == "batch-summary"]
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))) if a.type == "table"]
         [qc] = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[first.id]))) if a.type == "markdown"]
     return {"run": run, "ids": ids, "subflows": subflows, "first": first, "summary": summary, "qc": qc}
@@ -77,15 +76,15 @@ def show(page, server, path: str, tmp_path: Path, name: str, *texts: str):
 
 def test_runs_page_lists_the_batch_and_one_subflow_per_recording(page, mea_server, batch, tmp_path):
     show(page, mea_server, "/v2/runs", tmp_path, "1-runs.png",
-         "batch-browser", *[f"rec-{rid}" for rid in batch["ids"]])
+         batch["run"].name, *[f"rec-{rid}" for rid in batch["ids"]])
 
 
 def test_batch_page_shows_its_subflow_runs_and_the_summary_artifact(page, mea_server, batch, tmp_path):
     run = batch["run"]
     show(page, mea_server, f"/v2/runs/flow-run/{run.id}?tab=SubflowRuns", tmp_path, "2-batch-subflows.png",
-         "batch-browser", "2 Subflow runs", *[f"rec-{rid}" for rid in batch["ids"]])
+         run.name, "2 Subflow runs", *[f"rec-{rid}" for rid in batch["ids"]])
     show(page, mea_server, f"/v2/runs/flow-run/{run.id}?tab=Artifacts", tmp_path, "3-batch-artifacts.png",
-         "batch-summary", batch["summary"].description)
+         batch["summary"].key, batch["summary"].description)
 
 
 def test_recording_page_shows_a_task_run_per_step(page, mea_server, batch, tmp_path):

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from lab_server import ROOT, flow_run_id, running_server, stop, subflow_runs, write_config
+from lab_server import ROOT, batch_run, flow_run_id, running_server, stop, subflow_runs, write_config
 from mea_pipeline.steps import REGISTRY
 
 pytestmark = pytest.mark.services
@@ -86,8 +86,6 @@ def count_rows(database_url: str, sql: str) -> int:
 
 
 def test_batch_hands_each_recording_to_exactly_one_worker(pool, synth_dataset):
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-
     server, folder = pool["server"], pool["folder"]
     result = server.run("mea-pipeline", "batch", "--config", pool["config"], "--via-deployment",
                         "process_recording/workers", "--concurrency", "2", "--raw-reads", "2")
@@ -95,7 +93,7 @@ def test_batch_hands_each_recording_to_exactly_one_worker(pool, synth_dataset):
     assert "2 successful, 0 skipped, 0 failed" in result.stdout
     ids = [r["recording_id"] for r in synth_dataset["recordings"]]
     with server.client() as client:
-        [batch] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["batch-workers"])))
+        batch = batch_run(client, result.stdout)
         runs = subflow_runs(client, batch.id)
         deployment = client.read_deployment_by_name("process_recording/workers")
         task_runs = Counter(run.name for run in client.read_task_runs())

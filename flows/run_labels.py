@@ -1,0 +1,84 @@
+"""How a batch run is told apart in the UI: its name, its tags, the key of its summary.
+
+A batch run is named ``<trigger> <date> <time> <source>``, e.g. ``nightly 2026-12-07 02:00:00
+mapping.csv rows 0-end``: what started it (``cli``, or the deployment: ``nightly``,
+``rerun-failed``, ``manual``), when it was due (local time, to the second: two batches of one day
+never share a name) and which recordings it reads (the CSV or the scanned folders, and the
+rows). The name a run gets when it starts knows only what started it and when; once the batch
+options are resolved (``[batch]`` of the config file included) the run is renamed with its
+source, and tagged with it. Every run, the recording runs included, carries the project tag
+``mea-pipeline`` and its batch's trigger, so a tag filter shows them all.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
+
+from mea_pipeline.batch_options import BatchOptions
+
+PROJECT_TAG = "mea-pipeline"
+TRIGGER_PREFIX = "trigger:"
+SUMMARY_KEY = "batch-summary"
+
+
+def trigger_tags(trigger: str) -> list[str]:
+    """The tags every run started by ``trigger`` carries from its start."""
+    return [PROJECT_TAG, f"{TRIGGER_PREFIX}{trigger}"]
+
+
+def source_tags(options: BatchOptions) -> list[str]:
+    """Tags naming the batch's recordings: the CSV (or the scanned folders) and the rows."""
+    return [_source(options).replace(" ", ":", 1), f"rows:{_rows(options)}"]
+
+
+def _source(options: BatchOptions) -> str:
+    if options.scan_roots:
+        return "scan " + ",".join(Path(root).name for root in options.scan_roots)
+    return f"csv {Path(options.csv).name}" if options.csv else "csv ?"
+
+
+def _rows(options: BatchOptions) -> str:
+    return f"{options.start}-{'end' if options.end is None else options.end}"
+
+
+def trigger_of(tags) -> str:
+    """What started the run, from its ``trigger:`` tag (``run`` when it has none: a plain Python call)."""
+    return next((tag.removeprefix(TRIGGER_PREFIX) for tag in tags if tag.startswith(TRIGGER_PREFIX)), "run")
+
+
+def _due() -> str:
+    """When the run was due, local time to the second (a nightly run: its schedule's time)."""
+    return flow_run.scheduled_start_time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def batch_run_name() -> str:
+    """The name a batch run starts with: ``<trigger> <date> <time>`` (see :func:`label_batch_run`)."""
+    return f"{trigger_of(flow_run.tags)} {_due()}"
+
+
+def label_batch_run(options: BatchOptions) -> list[str]:
+    """Add the batch's source to the running batch's name and tags; returns the tags its
+    recording runs get (the project and the trigger, so a tag filter finds them all)."""
+    context = FlowRunContext.get()
+    run = context.flow_run
+    source = _source(options).split(" ", 1)[1]
+    name = f"{trigger_of(run.tags)} {_due()} {source} rows {_rows(options)}"
+    tags = sorted(set(run.tags) | set(source_tags(options)) | {PROJECT_TAG})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run.id, name=name, tags=tags)
+    run.name, run.tags = name, tags
+    return trigger_tags(trigger_of(tags))
+
+
+def summary_key(run_name: str) -> str:
+    """The key of a batch run's summary artifact: one per run (``batch-summary-nightly-2026-12-07-020000-...``).
+
+    Artifact keys hold lowercase letters, digits and dashes only.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", run_name.lower().replace(":", "")).strip("-")
+    return f"{SUMMARY_KEY}-{slug}"[:200].rstrip("-")
