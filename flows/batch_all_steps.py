@@ -34,7 +34,7 @@ from mea_pipeline.runner import StepFailed, output_summary, recorded_warnings, u
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 
-from mea_pipeline.flows.batch_report import BatchProgress, counts, report, say
+from mea_pipeline.flows.batch_report import BatchProgress, counts, one_line_per_failure, report, say
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
 from mea_pipeline.flows.process_recording import counts_line, process_recording
 from mea_pipeline.flows.recording_guard import guarded, skipped_row
@@ -83,7 +83,8 @@ def run_recording(decision: RecordingDecision, config: PipelineConfig, options: 
     if not step:  # a worker's run, or a step stopped from outside (timeout): its file says which
         step, recorded = recorded_failure(state, recording.output_path, steps, config.enabled_steps)
         message = message or recorded
-    say(logger, f"  {recording.recording_id}: FAILED at {step or '?'}: {message}")
+    # On the terminal only: the task's own log gets the same line as its final state's message.
+    print(f"  {recording.recording_id}: FAILED at {step or '?'}: {message}", flush=True)
     row |= {"status": "failed", "failed_step": step, "message": message, **counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step or '?'}: {message}", data=row)
 
@@ -165,6 +166,7 @@ def batch_all_steps(
     pre-flighted by the command line (the other parameters then only name the run).
     """
     logger = get_run_logger()
+    one_line_per_failure()
     if checked is None:
         options = BatchOptions.load(
             config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,

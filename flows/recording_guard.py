@@ -41,7 +41,7 @@ def guarded(run_recording):
         except RecordingBusy as busy:
             return skipped_row(logger, position, recording, f"busy: {busy.reason}")
         except OSError as exc:
-            return _failed(logger, position, recording, "lock", describe(exc), t0)
+            return _failed(position, recording, "lock", describe(exc), t0)
         with lock:
             rerun = options.overwrite or options.recheck
             if not rerun and decision.output_changed() and is_complete(recording, config, options.steps):
@@ -58,8 +58,9 @@ def skipped_row(logger, position: str, recording: RecordingInputs, note: str) ->
             **counts(recording.output_path)}
 
 
-def _failed(logger, position: str, recording: RecordingInputs, step: str, message: str, t0: float):
-    say(logger, f"{position} {recording.recording_id}: FAILED at {step}: {message}")
+def _failed(position: str, recording: RecordingInputs, step: str, message: str, t0: float):
+    # On the terminal only: the task's log gets the same text as its final state's message.
+    print(f"{position} {recording.recording_id}: FAILED at {step}: {message}", flush=True)
     row = {"recording_id": recording.recording_id, "status": "failed", "failed_step": step, "message": message,
            "seconds": round(time.perf_counter() - t0, 2), **counts(recording.output_path)}
     return Failed(message=f"{recording.recording_id} failed at {step}: {message}", data=row)

@@ -323,6 +323,23 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     assert len(runs) == 1 and runs[0].state.is_failed(), [(r.name, r.state) for r in runs]
     assert f"{failed_id}: refused by pre-flight: {bad}" in runs[0].state.message
     assert task_states(runs[0].state) == {"preflight": "Failed"}  # no step ran
+    # The batch's task of that recording says why once: no repr of its state, no stray traceback.
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId, TaskRunFilter, TaskRunFilterName
+
+    batch_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", out, re.MULTILINE)[1]
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        [task_run] = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[batch_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[f"recording-{failed_id}"])))
+        while True:  # logs reach the server in batches
+            logs = [log.message for log in client.read_logs(log_filter=LogFilter(
+                task_run_id=LogFilterTaskRunId(any_=[task_run.id])))]
+            if any(line.startswith("Finished in state") for line in logs) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert sum(str(bad) in line for line in logs) == 1, logs
+    assert not any("result={" in line or "NoneType: None" in line for line in logs), logs
 
 
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):
