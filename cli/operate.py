@@ -1,8 +1,10 @@
-"""``mea-pipeline server`` and ``serve``: the lab's long-lived Prefect server and its deployments."""
+"""``mea-pipeline server``, ``serve`` and ``prefect``: the lab's long-lived Prefect server, its
+deployments, and Prefect's own command line pointed at that server."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -16,14 +18,33 @@ from .common import ConfigOpt, load_config, prefect_environment, with_input_opti
 
 
 def server(
-    host: str = typer.Option("127.0.0.1", "--host"),
+    host: str = typer.Option(
+        "127.0.0.1", "--host",
+        help="Address to listen on; 0.0.0.0 lets other desks open the UI, and then the API requires an auth string"),
     port: int = typer.Option(4200, "--port"),
     database_url: Optional[str] = typer.Option(
         None, "--database-url", help="postgresql+asyncpg://user:pw@host:5432/db (default: SQLite in PREFECT_HOME)"),
+    require_auth: bool = typer.Option(
+        False, "--require-auth", help="Require the auth string on 127.0.0.1 too (always required on other addresses)"),
 ):
-    """Run a local Prefect server with its UI; every mea-pipeline command on this machine reports to it."""
+    """Run a local Prefect server with its UI; every mea-pipeline command on this machine reports to it.
+
+    On an address other machines reach, the API and the UI require an auth string: the one in
+    MEA_PIPELINE_AUTH_STRING, or one generated once, kept in <MEA_PIPELINE_HOME>/auth_string
+    (readable by its owner only), where this machine's commands find it.
+    """
     prefect_environment(False)
-    raise typer.Exit(local_server.serve_forever(host, port, database_url))
+    raise typer.Exit(local_server.serve_forever(host, port, database_url, require_auth))
+
+
+def prefect(context: typer.Context):
+    """Run Prefect's own command line against the server `mea-pipeline server` runs (its address
+    and auth string), e.g. `mea-pipeline prefect deployment run 'batch_all_steps/rerun-failed'`."""
+    url = local_server.connect()
+    if not url:
+        raise PipelineError(f"no mea-pipeline server answers (none recorded in {local_server.server_file()}): "
+                            "start one with `mea-pipeline server`, or set PREFECT_API_URL")
+    os.execv(sys.executable, [sys.executable, "-m", "prefect", *context.args])
 
 
 @with_input_options
@@ -65,3 +86,6 @@ def serve(
 def register(app: typer.Typer) -> None:
     app.command()(server)
     app.command()(serve)
+    # Every argument goes to Prefect as it is (its --help included).
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                  "help_option_names": []})(prefect)

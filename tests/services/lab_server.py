@@ -62,11 +62,15 @@ class Server:
 
     @contextmanager
     def client(self):
-        """A Prefect client of this server, in the test's process."""
+        """A Prefect client of this server, in the test's process (with its auth string, if it has one)."""
         from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+        auth = Path(self.env["MEA_PIPELINE_HOME"]) / "auth_string"
+        updates = {PREFECT_API_URL: self.api_url}
+        if auth.is_file():
+            updates[PREFECT_API_AUTH_STRING] = auth.read_text().strip()
+        with temporary_settings(updates=updates), get_client(sync_client=True) as client:
             yield client
 
 
@@ -86,11 +90,11 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @contextmanager
-def running_server(folder: Path, database_url: str | None = None):
+def running_server(folder: Path, database_url: str | None = None, *extra_args: str):
     """``mea-pipeline server`` on a free port of 127.0.0.1 with its own homes; stopped afterwards."""
     folder.mkdir(parents=True, exist_ok=True)
     server = Server(folder, free_port())
-    args = ["mea-pipeline", "server", "--host", "127.0.0.1", "--port", server.port]
+    args = ["mea-pipeline", "server", "--host", "127.0.0.1", "--port", server.port, *extra_args]
     if database_url:
         args += ["--database-url", database_url]
     process = server.start(*args, log=server.log)
