@@ -29,10 +29,12 @@ kernel (the volume goes in as a batch of two overlapping time slabs, so torch di
 batched kernel the module uses for its cube batches; a batch of one takes another code path)
 and the batch-norm function ``BatchNorm3d`` calls in eval mode, with the module's statistics,
 so the pooled features equal the module's bit for bit on CPU (a unit test checks it). Only
-conv2 onward is reorganised, into float32 matrix products that sum in another order: with the
-lab's weights the result stays within 0.8e-5 of the cube path on noisy and synthetic unit
-eimages (1.1e-5 on a -80 ADC blob in noise of std 3), the cube path itself being 0.4-0.8e-5
-from float64 in those layers; with the packaged default weights, within 2e-6.
+conv2 onward is reorganised into matrix products that sum in another order. conv2, which reads
+those large activations, runs in float64 (about 15 % of the dense time): in float32 its summing
+order alone put the result 1.5e-5 from the cube path on an AVX-512 machine (MKL's kernels differ
+by CPU; 0.8e-5 on an AVX2 one). conv3 onward stay float32. With the lab's weights the result is
+within 0.8e-5 of the cube path on noisy and synthetic unit eimages, the cube path itself being up
+to 1.1e-5 from float64; with the packaged default weights, within 2e-6.
 
 Non-finite eimages are rejected (:class:`~mea_pipeline.errors.InputError`) by both: a NaN
 would poison neighbouring cubes in the dense form (0 x NaN is NaN in a masked tap) but not in
@@ -263,11 +265,16 @@ def _dense_head(features: torch.Tensor, layers) -> torch.Tensor:
     """
     n = features.shape[1]
     out = features.new_empty(n, 1)
-    buffers = [features.new_empty(min(n, CHUNK_CUBES), w.shape[1]) for w, _ in layers[:-1]]
+    (first_weight, first_bias), hidden = layers[0], layers[1:-1]
+    first_weight, first_bias = first_weight.double(), first_bias.double()
+    buffers = [features.new_empty(min(n, CHUNK_CUBES), w.shape[1]) for w, _ in hidden]
     for start in range(0, n, CHUNK_CUBES):
         x = features[:, start:start + CHUNK_CUBES].T
         rows = x.shape[0]
-        for (weight, bias), buffer in zip(layers[:-1], buffers):
+        # conv2 in float64: it sums 128 pooled activations of thousands (see the module's notes),
+        # where a float32 product's summing order alone moves a probability by 1e-5.
+        x = torch.relu_(torch.addmm(first_bias, x.double(), first_weight).float())
+        for (weight, bias), buffer in zip(hidden, buffers):
             x = torch.relu_(torch.addmm(bias, x, weight, out=buffer[:rows]))
         weight, bias = layers[-1]
         torch.sigmoid_(torch.addmm(bias, x, weight, out=out[start:start + rows]))
