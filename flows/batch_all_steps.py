@@ -15,6 +15,7 @@ next to the outputs) and every recording reads that snapshot.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from mea_pipeline.steps import REGISTRY
 
 from mea_pipeline.flows.batch_report import BatchProgress, counts, one_line_per_failure, report, say
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
+from mea_pipeline.flows.morning_report import prepare_report, send_report
 from mea_pipeline.flows.process_recording import counts_line, process_recording
 from mea_pipeline.flows.recording_guard import guarded, skipped_row
 from mea_pipeline.flows.run_labels import batch_run_name, label_batch_run
@@ -176,6 +178,7 @@ def batch_all_steps(
     plan, config, options = checked.plan, checked.config, checked.plan.options
     recording_tags = label_batch_run(options)
     prepare_server(options.raw_reads)
+    report_to = prepare_report(options.report_webhook) if reports_can_be_sent(options, logger) else None
     if plan.decisions and options.via_deployment:
         check_deployment(options.via_deployment, logger)
     if plan.to_run and any("sheet" in step.reads for step in REGISTRY.select(options.steps, config.enabled_steps)):
@@ -192,7 +195,21 @@ def batch_all_steps(
                 progress.finished(skipped_row(logger, position, decision.recording, decision.reason))
         for run in runs:
             progress.finished(run.result(raise_on_failure=False))
-    return report(progress.summary(options), logger)
+    summary = progress.summary(options)
+    state = report(summary, logger)
+    if report_to:
+        send_report(summary, options, config_file, report_to)
+    return state
+
+
+def reports_can_be_sent(options: BatchOptions, logger) -> bool:
+    """A report needs a lab server: a temporary one (no ``mea-pipeline server`` running) stops with
+    the command, before its automations could send anything."""
+    if options.report_webhook and not os.environ.get("PREFECT_API_URL"):
+        logger.warning("report_webhook: no report is sent: the report goes out through the lab's server, and this "
+                       "batch runs on a temporary one (start `mea-pipeline server`)")
+        return False
+    return bool(options.report_webhook)
 
 
 def plan_and_check(options: BatchOptions, config: PipelineConfig, logger) -> CheckedBatch:

@@ -58,6 +58,10 @@ class BatchOptions:
         ``<flow>/<deployment>`` of the per-recording flow on a work pool (e.g.
         ``process_recording/workers``): each recording becomes a flow run of that deployment,
         which a Prefect worker claims and runs, instead of running in the batch's process.
+    report_webhook : str or None
+        ``http(s)://`` address that gets the batch's report when it ends (counts, each failed
+        recording with its reason, the UI link, the rerun command) as Slack-compatible JSON
+        (``{"text": ...}``), sent by the Prefect server; None sends nothing.
     """
 
     csv: str | None = None
@@ -75,6 +79,7 @@ class BatchOptions:
     scan_roots: tuple[str, ...] | None = None
     dask_address: str | None = None
     via_deployment: str | None = None
+    report_webhook: str | None = None
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides) -> "BatchOptions":
@@ -114,6 +119,9 @@ class BatchOptions:
         if self.via_deployment and self.dask_address:
             raise InputError(f"{prefix}--via-deployment and --dask-address both choose where recordings run: "
                              "give one of them")
+        if self.report_webhook is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", str(self.report_webhook)):
+            raise InputError(f"{prefix}report_webhook {self.report_webhook!r}: give the address the report is "
+                             "posted to, e.g. https://hooks.slack.com/services/...")
         for key in ("start", "end", "concurrency", "raw_reads"):
             value = getattr(self, key)
             if key == "end" and value is None:
