@@ -22,7 +22,7 @@ from mea_pipeline.config import PipelineConfig, RecordingInputs
 from mea_pipeline.runner import STEP_WARNING, output_summary, stopped_by_time_limit
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.tasks.preflight import recording_preflight
-from mea_pipeline.tasks.qc import qc_report
+from mea_pipeline.tasks.qc import publish_qc, qc_report
 from mea_pipeline.tasks.steps import step_task
 
 CACHE_FOLDER = ".prefect-cache"
@@ -107,7 +107,9 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
                 # In the run's log and UI; the terminal shows step warnings once, in the summary (run_log).
                 logger.warning(f"{step.name}: {warning}", extra={STEP_WARNING: True})
     qc = qc_report.with_options(result_storage=cache_folder(recording))(recording, return_state=True)
-    if not qc.is_completed():
+    if qc.is_completed():  # drawn now or cached: shown on this run either way
+        publish_qc(qc.result())
+    else:
         # The science is committed; a figure that cannot be drawn is reported, not fatal.
         logger.warning(f"QC report of {recording.recording_id} failed: {qc.message}")
     return {"recording_id": recording.recording_id, **output_summary(recording.output_path),
@@ -115,9 +117,13 @@ def process_recording(recording: RecordingInputs, config: PipelineConfig, steps:
 
 
 def counts_line(summary: dict) -> str:
-    """``Units: 6, Steps: 11 (computed: dsgc, nwb_export; 9 cached)``: what a finished run did."""
+    """``Units: 6, Steps: 11 (computed: <step>, <step>; 9 cached)``: what a finished run did."""
     line = f"Units: {summary['n_units']}, Steps: {len(summary['completed_steps'])}"
     if "computed" not in summary:  # a worker's run: its result stays with the worker
         return line
-    computed = ", ".join(summary["computed"]) or "none"
-    return f"{line} (computed: {computed}; {len(summary['cached'])} cached)"
+    computed, cached = summary["computed"], summary["cached"]
+    if not cached:
+        return f"{line} (all computed)"
+    if not computed:
+        return f"{line} (all cached)"
+    return f"{line} (computed: {', '.join(computed)}; {len(cached)} cached)"

@@ -2,7 +2,8 @@
 
 The figures are PNG files next to the output (:mod:`mea_pipeline.qc.report`); the artifact shows
 them (embedded, so the UI needs no access to the output folder) with the recording's key numbers.
-It is created only when the report is drawn, not on cached reruns.
+The task draws (or, cached, skips drawing); :func:`publish_qc` then shows the report on the
+recording's run every time, a rerun whose figures come from the cache included.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from mea_pipeline.config import RecordingInputs
-from mea_pipeline.qc.report import cached_report, report_folder, report_key, write_report
+from mea_pipeline.qc.report import cached_report, report_key, write_report
 
 from .caching import storage_folder
 
@@ -59,7 +60,11 @@ def markdown(manifest: dict) -> str:
 @task(name="qc_report", task_run_name="qc_report-{recording.recording_id}", cache_key_fn=qc_cache_key,
       persist_result=True, description="QC figures (PNG next to the output) and key numbers of a recording")
 def qc_report(recording: RecordingInputs) -> dict:
-    manifest = write_report(recording.output_path)
-    create_markdown_artifact(key=artifact_key(recording.recording_id), markdown=markdown(manifest),
-                             description=f"QC of {recording.recording_id}")
-    return {"folder": str(report_folder(recording.output_path)), "numbers": manifest["numbers"]}
+    """The report's manifest (figures, numbers, folder), drawn now."""
+    return write_report(recording.output_path)
+
+
+def publish_qc(manifest: dict) -> None:
+    """The report as a markdown artifact of the current run (figures embedded from its folder)."""
+    create_markdown_artifact(key=artifact_key(manifest["recording_id"]), markdown=markdown(manifest),
+                             description=f"QC of {manifest['recording_id']}")

@@ -76,13 +76,23 @@ def rerun(finished, recording, config=None):
     return task_states(state)
 
 
+def qc_artifacts(flow_state) -> list:
+    """The QC markdown artifacts of a recording's run."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_state.state_details.flow_run_id])))
+                if a.type == "markdown"]
+
+
 def test_seed_workflow_start_end_then_full_then_overwrite(dataset, tmp_path, capsys, body_calls):
     # Steps 1-9: the row selection, skip and overwrite logic is the same for every step, and the
     # `finished` batch below runs all 11.
     steps = ("--steps", "1-9")
     assert batch(dataset, tmp_path, "--start", "0", "--end", "2", "--debug", *steps) == 0
     out = capsys.readouterr().out
-    assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and "Steps: 9" in out
+    assert "[1/2] " in out and "[2/2] " in out and "Units: " in out and "Steps: 9 (all computed)" in out
     assert re.search(r"^In the UI: http://127\.0\.0\.1:\d+/runs/flow-run/[0-9a-f-]{36}$", out, re.MULTILINE)
     assert "2 successful, 0 skipped, 0 failed" in out
     assert batch(dataset, tmp_path, *steps) == 0
@@ -120,6 +130,15 @@ def test_batch_runs_are_named_by_trigger_time_and_source_and_every_run_carries_t
     assert names[0] != names[1]
 
 
+def test_a_finished_recordings_line_says_which_steps_were_computed():
+    from mea_pipeline.flows.process_recording import counts_line
+
+    done = {"n_units": 6, "completed_steps": ["a", "b", "c"]}
+    assert counts_line(done | {"computed": ["c"], "cached": ["a", "b"]}) == "Units: 6, Steps: 3 (computed: c; 2 cached)"
+    assert counts_line(done | {"computed": [], "cached": ["a", "b", "c"]}) == "Units: 6, Steps: 3 (all cached)"
+    assert counts_line(done) == "Units: 6, Steps: 3"  # a worker's run: the batch reads only the file
+
+
 def test_script_entry_point(dataset, tmp_path, prefect_server):
     env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()}
     result = subprocess.run(
@@ -150,10 +169,14 @@ def test_each_recording_run_holds_its_own_step_lines(finished):
     assert set(found) == wanted
 
 
-def test_rerun_of_finished_recording_is_all_cached(finished, body_calls):
-    states = rerun(finished, finished["recordings"][0])
-    assert states == {name: "Cached" for name in ALL_STEPS | {"qc_report"}} | {"preflight": "Completed"}
+def test_rerun_of_finished_recording_is_all_cached_and_still_shows_its_qc(finished, body_calls):
+    recording = finished["recordings"][0]
+    state = process_recording(recording, finished["config"], return_state=True)
+    assert task_states(state) == {name: "Cached" for name in ALL_STEPS | {"qc_report"}} | {"preflight": "Completed"}
     assert body_calls == []
+    [qc] = qc_artifacts(state)  # the figures come from the cache, the report is on this run too
+    assert qc.key == f"qc-{recording.recording_id.lower().replace('.', '-')}"
+    assert qc.data.count("](data:image/png;base64,") == 4
 
 
 def test_recheck_of_finished_batch_runs_no_step_body(dataset, finished, body_calls, capsys):

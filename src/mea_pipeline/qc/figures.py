@@ -7,19 +7,42 @@ be drawn from several threads.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
-MAX_PANELS = 16   # units shown in a per-unit figure
-PANEL_IN = 1.6    # inches per panel
+MAX_PANELS = 16    # units shown in a per-unit figure
+PANEL_IN = 2.0     # inches per panel
+MIN_WIDTH_IN = 6.4  # a figure of one or two units still has room for its title
+TITLE_PT = 9
+CHARS_PER_IN = 13  # of a TITLE_PT title: where its lines are wrapped
 
 
-def grid(n: int, polar: bool = False) -> tuple[Figure, list]:
-    """A figure of ``n`` square panels (polar with ``polar``) in a near-square grid, and its axes."""
+def grid(n: int, title: str, polar: bool = False) -> tuple[Figure, list]:
+    """A figure of ``n`` square panels (polar with ``polar``) in a near-square grid under ``title``, and its axes.
+
+    The title is wrapped to the figure's width, so constrained layout keeps it whole.
+    """
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(cols * PANEL_IN, rows * PANEL_IN + 0.4), layout="constrained")
+    width = max(cols * PANEL_IN, MIN_WIDTH_IN)
+    lines = textwrap.wrap(title, int(width * CHARS_PER_IN))
+    fig = Figure(figsize=(width, rows * PANEL_IN + 0.2 * len(lines) + 0.2), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, subplot_kw={"projection": "polar"} if polar else None).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
+    fig.suptitle("\n".join(lines), fontsize=TITLE_PT)
     return fig, list(axes[:n])
+
+
+def colour_scale(fig: Figure, image, ax, label: str | None = None) -> None:
+    """A small colour bar beside one panel: the image's values, readable without the data."""
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02)
+    bar.locator = MaxNLocator(4)  # a square-root scale would otherwise crowd its small values
+    bar.update_ticks()
+    bar.ax.tick_params(labelsize=6, length=2)
+    if label:
+        bar.set_label(label, fontsize=6)

@@ -221,7 +221,8 @@ def qc_figure(h5):
     if not results:
         return None
     shown = sorted(sorted(results, key=lambda u: -results[u].dsi_vector)[:MAX_PANELS])
-    fig, axes = grid(len(shown), polar=True)
+    fig, axes = grid(len(shown), f"spikes per bar direction, mean over trials ({movie}; 0 deg = right, 90 deg = "
+                                 "down; the outer ring is the unit's largest count)", polar=True)
     for ax, unit in zip(axes, shown):
         found = results[unit]
         angles = np.deg2rad(np.append(found.direction_list, found.direction_list[0]))
@@ -232,8 +233,9 @@ def qc_figure(h5):
         ax.set_theta_direction(-1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{unit} DSI {found.dsi_vector:.2f} p {found.p_value:.3f}", fontsize=6)
-    fig.suptitle(f"spikes per bar direction ({movie}; 0 deg = right, 90 deg = down)", fontsize=8)
+        ax.set_ylim(0, max(np.nanmax(counts), 1e-9))
+        ax.set_title(f"{unit} DSI {found.dsi_vector:.2f} p {found.p_value:.3f}\nmax {np.nanmax(counts):.1f} spikes",
+                     fontsize=7)
     return fig
 
 

@@ -254,7 +254,7 @@ def rf_figure(h5):
     """Each unit's STA of the first measured movie at its peak frame, with the 2-sigma ellipse of its unblurred fit."""
     from matplotlib.patches import Ellipse
 
-    from ..qc.figures import MAX_PANELS, grid
+    from ..qc.figures import MAX_PANELS, colour_scale, grid
 
     movie = next(iter(rf_movies(h5)), None)
     if movie is None:
@@ -268,21 +268,22 @@ def rf_figure(h5):
     if not r2:
         return None
     shown = sorted(sorted(r2, key=lambda u: -r2[u])[:MAX_PANELS])
-    fig, axes = grid(len(shown))
+    fig, axes = grid(len(shown), f"STA at its peak frame (minus the first 10 frames' mean) and the 2-sigma RF "
+                                 f"ellipse of its unblurred Gaussian fit ({movie})")
     for ax, unit in zip(axes, shown):
         sta = dense_noise_sta.sta(h5, unit, movie)
         centered = sta - sta[:10].mean(axis=0)
         frame = int(np.argmax(np.abs(centered).reshape(len(centered), -1).max(axis=1)))
         limit = np.abs(centered[frame]).max() or 1.0
-        ax.imshow(centered[frame], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="upper")
+        image = ax.imshow(centered[frame], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="upper")
+        colour_scale(fig, image, ax)
         # Image axes (origin upper): the angle turns +column toward +row, as orientation_deg does.
         ax.add_patch(Ellipse((value(unit, "center_x"), value(unit, "center_y")), 4 * value(unit, "sigma_major"),
                              4 * value(unit, "sigma_minor"), angle=value(unit, "orientation_deg"), fill=False,
                              color="k", lw=0.8))
-        ax.set_title(f"{unit} R2 {r2[unit]:.2f}", fontsize=7)
+        ax.set_title(f"{unit} R2 {r2[unit]:.2f}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"STA at its peak frame and the 2-sigma RF ellipse ({movie})", fontsize=8)
     return fig
 
 

@@ -91,7 +91,9 @@ def run(ctx: StepContext, p: SomaGeometryParams) -> dict:
 
 def eimage_figure(h5):
     """Trough depth of the strongest units' eimages, soma centre (+) and half-max footprint."""
-    from ..qc.figures import MAX_PANELS, grid
+    from matplotlib.colors import PowerNorm
+
+    from ..qc.figures import MAX_PANELS, colour_scale, grid
 
     depth = {}
     for unit in load_recording.unit_ids(h5):
@@ -106,17 +108,21 @@ def eimage_figure(h5):
     if not depth:
         return None
     shown = sorted(depth, key=lambda u: -np.nanmax(depth[u]))[:MAX_PANELS]
-    fig, axes = grid(len(shown))
+    fig, axes = grid(len(shown), "eimage trough depth below the noise floor (ADC counts, square-root colour scale; "
+                                 "axis 1 down, axis 2 right), soma + and half-max footprint")
     for ax, unit in zip(axes, sorted(shown)):
-        ax.imshow(depth[unit], cmap="magma", origin="upper")
+        # White where nothing is, and a square-root scale, so the faint axon trail shows beside the soma.
+        image = ax.imshow(depth[unit], cmap="magma_r", norm=PowerNorm(0.5, vmin=0, vmax=max(np.nanmax(depth[unit]), 1)),
+                          origin="upper")
+        colour_scale(fig, image, ax)
         diff = h5[DIFF_MAP.at(unit=unit)][()]
         if np.isfinite(diff).any() and np.nanmax(diff) > 0:
-            ax.contour(diff, levels=[0.5 * np.nanmax(diff)], colors="cyan", linewidths=0.6)
-        ax.plot(h5[CENTER_COL.at(unit=unit)][()], h5[CENTER_ROW.at(unit=unit)][()], "+", color="cyan", ms=8)
-        ax.set_title(unit, fontsize=7)
+            ax.contour(diff, levels=[0.5 * np.nanmax(diff)], colors="tab:cyan", linewidths=0.8)
+        ax.plot(h5[CENTER_COL.at(unit=unit)][()], h5[CENTER_ROW.at(unit=unit)][()], "+", color="tab:cyan", ms=9,
+                mew=1.5)
+        ax.set_title(unit, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("eimage trough depth (axis 1 down, axis 2 right), soma + and half-max footprint", fontsize=8)
     return fig
 
 
