@@ -40,7 +40,7 @@ from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_
 from mea_pipeline.flows.morning_report import prepare_report, send_report
 from mea_pipeline.flows.process_recording import counts_line, process_recording
 from mea_pipeline.flows.recording_guard import guarded, skipped_row
-from mea_pipeline.flows.run_labels import batch_run_name, label_batch_run
+from mea_pipeline.flows.run_labels import batch_run_name, label_batch_run, link_rerun
 from mea_pipeline.flows.server_setup import prepare_server
 from mea_pipeline.tasks.preflight import preflight
 
@@ -181,6 +181,10 @@ def batch_all_steps(
     report_to = prepare_report(options.report_webhook) if reports_can_be_sent(options, logger) else None
     if plan.decisions and options.via_deployment:
         check_deployment(options.via_deployment, logger)
+    if options.only_failed and plan.to_run:
+        reruns = link_rerun([recording.recording_id for recording in plan.to_run])
+        if reruns:
+            say(logger, f"reruns the failures of: {'; '.join(reruns)}")
     if plan.to_run and any("sheet" in step.reads for step in REGISTRY.select(options.steps, config.enabled_steps)):
         config = sheet_snapshot(config, options.output)
 

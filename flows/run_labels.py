@@ -7,7 +7,9 @@ never share a name) and which recordings it reads (the CSV or the scanned folder
 rows). The name a run gets when it starts knows only what started it and when; once the batch
 options are resolved (``[batch]`` of the config file included) the run is renamed with its
 source, and tagged with it. Every run, the recording runs included, carries the project tag
-``mea-pipeline`` and its batch's trigger, so a tag filter shows them all.
+``mea-pipeline`` and its batch's trigger, so a tag filter shows them all. A batch that reruns
+failed recordings (``only_failed``: the rerun-failed deployment) and the batches where those
+recordings last failed tag each other (``rerun-of:<name>``, ``rerun-in:<name>``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
@@ -73,6 +76,44 @@ def label_batch_run(options: BatchOptions) -> list[str]:
         client.update_flow_run(run.id, name=name, tags=tags)
     run.name, run.tags = name, tags
     return trigger_tags(trigger_of(tags))
+
+
+RERUN_LINKS_MAX = 50  # recordings looked up when linking a rerun to the batches it reruns
+
+
+def link_rerun(recording_ids: list[str]) -> list[str]:
+    """Tag this rerun and the batch runs where ``recording_ids`` last failed with each other's
+    names; returns those batches' names (oldest first)."""
+    from prefect.client.schemas.filters import FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    run = FlowRunContext.get().flow_run
+    names = [f"rec-{rid}" for rid in recording_ids[:RERUN_LINKS_MAX]]
+    if not names:
+        return []
+    with get_client(sync_client=True) as client:
+        failed = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names), state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED]))),
+            sort=FlowRunSort.START_TIME_DESC)
+        latest = {}
+        for recording_run in failed:  # newest first: the last failure of each recording
+            latest.setdefault(recording_run.name, recording_run)
+        batches = {}
+        for recording_run in latest.values():
+            if recording_run.parent_task_run_id is None:
+                continue
+            parent = client.read_task_run(recording_run.parent_task_run_id).flow_run_id
+            if parent and parent != run.id and parent not in batches:
+                batches[parent] = client.read_flow_run(parent)
+        for batch in batches.values():
+            client.update_flow_run(batch.id, tags=sorted(set(batch.tags) | {f"rerun-in:{run.name}"}))
+        ordered = sorted(batches.values(), key=lambda b: b.start_time or b.expected_start_time)
+        tags = sorted(set(run.tags) | {f"rerun-of:{batch.name}" for batch in ordered})
+        client.update_flow_run(run.id, tags=tags)
+    run.tags = tags
+    return [batch.name for batch in ordered]
 
 
 def summary_key(run_name: str) -> str:

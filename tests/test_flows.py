@@ -363,6 +363,14 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
             time.sleep(1)
     assert sum(str(bad) in line for line in logs) == 1, logs
     assert not any("result={" in line or "NoneType: None" in line for line in logs), logs
+    # Rerunning the failed one links the two batches (it fails again: the file is still damaged).
+    assert batch(dataset | {"mapping_csv": csv}, tmp_path / "out", "--only-failed", "--steps", "1-5") == 1
+    rerun_out = capsys.readouterr().out
+    rerun_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", rerun_out, re.MULTILINE)[1]
+    with get_client(sync_client=True) as client:
+        first, again = client.read_flow_run(batch_id), client.read_flow_run(rerun_id)
+    assert f"reruns the failures of: {first.name}" in rerun_out
+    assert f"rerun-of:{first.name}" in again.tags and f"rerun-in:{again.name}" in first.tags
 
 
 def test_resume_adds_the_steps_a_file_lacks(dataset, tmp_path, prefect_server, capsys):

@@ -15,7 +15,7 @@ import time
 import pandas as pd
 import pytest
 
-from lab_server import flow_run_id, stop, subflow_runs, task_run_states, write_config
+from lab_server import batch_run, flow_run_id, stop, subflow_runs, task_run_states, write_config
 from mea_pipeline.store import OutputFile
 from mea_pipeline.synth import SynthSpec
 from mea_pipeline.synth.dataset import write_recording
@@ -71,8 +71,8 @@ def served(mea_server, lab):
 
 
 def run_deployment(server, name: str):
-    """``prefect deployment run NAME --watch``; the finished flow run."""
-    result = server.run("prefect", "deployment", "run", name, "--watch", "--watch-timeout", "600")
+    """``mea-pipeline prefect deployment run NAME --watch``, as the README writes it; the finished flow run."""
+    result = server.run("mea-pipeline", "prefect", "deployment", "run", name, "--watch", "--watch-timeout", "600")
     assert "UUID:" in result.stdout, result.stdout + result.stderr
     with server.client() as client:
         return client.read_flow_run(flow_run_id(result.stdout))
@@ -95,6 +95,9 @@ def test_rerun_failed_reruns_only_the_failed_recording_from_its_failed_step(mea_
     assert run.state.is_completed(), run.state.message
     assert run.state.message == "1 successful, 0 skipped"
     with mea_server.client() as client:
+        failed_batch = batch_run(client, lab["second"].stdout)  # where B failed: the two name each other
+        assert f"rerun-of:{failed_batch.name}" in run.tags and f"rerun-in:{run.name}" in failed_batch.tags
+        assert {"mea-pipeline", "trigger:rerun-failed"} <= set(run.tags)
         subflows = subflow_runs(client, run.id)
         assert list(subflows) == [f"rec-{lab['b']}"]
         states = task_run_states(client, subflows[f"rec-{lab['b']}"].id)
