@@ -35,7 +35,7 @@ from mea_pipeline.runner import StepFailed, output_summary, recorded_warnings, u
 from mea_pipeline.sheet.source import resolve_sheet
 from mea_pipeline.steps import REGISTRY
 
-from mea_pipeline.flows.batch_report import BatchProgress, counts, one_line_per_failure, report, say
+from mea_pipeline.flows.batch_report import BatchProgress, counts, report, say
 from mea_pipeline.flows.dispatch import check_deployment, recorded_failure, run_on_deployment
 from mea_pipeline.flows.morning_report import prepare_report, send_report
 from mea_pipeline.flows.process_recording import counts_line, process_recording
@@ -43,6 +43,7 @@ from mea_pipeline.flows.recording_guard import guarded, skipped_row
 from mea_pipeline.flows.run_labels import batch_run_name, label_batch_run, link_rerun
 from mea_pipeline.flows.server_setup import prepare_server
 from mea_pipeline.tasks.preflight import preflight
+from mea_pipeline.tasks.quiet_logs import say_each_failure_once
 
 
 @task(name="recording", task_run_name="recording-{decision.recording.recording_id}")
@@ -168,7 +169,7 @@ def batch_all_steps(
     pre-flighted by the command line (the other parameters then only name the run).
     """
     logger = get_run_logger()
-    one_line_per_failure()
+    say_each_failure_once()
     if checked is None:
         options = BatchOptions.load(
             config_file, csv=csv, output=output, start=start, end=end, overwrite=overwrite, steps=steps,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from pathlib import Path
 
@@ -23,25 +22,6 @@ def say(logger, line: str) -> None:
     """A progress line on the terminal (as the lab's script prints it) and in the run's logs."""
     print(line, flush=True)
     logger.info(line)
-
-
-class _ReturnedFailure(logging.Filter):
-    """Drops Prefect's ``Task run failed with state: Failed(..., result={...})`` line (and its stray
-    ``NoneType: None``, logged with ``exc_info`` and no exception): a recording task that returns
-    a Failed state has its reason in its ``Finished in state Failed('...')`` line already."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Task run failed with state: ")
-
-
-_RETURNED_FAILURE = _ReturnedFailure()
-
-
-def one_line_per_failure() -> None:
-    """Install the filter on Prefect's task-run logger (once per process)."""
-    logger = logging.getLogger("prefect.task_runs")
-    if _RETURNED_FAILURE not in logger.filters:
-        logger.addFilter(_RETURNED_FAILURE)
 
 
 def counts(path: Path) -> dict:

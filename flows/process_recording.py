@@ -23,6 +23,7 @@ from mea_pipeline.runner import STEP_WARNING, output_summary, stopped_by_time_li
 from mea_pipeline.steps import REGISTRY
 from mea_pipeline.tasks.preflight import recording_preflight
 from mea_pipeline.tasks.qc import publish_qc, qc_report
+from mea_pipeline.tasks.quiet_logs import say_each_failure_once
 from mea_pipeline.tasks.steps import step_task
 
 CACHE_FOLDER = ".prefect-cache"
@@ -80,6 +81,7 @@ def recording_logger():
 def process_recording(recording: RecordingInputs, config: PipelineConfig, steps: str | None = None,
                       force: bool = False) -> dict:
     logger = recording_logger()
+    say_each_failure_once()
     # Checked here, in the recording's own run: a refused recording is a red run of its own in the UI.
     recording_preflight(recording, config, steps)
     selected = REGISTRY.select(steps, config.enabled_steps)

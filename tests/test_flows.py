@@ -363,6 +363,14 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
             time.sleep(1)
     assert sum(str(bad) in line for line in logs) == 1, logs
     assert not any("result={" in line or "NoneType: None" in line for line in logs), logs
+    # The refused recording's own run says it without the engine's traceback, once per run and task.
+    from prefect.client.schemas.filters import LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))]
+    assert not any("Traceback" in line for line in logs), logs
+    assert sum(str(bad) in line for line in logs) <= 2, logs
     # Rerunning the failed one links the two batches (it fails again: the file is still damaged).
     assert batch(dataset | {"mapping_csv": csv}, tmp_path / "out", "--only-failed", "--steps", "1-5") == 1
     rerun_out = capsys.readouterr().out
