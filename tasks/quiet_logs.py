@@ -9,7 +9,9 @@ last with a traceback. Two kinds carry nothing the "Finished in state" line does
 * a recording refused by its pre-flight check is a check's verdict, not a crash: its traceback
   shows only Prefect's engine.
 
-A step that raises keeps its traceback: that is where a step's own error is found.
+A step that raises keeps its traceback: that is where a step's own error is found. And a task
+that ends well says nothing: the recording's run logs one line per step (done in, or cached),
+which Prefect's "Finished in state Completed()" of every task would otherwise double.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import logging
 from .preflight import PreflightFailed
 
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+FINISHED_WELL = ("Finished in state Completed(", "Finished in state Cached(")
 
 
 class _Repeats(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if str(record.msg).startswith("Task run failed with state: "):
+        message = str(record.msg)
+        if message.startswith("Task run failed with state: "):
+            return False
+        if record.name == "prefect.task_runs" and message.startswith(FINISHED_WELL):
             return False
         refused = record.exc_info and isinstance(record.exc_info[1], PreflightFailed)
         return not refused
