@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -64,6 +65,13 @@ class BatchProgress:
         }
 
 
+def without_folders(message: str) -> str:
+    """A message with each absolute path cut to its file name: the table's cells do not wrap a
+    path, and the folder is in the run's state message and log. (A folder whose name holds a space
+is cut only after it: where a path ends is not known then.)"""
+    return re.sub(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:]+[/\\])+(?=[^\s/\\:]+)", "", message)
+
+
 def artifact_description(summary: dict) -> str:
     """The counts first: the artifacts list shows the description beside each batch's key."""
     return (f"{summary['failed']} failed, {summary['success']} successful, {summary['skipped']} skipped "
@@ -88,8 +96,8 @@ def report(summary: dict, logger) -> State:
     create_table_artifact(
         key=summary_key(FlowRunContext.get().flow_run.name),
         # The message last: it is the long column, and the UI cuts the table at its right edge.
-        table=[{k: r.get(k, "") for k in ("recording_id", "status", "failed_step", "seconds", "n_units", "n_steps",
-                                            "message")} for r in rows],
+        table=[{k: r.get(k, "") for k in ("recording_id", "status", "failed_step", "seconds", "n_units", "n_steps")}
+               | {"message": without_folders(r.get("message", ""))} for r in rows],
         description=artifact_description(summary),
     )
     if not summary["failed"]:

@@ -139,6 +139,13 @@ def test_a_finished_recordings_line_says_which_steps_were_computed():
     assert counts_line(done) == "Units: 6, Steps: 3"  # a worker's run: the batch reads only the file
 
 
+def test_the_summary_table_shows_file_names_where_the_message_has_paths():
+    from mea_pipeline.flows.batch_report import without_folders
+
+    assert without_folders("/data/2024/a_b/x-.cmtr: truncated; see C:\\lab\\m.npy, 1/2 done") == \
+        "x-.cmtr: truncated; see m.npy, 1/2 done"
+
+
 def test_script_entry_point(dataset, tmp_path, prefect_server):
     env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()}
     result = subprocess.run(
