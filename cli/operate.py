@@ -41,7 +41,7 @@ def prefect(context: typer.Context):
     """Run Prefect's own command line against the server `mea-pipeline server` runs (its address
     and auth string), e.g. `mea-pipeline prefect deployment run 'batch_all_steps/rerun-failed'`."""
     url = local_server.connect()
-    if not url:
+    if not url and not set(context.args) & {"--help", "-h"}:
         raise PipelineError(f"no mea-pipeline server answers (none recorded in {local_server.server_file()}): "
                             "start one with `mea-pipeline server`, or set PREFECT_API_URL")
     os.execv(sys.executable, [sys.executable, "-m", "prefect", *context.args])

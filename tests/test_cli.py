@@ -130,6 +130,8 @@ def test_help_shows_every_option_text_whole():
     command = typer.main.get_command(app)
     checked = 0
     for name, sub in command.commands.items():
+        if name == "prefect":
+            continue  # every argument goes to Prefect's own command line, --help included
         result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "400"})
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())

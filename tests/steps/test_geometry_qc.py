@@ -15,7 +15,11 @@ def output(processed):
 
 
 def visible_panels(fig) -> int:
-    return sum(ax.get_visible() for ax in fig.axes)
+    """Unit panels shown (each titled with its unit); each must have its colour bar beside it."""
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    panels = sum(bool(ax.get_title()) for ax in shown)
+    assert len(shown) - panels == panels, "a panel without its colour bar"
+    return panels
 
 
 def test_soma_geometry_draws_the_eimages_with_their_soma(output, processed):
@@ -25,7 +29,7 @@ def test_soma_geometry_draws_the_eimages_with_their_soma(output, processed):
     units = [u["unit_id"] for u in processed["truth"]["units"] if not u["silent"]]
     assert fig is not None and visible_panels(fig) == min(len(units), 16)
     # Each panel: the trough-depth image, the soma's + at the stored centre and the footprint contour.
-    ax = next(ax for ax in fig.axes if ax.get_visible())
+    ax = next(ax for ax in fig.axes if ax.get_visible() and ax.get_title())
     geometry = output[f"units/{ax.get_title()}/features/eimage_sta/geometry"]
     (marker,) = ax.lines
     assert list(marker.get_xdata()) == [geometry["center_col"][()]]
