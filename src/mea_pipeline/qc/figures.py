@@ -20,7 +20,8 @@ CHARS_PER_IN = 13  # of a TITLE_PT title: where its lines are wrapped
 
 
 def grid(n: int, title: str, polar: bool = False) -> tuple[Figure, list]:
-    """A figure of ``n`` square panels (polar with ``polar``) in a near-square grid under ``title``, and its axes.
+    """A figure of ``n`` square panels (polar with ``polar``, without ticks) in a near-square grid
+    under ``title``, and its axes.
 
     The title is wrapped to the figure's width, so constrained layout keeps it whole.
     """
@@ -32,11 +33,14 @@ def grid(n: int, title: str, polar: bool = False) -> tuple[Figure, list]:
     axes = fig.subplots(rows, cols, squeeze=False, subplot_kw={"projection": "polar"} if polar else None).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
+    for ax in axes[:n]:  # the panels are images and polar plots: the title and colour bar give the scale
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.suptitle("\n".join(lines), fontsize=TITLE_PT)
     return fig, list(axes[:n])
 
 
-def colour_scale(fig: Figure, image, ax, label: str | None = None) -> None:
+def colour_scale(fig: Figure, image, ax) -> None:
     """A small colour bar beside one panel: the image's values, readable without the data."""
     from matplotlib.ticker import MaxNLocator
 
@@ -44,5 +48,3 @@ def colour_scale(fig: Figure, image, ax, label: str | None = None) -> None:
     bar.locator = MaxNLocator(4)  # a square-root scale would otherwise crowd its small values
     bar.update_ticks()
     bar.ax.tick_params(labelsize=6, length=2)
-    if label:
-        bar.set_label(label, fontsize=6)

@@ -20,7 +20,7 @@ from ..store import OutputFile
 
 VERSION = "3"  # bump when a figure changes, so reports are redrawn
 MANIFEST = "qc.json"
-DPI = 100  # a figure of three panels columns is 640 px wide
+DPI = 100  # the narrowest grid figure (6.4 in) is 640 px wide
 
 
 def sources(registry: Registry = REGISTRY) -> list[str]:

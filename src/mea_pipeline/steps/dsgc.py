@@ -231,11 +231,9 @@ def qc_figure(h5):
         ax.fill(angles, counts, alpha=0.2, color="tab:purple")
         # Screen angles: 90 deg = toward +row = down, so the polar axes run clockwise.
         ax.set_theta_direction(-1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylim(0, max(np.nanmax(counts), 1e-9))
-        ax.set_title(f"{unit} DSI {found.dsi_vector:.2f} p {found.p_value:.3f}\nmax {np.nanmax(counts):.1f} spikes",
-                     fontsize=7)
+        peak = np.nanmax(counts)
+        ax.set_ylim(0, max(peak, 1e-9))
+        ax.set_title(f"{unit} DSI {found.dsi_vector:.2f} p {found.p_value:.3f}\nmax {peak:.1f} spikes", fontsize=7)
     return fig
 
 

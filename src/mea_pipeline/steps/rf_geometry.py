@@ -282,8 +282,6 @@ def rf_figure(h5):
                              4 * value(unit, "sigma_minor"), angle=value(unit, "orientation_deg"), fill=False,
                              color="k", lw=0.8))
         ax.set_title(f"{unit} R2 {r2[unit]:.2f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
     return fig
 
 

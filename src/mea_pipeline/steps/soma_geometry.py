@@ -121,8 +121,6 @@ def eimage_figure(h5):
         ax.plot(h5[CENTER_COL.at(unit=unit)][()], h5[CENTER_ROW.at(unit=unit)][()], "+", color="tab:cyan", ms=9,
                 mew=1.5)
         ax.set_title(unit, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
     return fig
 
 
