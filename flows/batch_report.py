@@ -67,15 +67,20 @@ class BatchProgress:
 
 def without_folders(message: str) -> str:
     """A message with each absolute path cut to its file name: the table's cells do not wrap a
-    path, and the folder is in the run's state message and log. (A folder whose name holds a space
-is cut only after it: where a path ends is not known then.)"""
+    path, and the folder is in the run's state message and log. (A folder whose name holds a
+    space is cut only after it: where a path ends is not known then.)"""
     return re.sub(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:]+[/\\])+(?=[^\s/\\:]+)", "", message)
+
+
+def failures_first(summary: dict) -> str:
+    """``1 failed, 2 successful, 0 skipped (of 3)``: the counts as the artifact and the report lead with them."""
+    return (f"{summary['failed']} failed, {summary['success']} successful, {summary['skipped']} skipped "
+            f"(of {summary['total']})")
 
 
 def artifact_description(summary: dict) -> str:
     """The counts first: the artifacts list shows the description beside each batch's key."""
-    return (f"{summary['failed']} failed, {summary['success']} successful, {summary['skipped']} skipped "
-            f"(of {summary['total']}) in {summary['seconds']:.1f} s: {FlowRunContext.get().flow_run.name}")
+    return f"{failures_first(summary)} in {summary['seconds']:.1f} s: {FlowRunContext.get().flow_run.name}"
 
 
 def report(summary: dict, logger) -> State:

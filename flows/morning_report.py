@@ -27,12 +27,11 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.utilities.urls import url_for
 
 from mea_pipeline.batch_options import BatchOptions
-from mea_pipeline.flows.run_labels import trigger_of
+from mea_pipeline.flows.batch_report import failures_first
 
 REPORT_EVENT = "mea-pipeline.batch.finished"
 REPORT_LABEL = "mea-pipeline.report"
 FAILURES_SHOWN = 10
-DEPLOYMENT_TRIGGERS = ("nightly", "rerun-failed", "manual")
 
 
 def destination(webhook: str) -> str:
@@ -45,16 +44,15 @@ def destination(webhook: str) -> str:
 def prepare_report(webhook: str) -> str:
     """The block and automation that send reports to ``webhook`` (created once per address)."""
     name = destination(webhook)
-    block_name = f"mea-pipeline-report-{name}"
+    block_name, automation_name = f"mea-pipeline-report-{name}", f"mea-pipeline: batch report to {name}"
     with get_client(sync_client=True) as client:
-        automations = client.read_automations_by_name(f"mea-pipeline: batch report to {name}")
-    if automations:
-        return name
+        if client.read_automations_by_name(automation_name):
+            return name
     block = CustomWebhookNotificationBlock(name=block_name, url=webhook,
                                            json_data={"text": "{{subject}}\n{{body}}"})
     block_id = block.save(block_name, overwrite=True)
     Automation(
-        name=f"mea-pipeline: batch report to {name}",
+        name=automation_name,
         description=f"Each batch's report, posted to {urlsplit(webhook).hostname} as {{\"text\": ...}}",
         trigger=EventTrigger(
             expect={REPORT_EVENT},
@@ -70,12 +68,10 @@ def prepare_report(webhook: str) -> str:
 
 def report_message(summary: dict, run_name: str, ui_link: str | None, rerun: str) -> tuple[str, str]:
     """Subject and body of a batch's report."""
-    counts = (f"{summary['failed']} failed, {summary['success']} successful, {summary['skipped']} skipped "
-              f"(of {summary['total']})")
     subject = f"mea-pipeline {run_name}: " + (f"{summary['failed']} of {summary['total']} failed"
                                               if summary["failed"] else "no failure")
     failed = [r for r in summary["recordings"] if r["status"] == "failed"]
-    lines = [f"{counts} in {summary['seconds']:.0f} s"]
+    lines = [f"{failures_first(summary)} in {summary['seconds']:.0f} s"]
     lines += [f"FAILED {r['recording_id']} at {r.get('failed_step') or '?'}: {r.get('message', '')}"
               for r in failed[:FAILURES_SHOWN]]
     if len(failed) > FAILURES_SHOWN:
@@ -87,9 +83,10 @@ def report_message(summary: dict, run_name: str, ui_link: str | None, rerun: str
     return subject, "\n".join(lines)
 
 
-def rerun_command(options: BatchOptions, trigger: str, config_file: str | None) -> str:
-    """What reruns exactly the failed recordings of this batch, from their failed steps."""
-    if trigger in DEPLOYMENT_TRIGGERS:
+def rerun_command(options: BatchOptions, from_deployment: bool, config_file: str | None) -> str:
+    """What reruns exactly the failed recordings of this batch, from their failed steps: the
+    rerun-failed deployment for a batch a deployment started, else the command line."""
+    if from_deployment:
         return "mea-pipeline prefect deployment run 'batch_all_steps/rerun-failed'"
     source = f"--config {shlex.quote(config_file)}" if config_file else \
         f"--csv {shlex.quote(str(options.csv))} --output {shlex.quote(options.output)}"
@@ -100,7 +97,7 @@ def send_report(summary: dict, options: BatchOptions, config_file: str | None, n
     """Emit the event the automation for ``name`` turns into the report."""
     run = FlowRunContext.get().flow_run
     subject, body = report_message(summary, run.name, url_for("flow-run", obj_id=run.id),
-                                   rerun_command(options, trigger_of(run.tags), config_file))
+                                   rerun_command(options, run.deployment_id is not None, config_file))
     emit_event(event=REPORT_EVENT,
                resource={"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.name": run.name,
                          REPORT_LABEL: name},

@@ -1,8 +1,9 @@
 """Per-recording subflow: its pre-flight check, the selected steps in order, each a cached Prefect
 task, then the QC report.
 
-A refused pre-flight check fails this flow with the reason before any step runs; a failing step fails this flow with the step's error as its message; the steps before it have
-already been committed to the output file. A recording whose selected steps read raw files
+A refused pre-flight check fails this flow with the reason before any step runs; a failing step
+fails this flow with the step's error as its message; the steps before it have already been
+committed to the output file. A recording whose selected steps read raw files
 holds one slot of the ``mea-raw-reads`` global concurrency limit while it runs, so at most that
 many recordings read the (network) drives at once, across every batch sharing the server.
 """

@@ -14,7 +14,6 @@ recordings last failed tag each other (``rerun-of:<name>``, ``rerun-in:<name>``)
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -23,6 +22,7 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 from mea_pipeline.batch_options import BatchOptions
+from mea_pipeline.tasks.artifact_keys import artifact_key
 
 PROJECT_TAG = "mea-pipeline"
 TRIGGER_PREFIX = "trigger:"
@@ -36,13 +36,15 @@ def trigger_tags(trigger: str) -> list[str]:
 
 def source_tags(options: BatchOptions) -> list[str]:
     """Tags naming the batch's recordings: the CSV (or the scanned folders) and the rows."""
-    return [_source(options).replace(" ", ":", 1), f"rows:{_rows(options)}"]
+    kind, name = _source(options)
+    return [f"{kind}:{name}", f"rows:{_rows(options)}"]
 
 
-def _source(options: BatchOptions) -> str:
+def _source(options: BatchOptions) -> tuple[str, str]:
+    """What the batch reads its recordings from: ``("csv", file name)`` or ``("scan", folders)``."""
     if options.scan_roots:
-        return "scan " + ",".join(Path(root).name for root in options.scan_roots)
-    return f"csv {Path(options.csv).name}" if options.csv else "csv ?"
+        return "scan", ",".join(Path(root).name for root in options.scan_roots)
+    return "csv", Path(options.csv).name if options.csv else "?"
 
 
 def _rows(options: BatchOptions) -> str:
@@ -69,8 +71,7 @@ def label_batch_run(options: BatchOptions) -> list[str]:
     recording runs get (the project and the trigger, so a tag filter finds them all)."""
     context = FlowRunContext.get()
     run = context.flow_run
-    source = _source(options).split(" ", 1)[1]
-    name = f"{trigger_of(run.tags)} {_due()} {source} rows {_rows(options)}"
+    name = f"{trigger_of(run.tags)} {_due()} {_source(options)[1]} rows {_rows(options)}"
     tags = sorted(set(run.tags) | set(source_tags(options)) | {PROJECT_TAG})
     with get_client(sync_client=True) as client:
         client.update_flow_run(run.id, name=name, tags=tags)
@@ -119,7 +120,6 @@ def link_rerun(recording_ids: list[str]) -> list[str]:
 def summary_key(run_name: str) -> str:
     """The key of a batch run's summary artifact: one per run (``batch-summary-nightly-2026-12-07-020000-...``).
 
-    Artifact keys hold lowercase letters, digits and dashes only.
+    The time's colons are dropped, not turned into dashes: ``02:00:00`` reads ``020000``.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", run_name.lower().replace(":", "")).strip("-")
-    return f"{SUMMARY_KEY}-{slug}"[:200].rstrip("-")
+    return artifact_key(SUMMARY_KEY, run_name.replace(":", ""))[:200].rstrip("-")

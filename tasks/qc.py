@@ -9,7 +9,6 @@ recording's run every time, a rerun whose figures come from the cache included.
 from __future__ import annotations
 
 import base64
-import re
 from pathlib import Path
 
 from prefect import task
@@ -18,15 +17,11 @@ from prefect.artifacts import create_markdown_artifact
 from mea_pipeline.config import RecordingInputs
 from mea_pipeline.qc.report import cached_report, report_key, write_report
 
+from .artifact_keys import artifact_key
 from .caching import storage_folder
 
 NUMBER_LABELS = {"units": "units", "spikes": "spikes", "rfs_fitted": "RFs fitted", "axons_tracked": "axons tracked",
                  "onh": "ONH (x = col, y = row)", "dsgc_sectioned": "DSGC units", "dsgc_p_below_0_05": "DSGC p < 0.05"}
-
-
-def artifact_key(recording_id: str) -> str:
-    """Artifact keys are lowercase letters, digits and dashes."""
-    return "qc-" + re.sub(r"[^a-z0-9]+", "-", recording_id.lower()).strip("-")
 
 
 def qc_cache_key(context, parameters: dict) -> str | None:
@@ -66,5 +61,5 @@ def qc_report(recording: RecordingInputs) -> dict:
 
 def publish_qc(manifest: dict) -> None:
     """The report as a markdown artifact of the current run (figures embedded from its folder)."""
-    create_markdown_artifact(key=artifact_key(manifest["recording_id"]), markdown=markdown(manifest),
+    create_markdown_artifact(key=artifact_key("qc", manifest["recording_id"]), markdown=markdown(manifest),
                              description=f"QC of {manifest['recording_id']}")

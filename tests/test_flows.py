@@ -49,6 +49,11 @@ def batch(dataset, output, *args) -> int:
                  "--config", str(dataset["config_file"]), *args])
 
 
+def ui_run_id(out: str) -> str:
+    """The flow run a command printed as its ``In the UI: <url>`` line."""
+    return re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", out, re.MULTILINE)[1]
+
+
 def task_states(flow_state) -> dict[str, str]:
     """Final state name of each task run of the flow run (the server records them shortly after)."""
     deadline = time.monotonic() + 60
@@ -112,7 +117,7 @@ def test_batch_runs_are_named_by_trigger_time_and_source_and_every_run_carries_t
     names = []
     for _ in range(2):  # two batches over the same rows, as a lab may start them on one day
         assert batch(dataset, tmp_path, "--end", "1", "--steps", "1-2", "--overwrite") == 0
-        run_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", capsys.readouterr().out, re.MULTILINE)[1]
+        run_id = ui_run_id(capsys.readouterr().out)
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(run_id)
             assert re.fullmatch(r"cli \d{4}-\d\d-\d\d \d\d:\d\d:\d\d mapping\.csv rows 0-1", run.name), run.name
@@ -356,7 +361,7 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     # The batch's task of that recording says why once: no repr of its state, no stray traceback.
     from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId, TaskRunFilter, TaskRunFilterName
 
-    batch_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", out, re.MULTILINE)[1]
+    batch_id = ui_run_id(out)
     deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
         [task_run] = client.read_task_runs(
@@ -381,7 +386,7 @@ def test_corrupt_cmtr_fails_alone(dataset, tmp_path, prefect_server, capsys):
     # Rerunning the failed one links the two batches (it fails again: the file is still damaged).
     assert batch(dataset | {"mapping_csv": csv}, tmp_path / "out", "--only-failed", "--steps", "1-5") == 1
     rerun_out = capsys.readouterr().out
-    rerun_id = re.search(r"^In the UI: \S+/flow-run/([0-9a-f-]{36})$", rerun_out, re.MULTILINE)[1]
+    rerun_id = ui_run_id(rerun_out)
     with get_client(sync_client=True) as client:
         first, again = client.read_flow_run(batch_id), client.read_flow_run(rerun_id)
     assert f"reruns the failures of: {first.name}" in rerun_out

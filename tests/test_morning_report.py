@@ -35,12 +35,12 @@ def test_a_clean_batch_reports_no_failure_and_a_long_list_is_cut():
     assert "... and 3 more" in body
 
 
-def test_the_rerun_command_follows_what_started_the_batch():
+def test_the_rerun_command_follows_whether_a_deployment_started_the_batch():
     options = BatchOptions(csv="/data/map ping.csv", output="/out")
-    assert rerun_command(options, "nightly", "/data/p.toml") == \
+    assert rerun_command(options, True, "/data/p.toml") == \
         "mea-pipeline prefect deployment run 'batch_all_steps/rerun-failed'"
-    assert rerun_command(options, "cli", "/data/p.toml") == "mea-pipeline batch --config /data/p.toml --only-failed"
-    assert rerun_command(options, "cli", None) == \
+    assert rerun_command(options, False, "/data/p.toml") == "mea-pipeline batch --config /data/p.toml --only-failed"
+    assert rerun_command(options, False, None) == \
         "mea-pipeline batch --csv '/data/map ping.csv' --output /out --only-failed"
 
 
