@@ -77,7 +77,6 @@ class AtomicUpdate:
         self.tmp_path.unlink(missing_ok=True)
 
 
-
 def remove_stale_temporaries(folder: Path, pattern: str) -> None:
     """Remove the temporary files matching ``pattern`` (``...tmp-<pid>``) that no live process
     is writing: those a killed or earlier process of this one left behind."""
